@@ -1,0 +1,159 @@
+"""Building blocks shared by both UNets, named as the official checkpoints name them.
+
+Video tensors inside the diffusion net use the "(b f) c h w" layout (batch-major, frames
+inner), exactly like the official code after its `rearrange`, so every per-frame op is a
+plain 2D op and only the few frame-pooled norms need to know the frame count.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """diffusers' `Timesteps(dim, flip_sin_to_cos=True, freq_shift=0)`: [cos | sin], in fp32."""
+    half = dim // 2
+    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    angles = t.float()[:, None] * torch.exp(exponent)[None, :]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+class TimestepEmbedding(nn.Module):
+    def __init__(self, in_dim: int, dim: int):
+        super().__init__()
+        self.linear_1 = nn.Linear(in_dim, dim)
+        self.linear_2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+def group_norm(norm: nn.GroupNorm, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+    """GroupNorm per image, or with statistics pooled over the `frames` of each clip.
+
+    Pooling reproduces `nn.GroupNorm` applied to a 5-D [b, c, f, h, w] tensor, which is what
+    the official diffusion net does when `use_inflated_groupnorm` is false.
+    """
+    if frames is None:
+        return norm(x)
+    n, c, h, w = x.shape
+    pooled = x.reshape(n // frames, frames, c, h, w).transpose(1, 2)
+    pooled = F.group_norm(pooled, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return pooled.transpose(1, 2).reshape(n, c, h, w)
+
+
+class ResnetBlock(nn.Module):
+    """diffusers ResnetBlock2D (also the official ResnetBlock3D, applied per frame)."""
+
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int, eps: float,
+                 pool_frames: bool = False):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.time_emb_proj = nn.Linear(temb_ch, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+        self.pool_frames = pool_frames
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """x: [N, C, h, w]; temb: [N or N/frames, T]; frames set for video inputs."""
+        pool = frames if self.pool_frames else None
+        h = self.conv1(F.silu(group_norm(self.norm1, x, pool)))
+        t = self.time_emb_proj(F.silu(temb))
+        if t.shape[0] != h.shape[0]:  # one embedding per clip, shared by its frames
+            t = t.repeat_interleave(h.shape[0] // t.shape[0], dim=0)
+        h = h + t[:, :, None, None]
+        h = self.conv2(F.silu(group_norm(self.norm2, h, pool)))
+        if self.conv_shortcut is not None:
+            x = self.conv_shortcut(x)
+        return x + h
+
+
+class Downsample(nn.Module):
+    def __init__(self, ch: int, padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=padding)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x, size=None):
+        dtype = x.dtype
+        if dtype == torch.bfloat16:  # nearest upsampling in bf16 is not supported everywhere
+            x = x.float()
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest") if size is None else \
+            F.interpolate(x, size=size, mode="nearest")
+        return self.conv(x.to(dtype))
+
+
+class Attention(nn.Module):
+    """Multi-head softmax attention (diffusers `Attention` keys), computed with SDPA."""
+
+    def __init__(self, query_dim: int, heads: int, dim_head: int, context_dim: int | None = None,
+                 out_dim: int | None = None):
+        super().__init__()
+        inner = heads * dim_head
+        context_dim = context_dim or query_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(inner, out_dim or query_dim), nn.Dropout(0.0)])
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        out = sdpa(self.to_q(x), self.to_k(context), self.to_v(context), self.heads)
+        return self.to_out[0](out)
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """[N, L, heads*d] projections -> [N, L, heads*d] attention output."""
+    n, lq, inner = q.shape
+    d = inner // heads
+    q = q.view(n, lq, heads, d).transpose(1, 2)
+    k = k.view(n, -1, heads, d).transpose(1, 2)
+    v = v.view(n, -1, heads, d).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v)
+    return out.transpose(1, 2).reshape(n, lq, inner)
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim: int, inner: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, inner * 2)
+
+    def forward(self, x):
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """diffusers FeedForward with GEGLU: keys `net.0.proj` and `net.2`."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.net = nn.ModuleList([GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)])
+
+    def forward(self, x):
+        return self.net[2](self.net[0](x))
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, h, w] -> [N, h*w, C] (row-major over y, x)."""
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+
+
+def from_tokens(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    n, _, c = x.shape
+    return x.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()

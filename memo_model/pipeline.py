@@ -1,0 +1,193 @@
+"""`MemoPipeline`: reference image + face embedding + audio features + emotion -> video frames.
+
+Clip by clip, exactly as the official inference: the reference net reads [reference, past
+frames]; the diffusion net denoises 16 frames with flow-matching Euler steps and CFG; the last
+frames become the next clip's past frames and the temporal memory carries over. Everything
+that would make one clip depend on earlier calls lives in `MemoState`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .loading import MemoNetworks, load_networks, resolve_dtype
+from .projections import NUM_EMOTIONS
+from .state import MemoState
+from .vae import DiffusersVae, VaeCodec
+
+UNCONDITIONAL_EMOTION = NUM_EMOTIONS  # the "null" row of every emotion embedding table
+
+
+@dataclass
+class MemoOutput:
+    frames: torch.Tensor   # [T, H, W, 3] float32 in [0, 1], CPU
+    state: MemoState
+
+
+def flow_match_schedule(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlowMatchEulerDiscreteScheduler's default schedule: timesteps linspace(1000, 1), sigmas t/1000 + [0]."""
+    import numpy as np
+
+    sigmas = torch.from_numpy(np.linspace(1000.0, 1.0, steps) / 1000.0).to(torch.float32)
+    return sigmas * 1000.0, torch.cat([sigmas, torch.zeros(1)])
+
+
+def guided_euler_step(latents: torch.Tensor, velocity: torch.Tensor, guidance_scale: float,
+                      sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    """CFG (rows [uncond, cond] when guidance is on) then one flow-matching Euler step in fp32."""
+    if guidance_scale > 1.0:
+        v_uncond, v_cond = velocity.chunk(2)
+        velocity = v_uncond + guidance_scale * (v_cond - v_uncond)
+    return (latents.float() + (sigma_next - sigma).to(velocity.device) * velocity).to(velocity.dtype)
+
+
+def clip_emotion(labels: torch.Tensor) -> int:
+    """Most frequent label of a clip; ties go to the smallest label (CPU `torch.mode`)."""
+    return int(torch.bincount(labels.to(torch.long), minlength=NUM_EMOTIONS).argmax())
+
+
+def _pad_to_clips(x: torch.Tensor, frames_per_clip: int) -> torch.Tensor:
+    extra = (-len(x)) % frames_per_clip
+    return torch.cat([x, x[-1:].expand(extra, *x.shape[1:])]) if extra else x
+
+
+class MemoPipeline:
+    def __init__(self, networks: MemoNetworks, vae: VaeCodec):
+        self.networks = networks
+        self.vae = vae
+
+    @classmethod
+    def from_pretrained(cls, memo_dir, vae_dir, device="cpu", dtype=torch.float32, vae_dtype=None) -> "MemoPipeline":
+        networks = load_networks(memo_dir, dtype=dtype, device=device)
+        vae = DiffusersVae.from_pretrained(vae_dir, dtype=vae_dtype or dtype, device=device)
+        return cls(networks, vae)
+
+    def _check_inputs(self, reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames):
+        if reference.dim() != 4 or reference.shape[:2] != (1, 3):
+            raise ValueError(f"reference must be [1, 3, H, W] in [-1, 1], got {tuple(reference.shape)}")
+        h, w = reference.shape[-2:]
+        if h % 8 or w % 8:
+            raise ValueError(f"reference size {w}x{h}: width and height must be multiples of 8")
+        dim = self.networks.image_proj.proj.in_features
+        if tuple(face_embedding.shape) != (1, dim):
+            raise ValueError(f"face_embedding must be [1, {dim}], got {tuple(face_embedding.shape)}")
+        cfg = self.networks.audio_proj.cfg
+        want = (cfg.seq_len, cfg.blocks, cfg.channels)
+        if audio_features.dim() != 4 or tuple(audio_features.shape[1:]) != want or len(audio_features) == 0:
+            raise ValueError(f"audio_features must be [T, {', '.join(map(str, want))}] with T >= 1 "
+                             f"(wav2vec window features for these weights), got {tuple(audio_features.shape)}")
+        if emotion.dim() != 1 or len(emotion) != len(audio_features):
+            raise ValueError(f"emotion must be [T] labels with T = {len(audio_features)}, got {tuple(emotion.shape)}")
+        if len(emotion) and (int(emotion.min()) < 0 or int(emotion.max()) >= NUM_EMOTIONS):
+            raise ValueError(f"emotion labels must be in 0..{NUM_EMOTIONS - 1}")
+        if frames_per_clip < 1 or past_frames < 1:
+            raise ValueError("frames_per_clip and past_frames must be >= 1")
+
+    def _encode_stack(self, reference: torch.Tensor, past: torch.Tensor, from_reference: bool,
+                      cache: dict) -> torch.Tensor:
+        """Latents of [reference, past frames] for the reference net.
+
+        The official pipeline encodes all 1 + P frames of every clip one by one; the reference
+        frame never changes within a call, and on the first clip the past frames are the
+        reference itself, so those are encoded once and reused.
+        """
+        nets = self.networks
+        renorm = min(float(reference.min()), float(past.min())) >= 0  # official VaeImageProcessor quirk:
+        if renorm:                                                     # a stack without negatives is re-normalised
+            reference, past = reference * 2 - 1, past * 2 - 1
+        key = ("ref", renorm)
+        if key not in cache:
+            cache[key] = self.vae.encode(reference).to(nets.device, nets.dtype)
+        ref_latent = cache[key]
+        past_latents = ref_latent.expand(len(past), -1, -1, -1) if from_reference else \
+            self.vae.encode(past).to(nets.device, nets.dtype)
+        return torch.cat([ref_latent, past_latents])
+
+    @torch.no_grad()
+    def generate(self, reference: torch.Tensor, face_embedding: torch.Tensor, audio_features: torch.Tensor,
+                 emotion: torch.Tensor, num_inference_steps: int = 20, guidance_scale: float = 3.5,
+                 seed: int = 42, frames_per_clip: int = 16, past_frames: int = 16,
+                 initial_past_frames: int = 16, state: MemoState | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 on_clip: Callable[[int, torch.Tensor], None] | None = None,
+                 keep_frames: bool = True) -> MemoOutput:
+        """Generate len(audio_features) frames. With `state`, continue a video (the seed is then
+        ignored: the noise stream continues from the state's RNG). `progress(done, total)` runs
+        after every denoising step and may raise to cancel; `on_clip(index, frames [F,H,W,3])`
+        gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming)."""
+        self._check_inputs(reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames)
+        nets = self.networks
+        device, dtype = nets.device, nets.dtype
+        use_cfg = guidance_scale > 1.0
+        batch = 2 if use_cfg else 1
+        height, width = reference.shape[-2:]
+        settings = {"height": int(height), "width": int(width), "past_frames": int(past_frames),
+                    "cfg": use_cfg, "weights": nets.fingerprint}
+
+        total_frames = len(audio_features)
+        features = _pad_to_clips(audio_features, frames_per_clip)
+        labels = _pad_to_clips(emotion.cpu(), frames_per_clip)
+        num_clips = len(features) // frames_per_clip
+        generator = torch.Generator("cpu")
+        reference = reference.to(torch.float32).cpu()
+        latent_cache: dict = {}
+        if state is None:
+            generator.manual_seed(int(seed))
+            history = reference.expand(initial_past_frames, -1, -1, -1)
+            memory, clip_index = None, 0
+        else:
+            state.check_compatible(settings)
+            generator.set_state(state.rng_state)
+            history, clip_index = state.past_frames, state.clip_index
+            memory = state.to(device).memory
+
+        face = face_embedding.to(device, dtype)
+        face_tokens = nets.image_proj(face)
+        if use_cfg:
+            face_tokens = torch.cat([nets.image_proj(torch.zeros_like(face)), face_tokens])
+        timesteps, sigmas = flow_match_schedule(num_inference_steps)
+        latent_size = (height // 8, width // 8)
+        steps_total = num_clips * num_inference_steps
+        frames_out = []
+
+        for k in range(num_clips):
+            window = slice(k * frames_per_clip, (k + 1) * frames_per_clip)
+            noise = torch.randn((1, 4, frames_per_clip, *latent_size), generator=generator, dtype=torch.float32)
+            past = history[-past_frames:] if clip_index else history
+            ref_latents = self._encode_stack(reference, past, from_reference=not clip_index and state is None,
+                                             cache=latent_cache)
+            features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens)
+            clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, memory if clip_index else None)
+
+            audio = nets.audio_proj(features[window][None].to(device, dtype))
+            if use_cfg:
+                audio = torch.cat([torch.zeros_like(audio), audio])
+            label = clip_emotion(labels[window])
+            emotions = torch.tensor([UNCONDITIONAL_EMOTION, label] if use_cfg else [label], device=device)
+
+            latents = noise.to(device, dtype)
+            for i, t in enumerate(timesteps):
+                model_in = latents.repeat(batch, 1, 1, 1, 1)
+                v = nets.diffusion_net(model_in, t.to(device), face_tokens, audio, emotions, clip,
+                                       uncond_rows=frames_per_clip if use_cfg else 0)
+                latents = guided_euler_step(latents, v, guidance_scale, sigmas[i], sigmas[i + 1])
+                if progress is not None:
+                    progress(k * num_inference_steps + i + 1, steps_total)
+
+            frames = self.vae.decode(latents[0].transpose(0, 1)).float().cpu()  # [F, 3, H, W] in [0, 1]
+            memory, clip_index = clip.memory, clip_index + 1
+            history = torch.cat([history, frames * 2 - 1])[-max(past_frames, initial_past_frames):]
+            shown = frames[: max(0, total_frames - k * frames_per_clip)].permute(0, 2, 3, 1).contiguous()
+            if on_clip is not None:
+                on_clip(clip_index - 1, shown)
+            if keep_frames:
+                frames_out.append(shown)
+
+        out_state = MemoState(past_frames=history[-past_frames:].clone(), memory=memory,
+                              rng_state=generator.get_state(), clip_index=clip_index, settings=settings,
+                              finished=total_frames % frames_per_clip != 0)
+        video = torch.cat(frames_out) if frames_out else torch.zeros(0, height, width, 3)
+        return MemoOutput(frames=video, state=out_state)

@@ -1,0 +1,35 @@
+"""Shared fixtures: where the golden data lives, deterministic torch settings."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEMO_SHARED_DIR", REPO_ROOT.parent / "shared"))
+PARITY = SHARED / "parity"
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """The official golden data; tests that need it skip cleanly when it is absent."""
+    if not PARITY.is_dir():
+        pytest.skip(f"golden data not found at {PARITY}")
+    return PARITY
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random MEMO checkpoint (variant A) plus a tiny VAE in `vae/`, official layout."""
+    from memo_model.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("memo_tiny"), size="tiny", variant="A", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_checkpoint):
+    from memo_model import MemoPipeline
+
+    return MemoPipeline.from_pretrained(tiny_checkpoint, tiny_checkpoint / "vae")
+
