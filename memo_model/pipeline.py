@@ -155,9 +155,10 @@ class MemoPipeline:
 
         for k in range(num_clips):
             window = slice(k * frames_per_clip, (k + 1) * frames_per_clip)
-            noise = torch.randn((1, 4, frames_per_clip, *latent_size), generator=generator, dtype=torch.float32)
+            # drawn on the CPU in the network dtype, as the official `randn_tensor` does (bf16 draws differ)
+            noise = torch.randn((1, 4, frames_per_clip, *latent_size), generator=generator, dtype=dtype)
             past = history[-past_frames:] if clip_index else history
-            ref_latents = self._encode_stack(reference, past, from_reference=not clip_index and state is None,
+            ref_latents = self._encode_stack(reference, past, from_reference=clip_index == 0,
                                              cache=latent_cache)
             features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens)
             clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, memory if clip_index else None)
