@@ -54,13 +54,14 @@ def run_one(size: str, res: int, steps: int, clips: int, threads: int, ckpt_root
     pipe.generate(*random_inputs(16, size=res, seed=1, size_name=size), num_inference_steps=1)  # warm-up
     for key in seconds:
         seconds[key] = 0.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     pipe.generate(*inputs, num_inference_steps=steps, guidance_scale=3.5, seed=42)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {
         "config": f"{size}:{res}:{steps}", "size": size, "height": res, "width": res, "clips": clips,
         "steps": steps, "threads": threads, "seconds_total": round(total, 3),
-        "seconds_per_frame": round(total / frames, 4),
+        "seconds_per_frame": round(total / frames, 4), "cpu_seconds": round(cpu, 3),
+        "load_average_1min": round(__import__("os").getloadavg()[0], 2),
         **{f"seconds_per_frame_{k}": round(v / frames, 4) for k, v in seconds.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
