@@ -1,0 +1,320 @@
+"""The render job: streaming clip by clip, exact length, atomic output, crash + resume."""
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from memo_model.render import RenderSettings, render_video, resume_dir_for
+from memo_model.state import MemoState
+from memo_model.video import partial_path, probe_video, read_frames, to_uint8
+
+H = W = 32
+FPC = 4           # frames per clip (small, so there are many clips)
+SR = 16000
+
+
+class FakePipeline:
+    """Honours the MemoPipeline contract with cheap deterministic frames.
+
+    A frame depends on the seed/RNG stream (one draw per clip), the clip's audio features and
+    emotion, and the previous frame (carried in ``state.past_frames``), so a wrong slice, a
+    lost state or a reordered clip changes the picture. Chunked calls equal one call.
+    """
+
+    def __init__(self, fingerprint="fake-weights"):
+        self.networks = SimpleNamespace(fingerprint=fingerprint, dtype=torch.float32,
+                                        device=torch.device("cpu"))
+        self.vae = SimpleNamespace(fingerprint="fake-vae")
+        self.calls = []
+
+    def generate(self, reference, face_embedding, audio_features, emotion,
+                 num_inference_steps=20, guidance_scale=3.5, seed=42, frames_per_clip=16,
+                 past_frames=16, initial_past_frames=16, state=None, progress=None,
+                 on_clip=None):
+        total = len(audio_features)
+        n_clips = -(-total // frames_per_clip)
+        self.calls.append(total)
+        gen = torch.Generator()
+        if state is None:
+            gen.manual_seed(int(seed))
+            prev, clip_index = reference[0].clone(), 0
+        else:
+            gen.set_state(state.rng_state)
+            prev, clip_index = state.past_frames[-1].clone(), state.clip_index
+        h, w = reference.shape[-2:]
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        pad = n_clips * frames_per_clip - total
+        feats = torch.cat([audio_features, audio_features[-1:].expand(pad, *audio_features.shape[1:])])
+        emo = torch.cat([emotion, emotion[-1:].expand(pad)])
+        frames = []
+        for k in range(n_clips):
+            phase = torch.rand(3, generator=gen) * 6.28
+            for i in range(frames_per_clip):
+                j = k * frames_per_clip + i
+                a = float(feats[j].mean()) + 0.3 * int(emo[j]) + guidance_scale
+                wave = torch.stack([torch.sin(3.14 * (xx + 0.5 * yy) + phase[c] + a) for c in range(3)])
+                img = (0.7 * wave + 0.3 * prev).clamp(-1, 1) + 0.01 * float(face_embedding.sum())
+                frames.append(img)
+                prev = img
+            for s in range(num_inference_steps):
+                if progress is not None:
+                    progress(k * num_inference_steps + s + 1, n_clips * num_inference_steps)
+            clip_index += 1
+        stack = torch.stack(frames)                                    # [T',3,H,W] in [-1,1]
+        out_frames = ((stack[:total] + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+        new_state = MemoState(past_frames=stack[-past_frames:].clone(), memory={},
+                              rng_state=gen.get_state(), clip_index=clip_index,
+                              settings={"weights": self.networks.fingerprint})
+        return SimpleNamespace(frames=out_frames, state=new_state)
+
+
+def make_inputs(num_frames, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    padded = math.ceil(num_frames / FPC) * FPC
+    n_samples = math.floor(num_frames / 30 * SR) - 7        # -> ceil(seconds*30) == num_frames
+    t = np.arange(n_samples) / SR
+    return dict(
+        reference=torch.rand(1, 3, H, W, generator=g) * 2 - 1,
+        face_embedding=torch.randn(1, 512, generator=g),
+        audio_features=torch.randn(padded, 5, 12, 8, generator=g),
+        num_frames=num_frames,
+        emotion=torch.randint(0, 9, (padded,), generator=g),
+        audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
+        sample_rate=SR,
+    )
+
+
+SETTINGS = RenderSettings(steps=2, frames_per_clip=FPC, past_frames=FPC, initial_past_frames=FPC,
+                          clips_per_segment=2, preset="ultrafast")
+
+
+def decoded(path):
+    return np.stack(list(read_frames(path)))
+
+
+@pytest.mark.parametrize("num_frames", [16, 17, 30])
+def test_streams_exact_length_and_content(tmp_path, num_frames):
+    inputs = make_inputs(num_frames)
+    pipe = FakePipeline()
+    out = tmp_path / "out.mp4"
+    seen = []
+    result = render_video(pipe, output=out, settings=SETTINGS, progress=seen.append, **inputs)
+    n_clips = math.ceil(num_frames / FPC)
+    assert result.num_clips == n_clips and result.resumed_clips == 0
+    assert pipe.calls == [FPC] * n_clips                 # one clip per call, padded features
+    info = probe_video(out)
+    assert info.num_frames == num_frames == math.ceil(len(inputs["audio"]) / SR * 30)
+    assert abs(info.audio_seconds - len(inputs["audio"]) / SR) <= 1024 / SR
+    # the chunked render shows what one uninterrupted call produces (up to H.264 loss)
+    whole = FakePipeline().generate(inputs["reference"], inputs["face_embedding"],
+                                    inputs["audio_features"], inputs["emotion"],
+                                    num_inference_steps=2, frames_per_clip=FPC, past_frames=FPC)
+    expected = to_uint8(whole.frames[:num_frames]).astype(np.float32)
+    got = decoded(out).astype(np.float32)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).mean() < 6.0
+    errs = np.abs(got[:, None] - expected[None]).mean(axis=(2, 3, 4))
+    assert (errs.argmin(axis=1) == np.arange(num_frames)).all()
+    # progress: every step of every clip, in order, ending at 100 %
+    assert [(p.clip, p.step) for p in seen] == [(c, s) for c in range(n_clips) for s in (1, 2)]
+    assert seen[-1].fraction == 1.0
+    assert not resume_dir_for(out).exists() and not partial_path(out).exists()
+
+
+def test_paste_back_and_odd_size(tmp_path):
+    inputs = make_inputs(8)
+
+    def paste_back(frames):          # into a 45x37 canvas at (3, 5)
+        canvas = torch.full((len(frames), 37, 45, 3), 0.25)
+        canvas[:, 3:3 + H, 5:5 + W] = frames
+        return canvas
+
+    render_video(FakePipeline(), output=tmp_path / "p.mp4", settings=SETTINGS,
+                 paste_back=paste_back, **inputs)
+    info = probe_video(tmp_path / "p.mp4")
+    assert (info.width, info.height, info.num_frames) == (46, 38, 8)
+    frame = decoded(tmp_path / "p.mp4")[0].astype(np.float32)
+    assert abs(frame[30:36, 40:44].mean() - 63) < 4          # the 0.25 background
+    assert abs(frame[3:3 + H, 5:5 + W].mean() - 63) > 5      # the generated face area
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(clip):
+    def progress(p):
+        if p.clip == clip and p.step == 1:
+            raise Crash(f"crash in clip {clip}")
+    return progress
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])     # mid-segment and right after a segment
+def test_resume_after_crash_is_identical(tmp_path, k):
+    inputs = make_inputs(23)                     # 6 clips of 4, last one partial
+    reference = tmp_path / "ref.mp4"
+    render_video(FakePipeline(), output=reference, settings=SETTINGS, **inputs)
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                     progress=crash_at(k), **inputs)
+    assert not out.exists() and not partial_path(out).exists()
+    manifest = json.loads((resume_dir_for(out) / "manifest.json").read_text())
+    assert manifest["clips_done"] == k
+    assert len(manifest["segments"]) == k // 2 and len(manifest["pending_clips"]) == k % 2
+
+    pipe = FakePipeline()
+    messages = []
+    result = render_video(pipe, output=out, settings=SETTINGS, resume=True, log=messages.append,
+                          **inputs)
+    assert result.resumed_clips == k
+    assert len(pipe.calls) == 6 - k              # only the missing clips were generated
+    assert any(f"{k} of 6 clips already done" in m for m in messages)
+    assert out.read_bytes() == reference.read_bytes()
+    assert np.array_equal(decoded(out), decoded(reference))
+    assert not resume_dir_for(out).exists()
+
+
+def test_two_crashes_then_resume(tmp_path):
+    inputs = make_inputs(23)
+    render_video(FakePipeline(), output=tmp_path / "ref.mp4", settings=SETTINGS, **inputs)
+    out = tmp_path / "out.mp4"
+    for k in (1, 4):
+        with pytest.raises(Crash):
+            render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                         progress=crash_at(k), **inputs)
+    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, **inputs)
+    assert result.resumed_clips == 4
+    assert out.read_bytes() == (tmp_path / "ref.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("change", ["seed", "audio", "weights", "reference"])
+def test_changed_input_is_not_resumed(tmp_path, change):
+    inputs = make_inputs(23)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                     progress=crash_at(3), **inputs)
+    settings, pipe = SETTINGS, FakePipeline()
+    if change == "seed":
+        settings = RenderSettings(**{**SETTINGS.__dict__, "seed": 7})
+    elif change == "audio":
+        inputs["audio"] = inputs["audio"] * 0.5
+    elif change == "weights":
+        pipe = FakePipeline(fingerprint="other-weights")
+    else:
+        inputs["reference"] = inputs["reference"].flip(-1)
+    messages = []
+    result = render_video(pipe, output=out, settings=settings, resume=True, log=messages.append,
+                          **inputs)
+    assert result.resumed_clips == 0 and len(pipe.calls) == 6
+    key = {"seed": "settings"}.get(change, change)
+    assert any("not resuming" in m and key in m for m in messages), messages
+    fresh = tmp_path / "fresh.mp4"
+    render_video(FakePipeline(**({"fingerprint": "other-weights"} if change == "weights" else {})),
+                 output=fresh, settings=settings, **inputs)
+    assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_inputs_fingerprint_keys_the_checkpoint(tmp_path):
+    """With a caller's fingerprint of the raw inputs, last-bit noise in the prepared tensors (GPU
+    front ends) does not discard the checkpoint; another fingerprint does."""
+    inputs = make_inputs(23)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
+                     inputs_fingerprint="files-v1", **inputs)
+    noisy = dict(inputs, audio_features=inputs["audio_features"] + 1e-7)
+    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                          inputs_fingerprint="files-v1", **noisy)
+    assert result.resumed_clips == 3
+
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
+                     inputs_fingerprint="files-v1", **inputs)
+    messages = []
+    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                          inputs_fingerprint="files-v2", log=messages.append, **inputs)
+    assert result.resumed_clips == 0
+    assert any("not resuming" in m and "inputs" in m for m in messages), messages
+
+
+def test_without_resume_nothing_is_kept(tmp_path):
+    inputs = make_inputs(12)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, progress=crash_at(2), **inputs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_checkpoint_starts_over(tmp_path):
+    inputs = make_inputs(23)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                     progress=crash_at(3), **inputs)
+    pending = json.loads((resume_dir_for(out) / "manifest.json").read_text())["pending_clips"]
+    (resume_dir_for(out) / pending[0]).write_bytes(b"garbage")
+    messages = []
+    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+                          log=messages.append, **inputs)
+    assert result.resumed_clips == 0
+    assert any("cannot be used" in m for m in messages)
+    assert probe_video(out).num_frames == 23
+
+
+def test_input_validation(tmp_path):
+    inputs = make_inputs(8)
+    with pytest.raises(ValueError, match="num_frames is 9"):
+        render_video(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
+                     **{**inputs, "num_frames": 9})
+    with pytest.raises(ValueError, match="emotion has 7 labels"):
+        render_video(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
+                     **{**inputs, "emotion": inputs["emotion"][:7]})
+    with pytest.raises(FileNotFoundError, match="output folder"):
+        render_video(FakePipeline(), output=tmp_path / "no" / "o.mp4", settings=SETTINGS, **inputs)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    from memo_model import MemoPipeline
+    from memo_model.tiny import write_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny-memo")
+    write_tiny_checkpoint(root)
+    return MemoPipeline.from_pretrained(root, root / "vae")
+
+
+@pytest.mark.slow
+def test_real_core_crash_and_resume_is_identical(tmp_path, tiny_pipeline):
+    """The real MemoPipeline/MemoState (tiny random weights): resume == uninterrupted, byte for byte."""
+    g = torch.Generator().manual_seed(3)
+    channels = tiny_pipeline.networks.audio_proj.cfg.channels
+    n_samples = math.floor(7 / 30 * SR) - 3                        # -> 7 frames, 2 clips of 4
+    inputs = dict(reference=torch.rand(1, 3, 64, 64, generator=g) * 2 - 1,
+                  face_embedding=torch.randn(1, 512, generator=g),
+                  audio_features=torch.randn(8, 5, 12, channels, generator=g), num_frames=7,
+                  emotion=torch.randint(0, 9, (8,), generator=g),
+                  audio=0.2 * np.sin(np.arange(n_samples) / SR * 2 * np.pi * 300).astype(np.float32),
+                  sample_rate=SR)
+    settings = RenderSettings(steps=1, frames_per_clip=4, past_frames=4, initial_past_frames=4,
+                              clips_per_segment=2, preset="ultrafast")
+    reference = tmp_path / "ref.mp4"
+    render_video(tiny_pipeline, output=reference, settings=settings, **inputs)
+    info = probe_video(reference)
+    assert (info.num_frames, info.width, info.height) == (7, 64, 64)
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render_video(tiny_pipeline, output=out, settings=settings, resume=True,
+                     progress=crash_at(1), **inputs)
+    state_files = list(resume_dir_for(out).glob("state-*.safetensors"))
+    assert [p.name for p in state_files] == ["state-00001.safetensors"]
+    assert MemoState.load(state_files[0]).memory            # the temporal memory is checkpointed
+    result = render_video(tiny_pipeline, output=out, settings=settings, resume=True, **inputs)
+    assert result.resumed_clips == 1
+    assert out.read_bytes() == reference.read_bytes()
