@@ -1,0 +1,46 @@
+"""ComfyUI nodes for MEMO (talking-head video diffusion). Heavy work lives in `memo_model`.
+
+Importing this package is cheap: torch, diffusers and ComfyUI are imported only when a node runs
+(see `host` for the ComfyUI adapter and its local fallback).
+"""
+from .audio_nodes import MemoAudioEncode, MemoDetectEmotion, MemoLoadAudio
+from .face_nodes import MemoFacePrep, MemoPasteBack
+from .loaders import (MemoAudioModelLoader, MemoEmotionModelLoader, MemoFaceModelLoader, MemoModelLoader,
+                      MemoVocalSeparatorLoader)
+from .sampler import MemoSampler
+from .state_nodes import MemoryStateCarry
+from .video_nodes import MemoVideoCombine
+
+NODE_CLASS_MAPPINGS = {
+    "MemoModelLoader": MemoModelLoader,
+    "MemoAudioModelLoader": MemoAudioModelLoader,
+    "MemoEmotionModelLoader": MemoEmotionModelLoader,
+    "MemoVocalSeparatorLoader": MemoVocalSeparatorLoader,
+    "MemoFaceModelLoader": MemoFaceModelLoader,
+    "MemoLoadAudio": MemoLoadAudio,
+    "MemoAudioEncode": MemoAudioEncode,
+    "MemoDetectEmotion": MemoDetectEmotion,
+    "MemoFacePrep": MemoFacePrep,
+    "MemoSampler": MemoSampler,
+    "MemoryStateCarry": MemoryStateCarry,
+    "MemoPasteBack": MemoPasteBack,
+    "MemoVideoCombine": MemoVideoCombine,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MemoModelLoader": "MEMO Model Loader",
+    "MemoAudioModelLoader": "MEMO Audio Model Loader (wav2vec2)",
+    "MemoEmotionModelLoader": "MEMO Emotion Model Loader",
+    "MemoVocalSeparatorLoader": "MEMO Vocal Separator Loader",
+    "MemoFaceModelLoader": "MEMO Face Model Loader",
+    "MemoLoadAudio": "MEMO Load Audio",
+    "MemoAudioEncode": "MEMO Audio Encode",
+    "MemoDetectEmotion": "MEMO Detect Emotion",
+    "MemoFacePrep": "MEMO Face Prep",
+    "MemoSampler": "MEMO Sampler",
+    "MemoryStateCarry": "MEMO State Carry (save / load / continue)",
+    "MemoPasteBack": "MEMO Paste Back",
+    "MemoVideoCombine": "MEMO Video Combine (mp4)",
+}
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,0 +1,129 @@
+"""MemoVideoCombine: IMAGE frames + AUDIO + fps -> mp4 (H.264 + AAC via PyAV) in the output folder."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import host
+
+CATEGORY = "MEMO"
+WRITE_BATCH = 32
+
+
+def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, str, str]:
+    """ComfyUI's naming: <output>/<sub>/<name>_00001_.mp4 with the next free counter.
+
+    Returns (path, subfolder, filename); prefixes that leave the output folder are refused."""
+    prefix = (filename_prefix or "").strip().replace("\\", "/")
+    if not prefix:
+        raise ValueError("filename_prefix: empty; write a prefix such as 'MEMO/memo'")
+    out = host.output_directory()
+    full = host.safe_join(out, prefix, what="filename_prefix")
+    folder, name = full.parent, full.name
+    if not name or name.startswith("."):
+        raise ValueError(f"filename_prefix: {filename_prefix!r} needs a file name part (e.g. 'MEMO/memo')")
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(name) + r"_(\d+)_")
+    counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    counter = max(counters, default=0) + 1
+    filename = f"{name}_{counter:05d}_{suffix}"
+    subfolder = folder.relative_to(out).as_posix() if folder != out else ""
+    return folder / filename, subfolder, filename
+
+
+def prepare_mux_audio(audio: dict, num_frames: int, fps: float):
+    """core AUDIO -> (float32 [C<=2, S] numpy, AAC-compatible rate), cut to the video's duration."""
+    import numpy as np  # noqa: PLC0415
+    from memo_model.video import AAC_SAMPLE_RATES  # noqa: PLC0415
+
+    from .audio_nodes import check_audio_dict  # noqa: PLC0415
+
+    check_audio_dict(audio, "audio")
+    wave = audio["waveform"][0].detach().to("cpu").float().numpy()
+    rate = int(audio["sample_rate"])
+    if wave.shape[0] > 2:
+        wave = wave.mean(axis=0, keepdims=True)
+    if rate not in AAC_SAMPLE_RATES:
+        wave, rate = _resample(wave, rate, 48000), 48000
+    keep = int(round(num_frames * rate / fps))
+    wave = wave[:, :keep]
+    if not np.isfinite(wave).all():
+        raise ValueError("audio: the waveform contains NaN or infinite samples")
+    return np.ascontiguousarray(wave, dtype=np.float32), rate
+
+
+def _resample(wave, rate: int, target: int):
+    import av  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    layout = "mono" if wave.shape[0] == 1 else "stereo"
+    res = av.AudioResampler(format="fltp", layout=layout, rate=target)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave, dtype=np.float32), format="fltp", layout=layout)
+    frame.sample_rate = rate
+    chunks = [f.to_ndarray() for f in res.resample(frame)] + [f.to_ndarray() for f in res.resample(None)]
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((wave.shape[0], 0), np.float32)
+
+
+def video_output(path: Path):
+    """Core VIDEO (VideoFromFile) where this ComfyUI has it, else None."""
+    try:
+        from comfy_api.input_impl import VideoFromFile  # noqa: PLC0415
+    except ImportError:
+        return None
+    return VideoFromFile(str(path))
+
+
+class MemoVideoCombine:
+    """Write frames (+ audio) as an mp4 in the output folder, with a preview on the canvas."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Video frames [T, H, W, 3] (MemoSampler or MemoPasteBack)."}),
+                "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
+                                  "tooltip": "Frames per second (connect MemoSampler's fps)."}),
+                "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
+                                               "Output file prefix inside the output folder; '/' makes "
+                                               "sub-folders. A counter is added: MEMO/memo_00001_.mp4."}),
+                "crf": ("INT", {"default": 18, "min": 0, "max": 51,
+                                "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
+            },
+            "optional": {
+                "audio": ("AUDIO", {"tooltip": "Soundtrack (MemoSampler's audio); cut to the video's length. "
+                                               "Without it the mp4 is silent."}),
+            },
+        }
+
+    RETURN_TYPES = ("STRING", "VIDEO")
+    RETURN_NAMES = ("filename", "video")
+    OUTPUT_TOOLTIPS = ("Full path of the written mp4.", "The mp4 as core VIDEO (ComfyUI 0.3.31+).")
+    OUTPUT_NODE = True
+    FUNCTION = "combine"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Encodes H.264 + AAC mp4 with PyAV (no ffmpeg binary needed); written atomically."
+
+    def combine(self, images, fps=30.0, filename_prefix="MEMO/memo", crf=18, audio=None):
+        from memo_model.video import Mp4Writer  # noqa: PLC0415
+
+        if getattr(images, "dim", lambda: 0)() != 4 or images.shape[-1] != 3 or len(images) == 0:
+            raise ValueError(f"images: expected frames [T, H, W, 3] with T >= 1, got "
+                             f"{tuple(getattr(images, 'shape', ()))}")
+        fps = float(fps)
+        if not fps > 0:
+            raise ValueError(f"fps: must be positive, got {fps}")
+        n = int(images.shape[0])
+        wave, rate = (None, None) if audio is None else prepare_mux_audio(audio, n, fps)
+        if wave is not None and wave.shape[1] == 0:
+            wave, rate = None, None
+        path, subfolder, filename = next_video_path(filename_prefix)
+        bar = host.Progress(n)
+        with Mp4Writer(path, fps=fps, num_frames=n, audio=wave, sample_rate=rate, crf=int(crf)) as writer:
+            for i in range(0, n, WRITE_BATCH):
+                host.check_interrupt()
+                writer.write(images[i:i + WRITE_BATCH].detach().to("cpu"))
+                bar.update(min(i + WRITE_BATCH, n))
+        preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
+                   "frame_rate": fps}
+        return {"ui": {"images": [preview], "animated": [True]},
+                "result": (str(path), video_output(path))}

@@ -1,0 +1,111 @@
+"""Helpers shared by the node-pack tests (in-process CI tests and the opt-in real-ComfyUI tests).
+
+Nothing here imports ComfyUI. Tiny random models come from memo_model.tiny_frontends (the same
+layout as real downloads), so every loader runs its real code path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / "workflows"
+
+PORTRAIT = "memo_test_portrait.png"        # 320x200, face in the middle (the tiny detector's answer)
+VOICE = "memo_test_voice.wav"              # 2.0 s, 16 kHz mono, voice-like
+VOICE_SECONDS = 2.0
+LOCAL_ENV = ("MEMO_MODELS_DIR", "MEMO_INPUT_DIR", "MEMO_OUTPUT_DIR", "MEMO_TEMP_DIR")
+
+
+def write_tiny_pack_models(models_dir: Path) -> Path:
+    """Tiny MEMO checkpoint + every front-end model under models_dir/memo/memo (the CLI layout:
+    wav2vec2-base-960h/, emotion2vec_plus_large/, vae/ inside the checkpoint)."""
+    from memo_model.tiny_frontends import write_tiny_models
+
+    ckpt = Path(models_dir) / "memo" / "memo"
+    if not (ckpt / "diffusion_net" / "config.json").is_file():
+        write_tiny_models(ckpt)
+    return ckpt
+
+
+def write_inputs(input_dir: Path) -> dict:
+    from memo_model.tiny_frontends import write_demo_portrait, write_demo_voice
+
+    input_dir = Path(input_dir)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    portrait = write_demo_portrait(input_dir / PORTRAIT, width=320, height=200)
+    voice = write_demo_voice(input_dir / VOICE, seconds=VOICE_SECONDS)
+    return {"portrait": portrait, "voice": voice}
+
+
+def local_env(root: Path) -> dict:
+    """MEMO_* folder variables for the pack's local (no-ComfyUI) fallback under `root`."""
+    env = {}
+    for key, sub in zip(LOCAL_ENV, ("models", "input", "output", "temp")):
+        (Path(root) / sub).mkdir(parents=True, exist_ok=True)
+        env[key] = str(Path(root) / sub)
+    return env
+
+
+def load_image_tensor(path: Path):
+    """A picture as ComfyUI's IMAGE [1, H, W, 3] float32 in 0..1 (as core LoadImage makes it)."""
+    import torch
+    from PIL import Image
+
+    arr = np.array(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr)[None]
+
+
+def write_sd_vae_for_comfy(path: Path, seed: int = 0, dtype: str = "float16") -> Path:
+    """A random-weight VAE with sd-vae-ft-mse's exact architecture, diffusers key layout.
+
+    ComfyUI's VAE loader recognises a diffusers VAE state dict and converts its keys, but it builds
+    the SD VAE with fixed widths (ch 128, ch_mult 1,2,4,4, 2 res blocks), so only a full-width
+    VAE loads; the tiny 32-wide one is refused with size mismatches. This writes ~160 MB (fp16).
+    """
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+                        block_out_channels=[128, 256, 512, 512], norm_num_groups=32,
+                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                        scaling_factor=0.18215, sample_size=512)
+    sd = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in vae.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+    return path
+
+
+def load_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text())
+
+
+def api_workflows() -> list[Path]:
+    return sorted((WORKFLOWS / "api").glob("*.api.json"))
+
+
+def ui_workflows() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.json"))
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+
+
+def audio_seconds_of_mp4(path: Path) -> float:
+    from memo_model.video import probe_video
+
+    return probe_video(path).audio_seconds
+
+
+def environ_with(extra: dict) -> dict:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

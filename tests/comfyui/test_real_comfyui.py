@@ -1,0 +1,314 @@
+"""The pack inside a real ComfyUI server (opt-in).
+
+    COMFYUI_DIR=/tmp/comfy/ComfyUI COMFYUI_PYTHON=/tmp/comfy/venv/bin/python python3 -m pytest -q tests/comfyui
+
+Starts `main.py --cpu` on 127.0.0.1 with this repo linked in as the only custom-node pack and tiny
+random weights in its model folders (models/memo in the documented layout, a full-width random
+sd-vae-ft-mse in models/vae for the core VAELoader), then drives it over HTTP with
+scripts/memo_api.py: every shipped API workflow, model caching across runs, validation errors,
+an interrupt mid-sampling after which the server still serves, and in-process checks of the
+ComfyUI VAE adapter and ModelPatcher path. Skipped unless COMFYUI_DIR and COMFYUI_PYTHON are set.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import memo_pack_testlib as lib  # noqa: E402
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON")
+pytestmark = [pytest.mark.comfyui,
+              pytest.mark.skipif(not (COMFYUI_DIR and COMFYUI_PYTHON),
+                                 reason="set COMFYUI_DIR and COMFYUI_PYTHON to run the real-ComfyUI tests")]
+
+PACK_LINK = "memo_pack"
+VHS_DIR = os.environ.get("VHS_DIR")        # optional: a ComfyUI-VideoHelperSuite checkout to test VHS_VideoCombine
+VHS_LINK = "ComfyUI-VideoHelperSuite"
+VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
+NODE_IDS = ["MemoModelLoader", "MemoAudioModelLoader", "MemoEmotionModelLoader", "MemoVocalSeparatorLoader",
+            "MemoFaceModelLoader", "MemoLoadAudio", "MemoAudioEncode", "MemoDetectEmotion", "MemoFacePrep",
+            "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine"]
+TINY = ["MemoSampler.steps=1", "MemoSampler.frames_per_clip=8", "MemoSampler.past_frames=8",
+        "MemoAudioEncode.fps=8", "MemoAudioEncode.frames_per_clip=8", "MemoFacePrep.width=64",
+        "MemoFacePrep.height=64"]
+TIMINGS: dict = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import memo_api as api
+
+    root = tmp_path_factory.mktemp("comfy_host")
+    cn = root / "custom_nodes"
+    cn.mkdir()
+    (cn / PACK_LINK).symlink_to(REPO, target_is_directory=True)
+    packs = [PACK_LINK]
+    if VHS_DIR:
+        (cn / VHS_LINK).symlink_to(Path(VHS_DIR).resolve(), target_is_directory=True)
+        packs.append(VHS_LINK)
+    models = root / "models"
+    ckpt = lib.write_tiny_pack_models(models)                       # models/memo/memo/...
+    for sub in ("wav2vec2-base-960h", "emotion2vec_plus_large"):     # documented layout: models/memo/<name>
+        shutil.move(str(ckpt / sub), str(models / "memo" / sub))
+    lib.write_sd_vae_for_comfy(models / "vae" / VAE_FILE)
+    inputs = lib.write_inputs(root / "upload_src")
+    for sub in ("input", "output", "tmp"):      # core nodes_video lists the input folder at import: it must exist
+        (root / sub).mkdir()
+    yaml = root / "extra_model_paths.yaml"
+    yaml.write_text(f"memo_test:\n  custom_nodes: {cn}\n  memo: {models / 'memo'}\n  vae: {models / 'vae'}\n")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(root / "server.log", "w")
+    cmd = [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-api-nodes",
+           "--disable-cuda-malloc", "--output-directory", str(root / "output"), "--temp-directory", str(root / "tmp"),
+           "--input-directory", str(root / "input"), "--database-url", "sqlite:///:memory:",
+           "--extra-model-paths-config", str(yaml), "--disable-all-custom-nodes", "--whitelist-custom-nodes", *packs]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        while True:
+            try:
+                api.get_json(url, "/system_stats", timeout=2)
+                break
+            except api.ApiError:
+                if proc.poll() is not None or time.monotonic() - started > 240:
+                    raise RuntimeError("ComfyUI did not start:\n" + (root / "server.log").read_text()[-4000:])
+                time.sleep(0.5)
+        TIMINGS["startup_s"] = round(time.monotonic() - started, 1)
+        text = (root / "server.log").read_text()
+        assert "IMPORT FAILED" not in text, text[-4000:]
+        yield {"url": url, "root": root, "inputs": inputs, "models": models, "proc": proc, "api": api}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        print("\nreal-ComfyUI timings:", json.dumps(TIMINGS))
+        if os.environ.get("MEMO_TIMINGS_FILE"):
+            Path(os.environ["MEMO_TIMINGS_FILE"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
+
+
+def prompt_for(server, name: str, extra=()):
+    api = server["api"]
+    prompt = api.load_workflow(lib.WORKFLOWS / "api" / f"{name}.api.json")
+    image = api.upload(server["url"], server["inputs"]["portrait"])
+    audio = api.upload(server["url"], server["inputs"]["voice"])
+    api.set_media(prompt, image, audio)
+    api.apply_assignments(prompt, TINY + list(extra))
+    return prompt
+
+
+def run(server, prompt, label):
+    api = server["api"]
+    t = time.monotonic()
+    prompt_id, entry, files = api.run(server["url"], prompt, server["root"] / "downloads", timeout=900,
+                                      log=lambda *_: None)
+    TIMINGS[label] = round(time.monotonic() - t, 1)
+    return prompt_id, entry, files
+
+
+def _events(entry):
+    return {event: data for event, data in entry["status"]["messages"]}
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_pack_is_registered(server):
+    api = server["api"]
+    info = api.get_json(server["url"], "/object_info")
+    for node_id in NODE_IDS:
+        node = info[node_id]
+        assert node["python_module"] == f"custom_nodes.{PACK_LINK}" and node["category"].startswith("MEMO")
+        for section in ("required", "optional"):
+            for name, entry in node["input"].get(section, {}).items():
+                assert entry[1].get("tooltip"), f"{node_id}.{name}"
+    assert info["MemoModelLoader"]["input"]["required"]["checkpoint"][0] == ["memo"]
+    assert info["MemoAudioModelLoader"]["input"]["required"]["wav2vec"][0] == ["wav2vec2-base-960h"]
+    assert VAE_FILE in info["VAELoader"]["input"]["required"]["vae_name"][0]
+    # the UI workflows were written with these core input orders and output types
+    import build_workflows as bw
+    for ctype, (inputs, outputs, _extra) in bw.CORE.items():
+        order = info[ctype]["input_order"]
+        assert [n for n, _k, _o in inputs] == order.get("required", []) + order.get("optional", []), ctype
+        assert [t for _n, t in outputs] == info[ctype]["output"], ctype
+    assert "memo" in api.get_json(server["url"], "/models")
+
+
+def test_basic_workflow(server):
+    from memo_model.video import probe_video
+
+    _pid, entry, files = run(server, prompt_for(server, "memo_basic"), "memo_basic_s")
+    assert [f.name for f in files] == ["basic_00001_.mp4"]
+    out = entry["outputs"]["13"]
+    assert out["animated"] == [True] and out["images"][0]["type"] == "output"
+    info = probe_video(files[0])
+    assert (info.num_frames, info.width, info.height, info.video_codec) == (16, 64, 64, "h264")
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+
+
+def test_video_output_feeds_core_save_video(server):
+    """MemoVideoCombine's VIDEO output (core VideoFromFile) goes straight into core SaveVideo."""
+    from memo_model.video import probe_video
+
+    prompt = prompt_for(server, "memo_basic")
+    prompt["20"] = {"class_type": "SaveVideo", "inputs": {"video": ["13", 1], "filename_prefix": "MEMO/resaved",
+                                                          "format": "mp4", "codec": "h264"}}
+    _pid, entry, files = run(server, prompt, "memo_basic_plus_savevideo_s")
+    resaved = [f for f in files if f.name.startswith("resaved")]
+    assert entry["outputs"]["20"]["animated"] == [True] and len(resaved) == 1
+    info = probe_video(resaved[0])
+    assert (info.num_frames, info.width, info.height) == (16, 64, 64)
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+
+
+@pytest.mark.skipif(not VHS_DIR, reason="set VHS_DIR to a ComfyUI-VideoHelperSuite checkout to test VHS_VideoCombine")
+def test_sampler_outputs_feed_vhs_video_combine(server):
+    """MemoSampler's IMAGE + AUDIO + FLOAT fps wire straight into VideoHelperSuite's VHS_VideoCombine."""
+    from memo_model.video import probe_video
+
+    prompt = prompt_for(server, "memo_basic")
+    prompt["21"] = {"class_type": "VHS_VideoCombine", "inputs": {
+        "images": ["12", 0], "frame_rate": ["12", 2], "audio": ["12", 1], "loop_count": 0,
+        "filename_prefix": "MEMO/vhs", "format": "video/h264-mp4", "pingpong": False, "save_output": True,
+        "pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}}
+    _pid, entry, files = run(server, prompt, "memo_basic_plus_vhs_s")
+    gifs = entry["outputs"]["21"]["gifs"]
+    with_audio = [g for g in gifs if g["filename"].endswith("-audio.mp4")]
+    assert with_audio, gifs
+    info = probe_video(server["root"] / "output" / with_audio[0]["subfolder"] / with_audio[0]["filename"])
+    assert info.num_frames == 16 and info.fps == 8 and info.audio_seconds == pytest.approx(2.0, abs=0.1)
+
+
+def test_models_are_cached_across_runs(server):
+    import numpy as np
+    from memo_model.video import read_frames
+
+    first = prompt_for(server, "memo_basic", ["MemoSampler.seed=1"])
+    _pid, _entry, files1 = run(server, first, "memo_basic_seed1_s")
+    second = prompt_for(server, "memo_basic", ["MemoSampler.seed=2"])
+    _pid, entry, files2 = run(server, second, "memo_basic_seed2_s")
+    cached = set(_events(entry)["execution_cached"]["nodes"])
+    assert {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"} <= cached     # loaders + front ends not re-run
+    assert "12" not in cached
+    a = np.stack(list(read_frames(files1[0]))).astype(np.float32)
+    b = np.stack(list(read_frames(files2[0]))).astype(np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() > 0.5                    # a new seed, new frames
+
+
+def test_crop_pasteback_workflow_through_core_video_nodes(server):
+    from memo_model.video import probe_video
+
+    _pid, entry, files = run(server, prompt_for(server, "memo_crop_pasteback"), "memo_crop_pasteback_s")
+    videos = [f for f in files if f.suffix == ".mp4"]
+    assert [f.name for f in videos] == ["pasteback_00001_.mp4"]                # written by core SaveVideo
+    info = probe_video(videos[0])
+    assert (info.num_frames, info.width, info.height) == (16, 320, 200)
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+    assert any(f.suffix == ".png" for f in files)                              # PreviewImage of the crop
+
+
+def test_long_chunks_workflow_continues_over_api_calls(server):
+    from memo_model.video import probe_video
+
+    api = server["api"]
+    prompt = prompt_for(server, "memo_long_chunks", ["MemoSampler.max_frames=8"])
+    parts = []
+    for n in range(2):
+        _pid, entry, files = run(server, prompt, f"memo_long_chunks_run{n + 1}_s")
+        states = api.memo_states(entry)
+        assert max(s["frames_done"] for s in states) == 8 * (n + 1)
+        parts += [f for f in files if f.suffix == ".mp4"]
+    assert [p.name for p in parts] == ["long_part_00001_.mp4", "long_part_00002_.mp4"]
+    assert [probe_video(p).num_frames for p in parts] == [8, 8]
+    state_file = server["root"] / "output" / "memo" / "long_video.safetensors"
+    assert state_file.is_file() and state_file.read_bytes()[8:9] == b"{"
+    with pytest.raises(api.PromptFailed, match="already rendered"):
+        run(server, prompt, "memo_long_chunks_run3_s")
+
+
+def test_validation_errors(server):
+    api = server["api"]
+    bad_steps = prompt_for(server, "memo_basic", ["MemoSampler.steps=0"])
+    with pytest.raises(api.PromptRejected) as err:
+        api.queue_prompt(server["url"], bad_steps)
+    errors = err.value.body["node_errors"]["12"]["errors"]
+    assert errors[0]["type"] == "value_smaller_than_min" and errors[0]["details"] == "steps"
+    escape = prompt_for(server, "memo_long_chunks")
+    api.set_input(escape, "18", "file_name", "../../outside")
+    with pytest.raises(api.PromptRejected) as err:
+        api.queue_prompt(server["url"], escape)
+    errors = err.value.body["node_errors"]["18"]["errors"]
+    assert errors[0]["type"] == "custom_validation_failed" and "leaves the folder" in errors[0]["details"]
+    missing = prompt_for(server, "memo_basic")
+    api.set_input(missing, "MemoLoadAudio", "audio", "no_such_file.wav")
+    with pytest.raises(api.PromptRejected) as err:
+        api.queue_prompt(server["url"], missing)
+    assert "not found" in err.value.body["node_errors"]["8"]["errors"][0]["details"]
+    # a runtime error names the input: a black picture has no face
+    black = prompt_for(server, "memo_basic")
+    from PIL import Image
+    path = server["root"] / "upload_src" / "black.png"
+    Image.new("RGB", (96, 96)).save(path)
+    api.set_media(black, api.upload(server["url"], path), None)
+    with pytest.raises(api.PromptFailed, match="image: no face found"):
+        run(server, black, "no_face_error_s")
+
+
+def test_interrupt_mid_sampling_then_next_prompt_runs(server):
+    api = server["api"]
+    url = server["url"]
+    slow = prompt_for(server, "memo_basic", ["MemoSampler.steps=200", "MemoSampler.seed=99"])
+    prompt_id = api.queue_prompt(url, slow)
+    deadline = time.monotonic() + 120
+    while not any(item[1] == prompt_id for item in api.get_json(url, "/queue")["queue_running"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(4.0)                                 # cached front ends: by now the sampler is denoising
+    t = time.monotonic()
+    api.interrupt(url, prompt_id)
+    with pytest.raises(api.PromptFailed, match="interrupted") as err:
+        api.wait(url, prompt_id, timeout=120, poll=0.1)
+    TIMINGS["interrupt_to_stop_s"] = round(time.monotonic() - t, 2)
+    interrupted = _events(err.value.entry)["execution_interrupted"]
+    assert interrupted["node_type"] == "MemoSampler"
+    assert TIMINGS["interrupt_to_stop_s"] < 30
+    _pid, entry, files = run(server, prompt_for(server, "memo_basic", ["MemoSampler.seed=5"]), "after_interrupt_s")
+    assert entry["status"]["status_str"] == "success" and files
+
+
+def test_inprocess_comfy_vae_adapter_and_model_patcher(server):
+    out = subprocess.run([COMFYUI_PYTHON, str(HERE / "inprocess_check.py"), COMFYUI_DIR, str(server["models"]),
+                          str(server["models"] / "vae" / VAE_FILE)], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    TIMINGS["inprocess"] = result
+    assert result["in_comfyui"] and result["auto_dtype"] == "torch.float32"
+    assert result["codec"] == "ComfyVaeCodec" and result["comfy_first_stage"] == "AutoencoderKL"
+    assert result["latent_shape"] == [2, 4, 8, 8] and result["latent_max_abs_diff"] < 1e-4
+    assert result["image_shape"] == [2, 3, 64, 64] and result["image_max_abs_diff"] < 1e-3
+    assert result["patcher"] == "ModelPatcher" and "MemoNetworks" in result["loaded_models"]
+    assert result["progress"] == [[1, 3, "JPEG"], [3, 3, None]]

@@ -1,0 +1,457 @@
+"""The ComfyUI nodes, run in-process without ComfyUI (the pack's local fallback), on tiny random
+weights: node definitions, loaders -> mp4, chunked rendering through MemoryStateCarry, errors."""
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "comfyui"))
+
+import memo_pack_testlib as lib  # noqa: E402
+import nodes  # noqa: E402
+from nodes import host  # noqa: E402
+
+M = nodes.NODE_CLASS_MAPPINGS
+FPS = 8                     # 2.0 s of audio -> 16 frames
+FPC = 8                     # two clips
+STEPS = 2
+SIZE = 64
+CORE_TYPES = {"IMAGE", "AUDIO", "VAE", "INT", "FLOAT", "STRING", "BOOLEAN", "VIDEO"}
+FOREIGN_IDS = {"LoadAudio", "SaveAudio", "PreviewAudio", "SaveVideo", "CreateVideo", "LoadVideo", "GetVideoComponents",
+               "VHS_VideoCombine", "VHS_LoadAudio", "IF_MemoAvatar", "IF_MemoCheckpointLoader", "CXH_Memo_Load",
+               "CXH_Memo_Run", "AudioEncoderLoader", "AudioEncoderEncode", "VAELoader", "LoadImage"}
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("memo_pack")
+    mp = pytest.MonkeyPatch()
+    for key, value in lib.local_env(root).items():
+        mp.setenv(key, value)
+    mp.setenv("MEMO_DEVICE", "cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # tiny tensors: one thread is faster, and immune to busy-waiting on shared CPUs
+    ckpt = lib.write_tiny_pack_models(root / "models")
+    inputs = lib.write_inputs(root / "input")
+    with torch.inference_mode():                       # ComfyUI runs every node under inference mode
+        ns = SimpleNamespace(root=root, ckpt=ckpt, inputs=inputs, output=root / "output")
+        ns.models, = M["MemoModelLoader"]().load("memo", "auto", False)
+        ns.wav2vec, = M["MemoAudioModelLoader"]().load("memo/wav2vec2-base-960h", "fp32", False)
+        ns.emotion_model, = M["MemoEmotionModelLoader"]().load("memo/emotion2vec_plus_large", "memo", "fp32", False)
+        ns.separator, = M["MemoVocalSeparatorLoader"]().load("memo", False)
+        ns.face_model, = M["MemoFaceModelLoader"]().load("memo", False)
+        from memo_model.vae import DiffusersVae
+        ns.vae = DiffusersVae.from_pretrained(ckpt / "vae")   # stands in for ComfyUI's VAE (same protocol)
+        ns.audio, = M["MemoLoadAudio"]().load(0.0, 0.0, lib.VOICE)
+        ns.memo_audio, ns.frames, ns.duration = M["MemoAudioEncode"]().encode(
+            ns.wav2vec, ns.audio, FPS, True, FPC, ns.separator)
+        ns.emotion, ns.timeline = M["MemoDetectEmotion"]().detect(ns.audio, ns.emotion_model, "")
+        ns.image = lib.load_image_tensor(inputs["portrait"])
+        ns.face, ns.reference, ns.face_info = M["MemoFacePrep"]().prepare(
+            ns.face_model, ns.image, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    yield ns
+    host.set_local_progress_hook(None)
+    host.clear_interrupt()
+    torch.set_num_threads(threads)
+    mp.undo()
+
+
+def sample(ns, **kw):
+    args = dict(steps=STEPS, cfg=3.5, seed=7, frames_per_clip=FPC, past_frames=FPC, max_frames=0, state=None)
+    args.update(kw)
+    with torch.inference_mode():
+        return M["MemoSampler"]().sample(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
+
+
+# --------------------------------------------------------------------------- definitions
+
+def _inputs(cls):
+    spec = cls.INPUT_TYPES()
+    assert set(spec) <= {"required", "optional", "hidden"}, cls
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            yield section, name, entry
+
+
+@pytest.mark.parametrize("node_id", sorted(M))
+def test_node_definition_is_valid(node_id):
+    cls = M[node_id]
+    assert node_id.startswith("Memo") and node_id not in FOREIGN_IDS
+    assert node_id in nodes.NODE_DISPLAY_NAME_MAPPINGS
+    assert cls.CATEGORY.split("/")[0] == "MEMO"
+    assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES)
+    assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS)
+    func = getattr(cls, cls.FUNCTION)
+    params = inspect.signature(func).parameters
+    for t in cls.RETURN_TYPES:
+        assert t in CORE_TYPES or t.startswith("MEMO_"), (node_id, t)
+    seen = []
+    for section, name, entry in _inputs(cls):
+        seen.append(name)
+        assert isinstance(entry, tuple) and 1 <= len(entry) <= 2, (node_id, name)
+        kind, opts = entry[0], (entry[1] if len(entry) == 2 else {})
+        assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
+        if isinstance(kind, list):
+            assert (kind or opts.get("audio_upload")) and all(isinstance(v, str) for v in kind)
+            if "default" in opts:
+                assert opts["default"] in kind
+        else:
+            assert kind in CORE_TYPES or kind.startswith("MEMO_"), (node_id, name, kind)
+            if kind in ("INT", "FLOAT") and "default" in opts:
+                assert opts["min"] <= opts["default"] <= opts["max"], (node_id, name)
+        if section == "optional":
+            assert params[name].default is not inspect.Parameter.empty, f"{node_id}.{name} optional needs a default"
+    required = [n for s, n, _ in _inputs(cls) if s == "required"]
+    for p in params.values():
+        if p.name != "self" and p.default is inspect.Parameter.empty:
+            assert p.name in required, f"{node_id}: parameter {p.name} is not a required input"
+    assert len(seen) == len(set(seen))
+
+
+def test_import_is_cheap_and_registers_nothing_heavy():
+    code = ("import sys, importlib.util as u; "
+            f"s = u.spec_from_file_location('memo_pack', r'{REPO / '__init__.py'}', "
+            f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['memo_pack'] = m; "
+            "s.loader.exec_module(m); "
+            "assert len(m.NODE_CLASS_MAPPINGS) == 13, m.NODE_CLASS_MAPPINGS; "
+            "heavy = [x for x in ('torch', 'diffusers', 'transformers', 'huggingface_hub', 'av') if x in sys.modules]; "
+            "assert not heavy, heavy; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_dropdowns_list_what_is_on_disk(pack):
+    assert M["MemoModelLoader"].INPUT_TYPES()["required"]["checkpoint"][0] == ["memo"]
+    wav = M["MemoAudioModelLoader"].INPUT_TYPES()["required"]["wav2vec"][0]
+    assert wav == ["memo/wav2vec2-base-960h", "wav2vec2-base-960h"]      # found + default for downloads
+    assert lib.VOICE in M["MemoLoadAudio"].INPUT_TYPES()["required"]["audio"][0]
+    assert lib.PORTRAIT not in M["MemoLoadAudio"].INPUT_TYPES()["required"]["audio"][0]
+
+
+# --------------------------------------------------------------------------- front ends
+
+def test_audio_encode_and_emotion(pack):
+    assert pack.frames == 16 and pack.duration == pytest.approx(2.0)
+    feats = pack.memo_audio.features
+    assert tuple(feats.features.shape[:3]) == (16, 5, 12) and feats.num_frames == 16
+    assert pack.memo_audio.vocal_separation and pack.memo_audio.fps == FPS
+    labels = pack.emotion.frame_labels(16)
+    assert labels.shape == (16,) and 0 <= int(labels.min()) and int(labels.max()) <= 8
+    assert pack.emotion.num_samples == 32000 and pack.emotion.source == "detected"
+    assert "0.00s" in pack.timeline and "2.00s" in pack.timeline
+    # vocal separation changes the features (the tiny separator halves the spectrum)
+    with torch.inference_mode():
+        plain, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+    assert not torch.allclose(plain.features.features, feats.features)
+    assert plain.fingerprint != pack.memo_audio.fingerprint
+
+
+def test_emotion_override_schedule(pack):
+    with torch.inference_mode():
+        track, text = M["MemoDetectEmotion"]().detect(pack.audio, None, "0s:happy, 1.5s:sad")
+    labels = track.frame_labels(16)
+    assert labels[:12].tolist() == [3] * 12 and labels[12:].tolist() == [6] * 4     # 1.5 s at 8 fps
+    assert "experimental" in text and "happy" in text and "sad" in text
+    with torch.inference_mode():
+        mixed, _ = M["MemoDetectEmotion"]().detect(pack.audio, pack.emotion_model, "1s:angry")
+    detected = pack.emotion.frame_labels(16)
+    assert mixed.frame_labels(16)[:8].tolist() == detected[:8].tolist()
+    assert mixed.frame_labels(16)[8:].tolist() == [0] * 8 and mixed.source == "detected+override"
+    for bad, word in (("1s:happy", "must start at 0s"), ("0s:elated", "unknown emotion"),
+                      ("2s:sad, 1s:happy", "must increase"), ("0s:happy, 9s:sad", "after the end")):
+        with pytest.raises(ValueError, match="override") as err:
+            M["MemoDetectEmotion"]().detect(pack.audio, None, bad)
+        assert word in str(err.value)
+
+
+def test_face_prep_crop_framing(pack):
+    face = pack.face
+    assert face.face_found and face.size == (SIZE, SIZE) and face.image_size == (320, 200)
+    assert tuple(face.reference.shape) == (1, 3, SIZE, SIZE) and tuple(face.embedding.shape) == (1, 512)
+    assert float(face.embedding.abs().sum()) > 0
+    assert tuple(pack.reference.shape) == (1, SIZE, SIZE, 3)
+    x0, y0, x1, y1 = face.framing.box
+    assert x1 - x0 == y1 - y0 and 0 < x0 and x1 < 320                  # a square crop inside the wide picture
+    with torch.inference_mode():
+        resized, _, _ = M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "resize", SIZE, SIZE, 2.0, 0.0, 0, False)
+    assert tuple(resized.framing.box) == (0, 0, 320, 200)
+    assert torch.equal(resized.embedding, face.embedding)              # same face, same embedding
+
+
+def test_load_audio_range_and_formats(pack, tmp_path):
+    import av
+
+    sr = 48000
+    t = np.arange(3 * sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    path = Path(host.input_directory()) / "memo_test_stereo.flac"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("flac", rate=sr, layout="stereo")
+        frame = av.AudioFrame.from_ndarray((stereo * 32767).astype(np.int16).T.reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = sr
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    audio, = M["MemoLoadAudio"]().load(0.5, 1.25, "memo_test_stereo.flac")
+    wave = audio["waveform"]
+    assert audio["sample_rate"] == sr and tuple(wave.shape) == (1, 2, int(1.25 * sr))
+    np.testing.assert_allclose(wave[0, :, :100].numpy(), stereo[:, sr // 2: sr // 2 + 100], atol=1e-4)
+    full, = M["MemoLoadAudio"]().load(0.0, 0.0, "memo_test_stereo.flac")
+    assert full["waveform"].shape[-1] == 3 * sr
+    before = M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac")
+    path.touch()
+    assert M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac") == before     # same content
+    assert M["MemoLoadAudio"].IS_CHANGED(0.5, 0.0, "memo_test_stereo.flac") != before
+    with open(path, "ab") as fh:
+        fh.write(b"\0")
+    assert M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac") != before
+    assert "not found" in M["MemoLoadAudio"].VALIDATE_INPUTS("nope.wav")
+    assert "leaves the folder" in M["MemoLoadAudio"].VALIDATE_INPUTS("../x.wav")
+    assert M["MemoLoadAudio"].VALIDATE_INPUTS("memo_test_stereo.flac") is True
+
+
+# --------------------------------------------------------------------------- end to end
+
+def test_end_to_end_to_mp4(pack):
+    from memo_model.video import probe_video, read_frames
+
+    updates = []
+    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t, p)))
+    try:
+        frames, audio, fps, state = sample(pack)
+    finally:
+        host.set_local_progress_hook(None)
+    assert tuple(frames.shape) == (16, SIZE, SIZE, 3) and frames.dtype == torch.float32
+    assert 0 <= float(frames.min()) and float(frames.max()) <= 1 and float(frames.std()) > 0
+    assert fps == float(FPS)
+    assert audio["sample_rate"] == 16000 and tuple(audio["waveform"].shape) == (1, 1, 32000)
+    assert torch.equal(audio["waveform"], pack.audio["waveform"][..., :32000])
+    # one progress update per denoising step, each with the latest frame as preview
+    assert [u[0] for u in updates] == list(range(1, 2 * STEPS + 1)) and {u[1] for u in updates} == {2 * STEPS}
+    assert all(u[2] is not None and u[2].size == (SIZE, SIZE) for u in updates)
+    assert state.frames_done == 16 and state.finished_audio and state.info["padded_tail"] == 0
+
+    with torch.inference_mode():
+        pasted, = M["MemoPasteBack"]().paste(frames, pack.face, 0.1)
+        result = M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/e2e", 18, audio)
+    assert tuple(pasted.shape) == (16, 200, 320, 3)
+    x0, _, x1, _ = pack.face.framing.box
+    np.testing.assert_allclose(pasted[:, :, : x0 - 1].numpy(), pack.image[:, :, : x0 - 1].expand(16, -1, -1, -1).numpy(),
+                               atol=1e-6)                                   # outside the crop: the original
+    assert not torch.allclose(pasted[:, 80:120, x0 + 20:x1 - 20], pack.image[:, 80:120, x0 + 20:x1 - 20])
+    path = Path(result["result"][0])
+    assert path.parent == pack.output / "MEMO" and path.name == "e2e_00001_.mp4"
+    assert result["ui"] == {"images": [{"filename": "e2e_00001_.mp4", "subfolder": "MEMO", "type": "output",
+                                        "format": "video/mp4", "frame_rate": 8.0}], "animated": [True]}
+    info = probe_video(path)
+    assert (info.num_frames, info.width, info.height, info.video_codec) == (16, 320, 200, "h264")
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+    first = next(read_frames(path)).astype(np.float32) / 255
+    assert np.abs(first - pasted[0].numpy()).mean() < 0.05                 # the mp4 holds these frames
+    again = M["MemoVideoCombine"]().combine(pasted[:3], fps, "MEMO/e2e", 18, None)
+    assert Path(again["result"][0]).name == "e2e_00002_.mp4" and probe_video(again["result"][0]).audio_seconds is None
+
+
+def test_chunked_render_through_state_file_equals_one_run(pack):
+    carry = M["MemoryStateCarry"]()
+    full, full_audio, _, _ = sample(pack)
+    first = carry.carry("load or start", "memo/chunks")
+    assert first["result"][0] is None and first["result"][2] == 0
+    parts, sounds = [], []
+    for run in range(2):
+        loaded = carry.carry("load or start", "memo/chunks")["result"][0]
+        frames, audio, _, state = sample(pack, max_frames=5, state=loaded)     # 5 -> one whole clip of 8
+        assert len(frames) == 8 and state.frames_done == 8 * (run + 1) and state.info["chunks"] == run + 1
+        saved = carry.carry("save", "memo/chunks", state)
+        assert saved["ui"]["memo_state"][0]["frames_done"] == 8 * (run + 1)
+        parts.append(frames)
+        sounds.append(audio["waveform"])
+    assert torch.equal(torch.cat(parts), full)                               # continues exactly where it stopped
+    assert torch.equal(torch.cat(sounds, dim=-1), full_audio["waveform"])
+    path = pack.output / "memo" / "chunks.safetensors"
+    assert path.read_bytes()[8:9] == b"{"                                     # safetensors header, no pickle
+    loaded = carry.carry("load", "memo/chunks")["result"][0]
+    with pytest.raises(ValueError, match="already rendered"):
+        sample(pack, state=loaded)
+    with pytest.raises(ValueError, match="steps: state has 2, now 3"):
+        sample(pack, steps=3, state=loaded)
+    # a state with frames still to do, continued with other weights / picture, is refused
+    half = carry.carry("load", "memo/chunks")["result"][0]
+    half.info["frames_done"] = 8
+    half.info["weights"] = "0" * 16
+    with pytest.raises(ValueError, match="weights"):
+        sample(pack, state=half)
+
+
+def test_state_file_names_and_foreign_files_are_refused(pack):
+    carry = M["MemoryStateCarry"]
+    for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", ""):
+        assert carry.VALIDATE_INPUTS("save", bad) is not True, bad
+    assert carry.VALIDATE_INPUTS("save", "memo/ok") is True
+    out = pack.output / "memo"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"x": torch.zeros(2)}, out / "pickled.safetensors")          # a pickle posing as safetensors
+    with pytest.raises(ValueError, match="file_name"):
+        carry().carry("load", "memo/pickled")
+    from safetensors.torch import save_file
+    save_file({"x": torch.zeros(2)}, str(out / "plain.safetensors"), metadata={"hello": "world"})
+    with pytest.raises(ValueError, match="not a MEMO state"):
+        carry().carry("load", "memo/plain")
+    with pytest.raises(FileNotFoundError, match="file_name"):
+        carry().carry("load", "memo/never_saved")
+    with pytest.raises(ValueError, match="state: mode 'save' needs"):
+        carry().carry("save", "memo/x", None)
+
+
+def test_interrupt_is_honoured_within_one_step(pack):
+    calls = []
+
+    def hook(value, total, preview):
+        calls.append(value)
+        host.request_interrupt()
+
+    host.set_local_progress_hook(hook)
+    try:
+        with pytest.raises(host.MemoInterrupted):
+            sample(pack)
+    finally:
+        host.set_local_progress_hook(None)
+        host.clear_interrupt()
+    assert calls == [1]
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):
+    black = torch.zeros(1, 120, 160, 3)
+    with pytest.raises(ValueError, match=r"^image: no face found"):
+        M["MemoFacePrep"]().prepare(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    face, _, info = M["MemoFacePrep"]().prepare(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, True)
+    assert not face.face_found and float(face.embedding.abs().sum()) == 0 and face.mode == "resize"
+    assert "no face found" in info
+    with pytest.raises(ValueError, match="^face_index"):
+        M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 3, False)
+
+
+def test_silent_audio_is_an_error_naming_the_audio(pack):
+    silent = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
+    with pytest.raises(ValueError, match=r"^audio: the audio is silent"):
+        M["MemoAudioEncode"]().encode(pack.wav2vec, silent, FPS, False, FPC, None)
+    with pytest.raises(ValueError, match=r"^audio: the audio is silent"):
+        M["MemoDetectEmotion"]().detect(silent, pack.emotion_model, "")
+    with pytest.raises(ValueError, match="^separator"):
+        M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, None)
+    with pytest.raises(ValueError, match="^audio: .*batch of 2"):
+        M["MemoAudioEncode"]().encode(pack.wav2vec, {"waveform": torch.rand(2, 1, 8000), "sample_rate": 16000},
+                                      FPS, False, FPC, None)
+
+
+def test_wrong_files_are_errors_naming_the_input(pack, tmp_path):
+    bogus = Path(host.input_directory()) / "not_audio.wav"
+    bogus.write_text("this is not a wav file")
+    with pytest.raises(ValueError, match="^audio: 'not_audio.wav' is not a readable audio"):
+        M["MemoLoadAudio"]().load(0.0, 0.0, "not_audio.wav")
+    with pytest.raises(ValueError, match="^audio: no audio between 5s"):
+        M["MemoLoadAudio"]().load(5.0, 0.0, lib.VOICE)
+    # a corrupt weights file in a checkpoint folder
+    import shutil
+    models_root = Path(host.model_roots("memo")[0])
+    broken = models_root / "broken"
+    for sub in ("reference_net", "diffusion_net", "image_proj", "audio_proj"):
+        shutil.copytree(pack.ckpt / sub, broken / sub)
+    (broken / "diffusion_net" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 4096)
+    with pytest.raises(ValueError, match="^checkpoint: "):
+        M["MemoModelLoader"]().load("broken", "fp32", False)
+    assert "broken" in M["MemoModelLoader"].INPUT_TYPES()["required"]["checkpoint"][0]
+    shutil.rmtree(broken)
+    # the wrong kind of object on the VAE socket, and an emotion track of another audio
+    with pytest.raises(ValueError, match="^vae: "):
+        M["MemoSampler"]().sample(pack.models, "not a vae", pack.face, pack.memo_audio, pack.emotion)
+    other, _ = M["MemoDetectEmotion"]().detect({"waveform": torch.rand(1, 1, 8000) - 0.5, "sample_rate": 16000},
+                                               None, "neutral")
+    with pytest.raises(ValueError, match="^emotion: made from another audio"):
+        M["MemoSampler"]().sample(pack.models, pack.vae, pack.face, pack.memo_audio, other)
+
+
+def test_missing_models_error_lists_files_and_command(pack, tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        M["MemoModelLoader"]().load("memo-fp16", "fp16", False)
+    text = str(err.value)
+    assert text.startswith("checkpoint: ")
+    for net in ("reference_net", "diffusion_net", "image_proj", "audio_proj"):
+        assert f"{net}/diffusion_pytorch_model.safetensors" in text
+    assert "hf download memoavatar/memo" in text and str(Path(host.model_roots("memo")[0]) / "memo-fp16") in text
+    assert "download_missing" in text
+
+
+def test_download_missing_fetches_exactly_the_missing_files(pack, monkeypatch):
+    import huggingface_hub
+
+    asked = []
+    source = pack.ckpt / "wav2vec2-base-960h"
+
+    def fake_download(repo, filename, local_dir=None, **kw):
+        asked.append((repo, filename))
+        dest = Path(local_dir) / filename
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes((source / filename).read_bytes())
+        return str(dest)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    target = Path(host.model_roots("memo")[0]) / "wav2vec2-base-960h"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_bytes((source / "config.json").read_bytes())
+    with pytest.raises(FileNotFoundError, match="(?s)^wav2vec: .*model.safetensors"):
+        M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", False)
+    assert asked == []
+    updates = []
+    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t)))
+    try:
+        with torch.inference_mode():
+            loaded, = M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", True)
+    finally:
+        host.set_local_progress_hook(None)
+    assert sorted(asked) == [("facebook/wav2vec2-base-960h", "model.safetensors"),
+                             ("facebook/wav2vec2-base-960h", "preprocessor_config.json")]
+    assert updates[-1] == (2, 2) and loaded.folder == target
+
+
+def test_video_combine_resamples_and_trims_audio(pack):
+    from memo_model.video import probe_video
+
+    frames = torch.rand(10, 48, 64, 3)
+    audio = {"waveform": torch.rand(1, 3, 11000 * 3) - 0.5, "sample_rate": 11000}     # 3 ch, non-AAC rate, 3 s
+    result = M["MemoVideoCombine"]().combine(frames, 5.0, "MEMO/resampled", 23, audio)
+    info = probe_video(result["result"][0])
+    assert info.num_frames == 10 and info.audio_sample_rate == 48000 and info.audio_channels == 1
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)                   # cut to 10 frames / 5 fps
+    with pytest.raises(ValueError, match="^filename_prefix"):
+        M["MemoVideoCombine"]().combine(frames, 5.0, "../outside", 23, None)
+    with pytest.raises(ValueError, match="^images"):
+        M["MemoVideoCombine"]().combine(torch.rand(0, 8, 8, 3), 5.0, "MEMO/x", 23, None)
+
+
+def test_host_fallback(pack, monkeypatch):
+    assert not host.in_comfyui()
+    assert str(host.torch_device()) == "cpu" and host.resolve_precision("auto") == torch.float32
+    assert host.resolve_precision("bf16") == torch.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        host.resolve_precision("fp8")
+    assert host.model_roots("memo") == [pack.root / "models" / "memo"]
+    assert host.output_directory() == pack.output
+    managed = pack.models.managed
+    assert managed.patcher is None and managed.load() == torch.device("cpu")
+    assert managed.size_bytes() > 0 and "MEMO networks" in repr(managed)
+    assert json.dumps(pack.emotion.segments)
