@@ -1,6 +1,6 @@
 """The pack inside a real ComfyUI server (opt-in).
 
-    COMFYUI_DIR=/tmp/comfy/ComfyUI COMFYUI_PYTHON=/tmp/comfy/venv/bin/python python3 -m pytest -q tests/comfyui
+    COMFYUI_DIR=<ComfyUI checkout> COMFYUI_PYTHON=<its venv python> python3 -m pytest -q tests/comfyui
 
 Starts `main.py --cpu` on 127.0.0.1 with this repo linked in as the only custom-node pack and tiny
 random weights in its model folders (models/memo in the documented layout, a full-width random
