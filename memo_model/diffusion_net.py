@@ -25,7 +25,6 @@ class ClipContext:
     """What a clip's denoising steps share: reference image features and the motion memory."""
     ref_images: dict      # feature key -> [B, hw, C]
     memory: dict          # motion-module path -> [(KV, Z), ...] one per attention block
-    batch: int            # B (2 with CFG: unconditional first)
 
 
 class DiffusionNet(nn.Module):
@@ -135,7 +134,7 @@ class DiffusionNet(nn.Module):
                 path = self.motion_paths[key]
                 prev = previous_memory.get(path) if previous_memory else None
                 memory[path] = module.build_memory(past, per_copy.shape[1] - 1, prev)
-        return ClipContext(ref_images, memory, batch)
+        return ClipContext(ref_images, memory)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, face_tokens: torch.Tensor,
                 audio_tokens: torch.Tensor, emotion: torch.Tensor, clip: ClipContext,
