@@ -104,6 +104,19 @@ def resume_dir_for(output) -> Path:
     return output.with_name(output.name + RESUME_SUFFIX)
 
 
+def checkpoint_matches(output, components: dict) -> bool:
+    """Whether ``output`` has an unfinished checkpoint of exactly this job.
+
+    ``components``: :func:`job_fingerprint` of the job. Lets a caller that names its outputs
+    with a counter (ComfyUI) find the file an interrupted run was writing."""
+    try:
+        manifest = json.loads((resume_dir_for(output) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (manifest.get("format") == FORMAT
+            and manifest.get("fingerprint") == _digest(json.dumps(components, sort_keys=True)))
+
+
 # --------------------------------------------------------------------------- fingerprint
 
 def _hash_update(digest, x) -> None:
@@ -338,7 +351,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                  resume: bool = False,
                  progress: Optional[Callable[[RenderProgress], None]] = None,
                  log: Optional[Callable[[str], None]] = None,
-                 inputs_fingerprint: Optional[str] = None) -> RenderResult:
+                 inputs_fingerprint: Optional[str] = None,
+                 on_clip: Optional[Callable[[int, np.ndarray], None]] = None) -> RenderResult:
     """Render ``num_frames`` frames to ``output`` (mp4 with ``audio`` muxed), clip by clip.
 
     ``audio_features`` [T,5,12,C] and ``emotion`` [T] cover T >= num_frames frames (T padded to
@@ -346,7 +360,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
     returns full-size frames (float [0,1] or uint8). ``progress`` receives a
     :class:`RenderProgress` after every denoising step and may raise to cancel; ``log``
     receives one-line messages (default: this module's logger). ``inputs_fingerprint``: see
-    :func:`job_fingerprint`.
+    :func:`job_fingerprint`. ``on_clip(index, frames_u8 [n,H,W,3])`` sees each clip once it is
+    encoded (e.g. for a preview); it must not keep the array.
     """
     log = log or logger.info
     settings.validate()
@@ -427,6 +442,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             writer.write(frames_u8)
             if store is not None and c + 1 < num_clips:
                 store.checkpoint(c + 1, state, frames_u8)
+            if on_clip is not None:
+                on_clip(c, frames_u8)
             del frames_u8
         writer.on_segment = None          # the last segment is not needed for resuming
         path = writer.close()
@@ -441,4 +458,4 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
 
 
 __all__ = ["RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
-           "job_fingerprint", "ResumeStore"]
+           "checkpoint_matches", "job_fingerprint", "ResumeStore"]

@@ -7,6 +7,7 @@ from .audio_nodes import MemoAudioEncode, MemoDetectEmotion, MemoLoadAudio
 from .face_nodes import MemoFacePrep, MemoPasteBack
 from .loaders import (MemoAudioModelLoader, MemoEmotionModelLoader, MemoFaceModelLoader, MemoModelLoader,
                       MemoVocalSeparatorLoader)
+from .render_node import MemoRenderVideo
 from .sampler import MemoSampler
 from .state_nodes import MemoryStateCarry
 from .video_nodes import MemoVideoCombine
@@ -25,6 +26,7 @@ NODE_CLASS_MAPPINGS = {
     "MemoryStateCarry": MemoryStateCarry,
     "MemoPasteBack": MemoPasteBack,
     "MemoVideoCombine": MemoVideoCombine,
+    "MemoRenderVideo": MemoRenderVideo,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -41,6 +43,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MemoryStateCarry": "MEMO State Carry (save / load / continue)",
     "MemoPasteBack": "MEMO Paste Back",
     "MemoVideoCombine": "MEMO Video Combine (mp4)",
+    "MemoRenderVideo": "MEMO Render Video (streaming, resumable mp4)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

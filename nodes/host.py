@@ -340,10 +340,13 @@ def set_local_progress_hook(hook: Optional[Callable]) -> None:
 
 
 def preview_image(frame):
-    """[H, W, 3] float in [0, 1] (torch) -> PIL image for the progress preview."""
+    """[H, W, 3] float in [0, 1] (torch) or uint8 (numpy) -> PIL image for the progress preview."""
     import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
+
+    if isinstance(frame, np.ndarray):
+        return Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
+    import torch  # noqa: PLC0415
 
     arr = frame.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     return Image.fromarray(np.ascontiguousarray(arr))

@@ -22,6 +22,41 @@ def activation_bytes(width: int, height: int, frames_per_clip: int, cfg: bool, d
     return int(tokens * 70_000 * dtype_size)
 
 
+def clip_inputs(audio, emotion, frames_per_clip: int):
+    """(audio features [T, 5, layers, C], emotion labels [T]) for sampling clips of this length.
+
+    T is the padded length when the audio was encoded for this clip length (official), else the
+    audio's own frame count (the pipeline pads the last clip by repeating the last frame)."""
+    if emotion.num_samples != audio.num_samples_16k:
+        raise ValueError(f"emotion: made from another audio ({emotion.num_samples} samples at 16 kHz, the audio "
+                         f"features have {audio.num_samples_16k}); feed MemoDetectEmotion the same AUDIO as "
+                         "MemoAudioEncode")
+    features = audio.features
+    if features.frames_per_clip == frames_per_clip:
+        return features.features, emotion.frame_labels(features.num_frames)
+    logger.info("MEMO: audio was padded for %d-frame clips, sampling %d-frame clips: the last clip is "
+                "padded by repeating the last frame's features", features.frames_per_clip, frames_per_clip)
+    total = audio.num_frames
+    return features.features[:total], emotion.frame_labels(total)
+
+
+def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
+    """A MemoPipeline whose networks and VAE are placed by ComfyUI's model manager before use."""
+    import torch  # noqa: PLC0415
+    from memo_model.pipeline import MemoPipeline  # noqa: PLC0415
+
+    width, height = face.size
+    dtype_size = torch.tensor([], dtype=memo_models.dtype).element_size()
+    need = activation_bytes(width, height, frames_per_clip, cfg > 1.0, dtype_size)
+
+    def ensure_loaded():
+        memo_models.managed.load(memory_required=need)
+
+    codec = as_codec(vae, after=ensure_loaded, input_name="vae")
+    ensure_loaded()
+    return MemoPipeline(memo_models.networks, codec)
+
+
 def _continuation(state: CarriedState | None, audio, face, models, settings: dict):
     """(start frame of this audio, previous MemoState or None), refusing incompatible states."""
     if state is None:
@@ -101,26 +136,11 @@ class MemoSampler:
 
     def sample(self, memo_models, vae, face, audio, emotion, steps=20, cfg=3.5, seed=42, frames_per_clip=16,
                past_frames=16, max_frames=0, state=None):
-        import torch  # noqa: PLC0415
-        from memo_model.pipeline import MemoPipeline  # noqa: PLC0415
-
         steps, fpc, past_frames = int(steps), int(frames_per_clip), int(past_frames)
         cfg = float(cfg)
         fps = int(audio.fps)
-        if emotion.num_samples != audio.num_samples_16k:
-            raise ValueError(f"emotion: made from another audio ({emotion.num_samples} samples at 16 kHz, the audio "
-                             f"features have {audio.num_samples_16k}); feed MemoDetectEmotion the same AUDIO as "
-                             "MemoAudioEncode")
-        features = audio.features
         total = audio.num_frames
-        if features.frames_per_clip == fpc:
-            usable = features.features            # official: padded to whole clips by wav2vec on padded audio
-            labels = emotion.frame_labels(features.num_frames)
-        else:
-            logger.info("MEMO: audio was padded for %d-frame clips, sampling %d-frame clips: the last clip is "
-                        "padded by repeating the last frame's features", features.frames_per_clip, fpc)
-            usable = features.features[:total]
-            labels = emotion.frame_labels(total)
+        usable, labels = clip_inputs(audio, emotion, fpc)
 
         settings = {"fps": fps, "frames_per_clip": fpc, "steps": steps, "cfg": round(cfg, 4),
                     "past_frames": past_frames}
@@ -136,18 +156,7 @@ class MemoSampler:
         chunk_features = usable[start:min(feature_stop, len(usable))]
         chunk_labels = labels[start:min(feature_stop, len(labels))]
 
-        width, height = face.size
-        nets_holder = memo_models.managed
-        dtype_size = torch.tensor([], dtype=memo_models.dtype).element_size()
-        need = activation_bytes(width, height, fpc, cfg > 1.0, dtype_size)
-
-        def ensure_loaded():
-            nets_holder.load(memory_required=need)
-
-        codec = as_codec(vae, after=ensure_loaded, input_name="vae")
-        ensure_loaded()
-        pipe = MemoPipeline(memo_models.networks, codec)
-
+        pipe = memo_pipeline(memo_models, vae, face, fpc, cfg)
         bar = host.Progress(clips * steps)
         latest = {"preview": host.preview_image(((face.reference[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1))}
 

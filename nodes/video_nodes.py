@@ -10,10 +10,8 @@ CATEGORY = "MEMO"
 WRITE_BATCH = 32
 
 
-def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, str, str]:
-    """ComfyUI's naming: <output>/<sub>/<name>_00001_.mp4 with the next free counter.
-
-    Returns (path, subfolder, filename); prefixes that leave the output folder are refused."""
+def _prefix_target(filename_prefix: str) -> tuple[Path, Path, str]:
+    """(output folder, folder the prefix points into (created), file name part)."""
     prefix = (filename_prefix or "").strip().replace("\\", "/")
     if not prefix:
         raise ValueError("filename_prefix: empty; write a prefix such as 'MEMO/memo'")
@@ -23,12 +21,43 @@ def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, s
     if not name or name.startswith("."):
         raise ValueError(f"filename_prefix: {filename_prefix!r} needs a file name part (e.g. 'MEMO/memo')")
     folder.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(re.escape(name) + r"_(\d+)_")
+    return out, folder, name
+
+
+def _counter_pattern(name: str):
+    return re.compile(re.escape(name) + r"_(\d+)_")
+
+
+def _described(out: Path, path: Path) -> tuple[Path, str, str]:
+    folder = path.parent
+    return path, (folder.relative_to(out).as_posix() if folder != out else ""), path.name
+
+
+def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, str, str]:
+    """ComfyUI's naming: <output>/<sub>/<name>_00001_.mp4 with the next free counter.
+
+    Returns (path, subfolder, filename); prefixes that leave the output folder are refused.
+    Counters of unfinished renders (``<name>_00007_.mp4.memo-resume``) count as used."""
+    out, folder, name = _prefix_target(filename_prefix)
+    pattern = _counter_pattern(name)
     counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
     counter = max(counters, default=0) + 1
-    filename = f"{name}_{counter:05d}_{suffix}"
-    subfolder = folder.relative_to(out).as_posix() if folder != out else ""
-    return folder / filename, subfolder, filename
+    return _described(out, folder / f"{name}_{counter:05d}_{suffix}")
+
+
+def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[tuple[Path, str, str]]:
+    """Outputs of this prefix that an interrupted render left a checkpoint for, newest first."""
+    from memo_model.render import RESUME_SUFFIX  # noqa: PLC0415
+
+    out, folder, name = _prefix_target(filename_prefix)
+    pattern = _counter_pattern(name)
+    found = []
+    for p in folder.iterdir():
+        m = pattern.fullmatch(p.name[:-len(suffix + RESUME_SUFFIX)]) if p.name.endswith(suffix + RESUME_SUFFIX) else None
+        target = folder / p.name[:-len(RESUME_SUFFIX)]
+        if m and p.is_dir() and not target.exists():
+            found.append((int(m.group(1)), target))
+    return [_described(out, target) for _, target in sorted(found, reverse=True)]
 
 
 def prepare_mux_audio(audio: dict, num_frames: int, fps: float):

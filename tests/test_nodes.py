@@ -332,6 +332,82 @@ def test_interrupt_is_honoured_within_one_step(pack):
     assert calls == [1]
 
 
+
+def render(ns, **kw):
+    args = dict(steps=STEPS, cfg=3.5, seed=7, frames_per_clip=FPC, past_frames=FPC, paste_back=True, feather=0.1,
+                filename_prefix="MEMO/stream", crf=18, resume=True)
+    args.update(kw)
+    with torch.inference_mode():
+        return M["MemoRenderVideo"]().render(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
+
+
+def test_streaming_render_equals_sampler_pasteback_combine(pack):
+    """MemoRenderVideo (clip by clip, pasted and encoded as it goes) writes the same video as
+    MemoSampler -> MemoPasteBack -> MemoVideoCombine, with the same audio track."""
+    from memo_model.render import resume_dir_for
+    from memo_model.video import probe_video, read_frames
+
+    frames, audio, fps, _ = sample(pack)
+    with torch.inference_mode():
+        pasted, = M["MemoPasteBack"]().paste(frames, pack.face, 0.1)
+        combined = Path(M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/framewise", 18, audio)["result"][0])
+        crop_only = Path(M["MemoVideoCombine"]().combine(frames, fps, "MEMO/framewise", 18, audio)["result"][0])
+    updates = []
+    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t, p)))
+    try:
+        result = render(pack)
+    finally:
+        host.set_local_progress_hook(None)
+    path = Path(result["result"][0])
+    assert path.parent == pack.output / "MEMO" and path.name == "stream_00001_.mp4"
+    assert result["ui"]["images"][0] == {"filename": "stream_00001_.mp4", "subfolder": "MEMO", "type": "output",
+                                         "format": "video/mp4", "frame_rate": 8.0}
+    assert not resume_dir_for(path).exists()                                  # removed once complete
+    assert [u[0] for u in updates] == list(range(1, 2 * STEPS + 1)) and {u[1] for u in updates} == {2 * STEPS}
+    assert updates[0][2] is None and updates[-1][2].size == (320, 200)       # preview: the last pasted frame
+    for streamed, framewise in ((path, combined), (Path(render(pack, paste_back=False)["result"][0]), crop_only)):
+        a, b = probe_video(streamed), probe_video(framewise)
+        assert (a.num_frames, a.width, a.height) == (b.num_frames, b.width, b.height)
+        assert a.audio_seconds == pytest.approx(b.audio_seconds, abs=1e-3)
+        got, want = np.stack(list(read_frames(streamed))), np.stack(list(read_frames(framewise)))
+        assert np.array_equal(got, want)
+
+
+def test_streaming_render_resumes_after_interrupt(pack):
+    from memo_model.render import resume_dir_for
+
+    reference = Path(render(pack, filename_prefix="MEMO/uninterrupted", resume=False)["result"][0])
+
+    def stop_in_second_clip(value, total, preview):
+        if value == STEPS + 1:
+            host.request_interrupt()
+
+    host.set_local_progress_hook(stop_in_second_clip)
+    try:
+        with pytest.raises(host.MemoInterrupted):
+            render(pack, filename_prefix="MEMO/resumed")
+    finally:
+        host.set_local_progress_hook(None)
+        host.clear_interrupt()
+    unfinished = pack.output / "MEMO" / "resumed_00001_.mp4"
+    assert not unfinished.exists() and resume_dir_for(unfinished).is_dir()
+    assert not list((pack.output / "MEMO").glob("resumed_*.tmp*"))
+
+    other = Path(render(pack, filename_prefix="MEMO/resumed", seed=8)["result"][0])   # another job: new file,
+    assert other.name == "resumed_00002_.mp4" and resume_dir_for(unfinished).is_dir()  # checkpoint kept
+
+    updates = []
+    host.set_local_progress_hook(lambda v, t, p: updates.append(v))
+    try:
+        path = Path(render(pack, filename_prefix="MEMO/resumed")["result"][0])
+    finally:
+        host.set_local_progress_hook(None)
+    assert path == unfinished and not resume_dir_for(path).exists()
+    assert updates == [STEPS + 1 + i for i in range(STEPS)]                 # only the second clip was generated
+    assert path.read_bytes() == reference.read_bytes()
+    assert other.read_bytes() != reference.read_bytes()
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):

@@ -24,6 +24,7 @@ NAMES = sorted(bw.WORKFLOWS)
 VIRTUAL = {"Note", "MarkdownNote", "Reroute"}
 # Small settings for CPU runs: the same graphs, 64x64, 8 fps, 8-frame clips, 1 step.
 TINY = {"MemoSampler": {"steps": 1, "frames_per_clip": 8, "past_frames": 8},
+        "MemoRenderVideo": {"steps": 1, "frames_per_clip": 8, "past_frames": 8},
         "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8},
         "MemoFacePrep": {"width": 64, "height": 64}}
 
@@ -114,7 +115,7 @@ def test_api_workflow_is_valid(name):
                     assert v in entry[0] or v == opts.get("default"), (ctype, iname, v)
                 if entry[0] in ("INT", "FLOAT"):
                     assert opts["min"] <= v <= opts["max"], (ctype, iname, v)
-    assert any(n["class_type"] in ("MemoVideoCombine", "SaveVideo") for n in api.values())
+    assert any(n["class_type"] in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo") for n in api.values())
 
 
 # --------------------------------------------------------------------------- running them
@@ -248,3 +249,16 @@ def test_long_chunks_workflow_continues_across_runs(env):
     assert sum(probe_video(p).audio_seconds for p in parts) == pytest.approx(2.0, abs=0.15)
     with pytest.raises(ValueError, match="already rendered"):
         run_prompt(prompt, env)
+
+
+def test_long_stream_workflow_writes_one_pasted_back_video(env):
+    from memo_model.render import resume_dir_for
+    from memo_model.video import probe_video
+
+    ui = run_prompt(tiny_prompt("memo_long_stream"), env)
+    video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]
+    path = Path(env["root"]) / "output" / video["subfolder"] / video["filename"]
+    assert path.name.startswith("long_") and not resume_dir_for(path).exists()
+    info = probe_video(path)
+    assert (info.num_frames, info.width, info.height) == (16, 320, 200)      # pasted back, the whole audio
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)

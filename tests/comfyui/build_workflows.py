@@ -145,6 +145,20 @@ WORKFLOWS = {
             (13, "MemoVideoCombine", (1240, 400),
              {"images": (12, 0), "fps": (12, 2), "filename_prefix": "MEMO/long_part", "crf": 18, "audio": (12, 1)}),
         ],
+    },    "memo_long_stream": {
+        "note": ("MEMO long audio in one run, streamed to one mp4.\n\nMEMO Render Video samples clip by clip and "
+                 "pastes, encodes and releases each clip at once, so memory stays flat for any audio length and "
+                 "the mp4 has exactly as many frames as the audio lasts. With resume on, a checkpoint is kept "
+                 "next to the output while it renders (MEMO/long_NNNNN_.mp4.memo-resume/): if the run is "
+                 "cancelled or ComfyUI stops, queue the same workflow again and it continues from the last "
+                 "finished clip. Keep the seed fixed (control_after_generate: fixed) to resume."),
+        "nodes": _loaders() + [(8, "MemoLoadAudio", (420, 380), {"start": 0.0, "duration": 0.0, "audio": VOICE})]
+        + _front_ends(8, "crop") + [
+            (12, "MemoRenderVideo", (820, 360),
+             {"memo_models": (1, 0), "vae": (2, 0), "face": (11, 0), "audio": (9, 0), "emotion": (10, 0),
+              "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "paste_back": True,
+              "feather": 0.1, "filename_prefix": "MEMO/long", "crf": 18, "resume": True}),
+        ],
     },
 }
 

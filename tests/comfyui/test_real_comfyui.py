@@ -41,7 +41,7 @@ VHS_LINK = "ComfyUI-VideoHelperSuite"
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 NODE_IDS = ["MemoModelLoader", "MemoAudioModelLoader", "MemoEmotionModelLoader", "MemoVocalSeparatorLoader",
             "MemoFaceModelLoader", "MemoLoadAudio", "MemoAudioEncode", "MemoDetectEmotion", "MemoFacePrep",
-            "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine"]
+            "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo"]
 TINY = ["MemoSampler.steps=1", "MemoSampler.frames_per_clip=8", "MemoSampler.past_frames=8",
         "MemoAudioEncode.fps=8", "MemoAudioEncode.frames_per_clip=8", "MemoFacePrep.width=64",
         "MemoFacePrep.height=64"]
@@ -117,7 +117,8 @@ def prompt_for(server, name: str, extra=()):
     image = api.upload(server["url"], server["inputs"]["portrait"])
     audio = api.upload(server["url"], server["inputs"]["voice"])
     api.set_media(prompt, image, audio)
-    api.apply_assignments(prompt, TINY + list(extra))
+    classes = {n["class_type"] for n in prompt.values()}
+    api.apply_assignments(prompt, [a for a in TINY if a.split(".")[0] in classes] + list(extra))
     return prompt
 
 
@@ -247,6 +248,39 @@ def test_long_chunks_workflow_continues_over_api_calls(server):
     assert state_file.is_file() and state_file.read_bytes()[8:9] == b"{"
     with pytest.raises(api.PromptFailed, match="already rendered"):
         run(server, prompt, "memo_long_chunks_run3_s")
+
+
+def test_long_stream_workflow_resumes_after_interrupt(server):
+    """MemoRenderVideo over HTTP: interrupted after its first clip was checkpointed, the same
+    prompt queued again continues into the same file, identical to an uninterrupted render."""
+    from memo_model.render import resume_dir_for
+    from memo_model.video import probe_video
+
+    api, url = server["api"], server["url"]
+    small = ["MemoRenderVideo.steps=30", "MemoRenderVideo.frames_per_clip=8", "MemoRenderVideo.past_frames=8"]
+    _pid, _entry, files = run(server, prompt_for(server, "memo_long_stream", small + [
+        "MemoRenderVideo.resume=false", "MemoRenderVideo.filename_prefix=MEMO/stream_ref"]), "memo_long_stream_s")
+    reference, = [f for f in files if f.suffix == ".mp4"]
+    info = probe_video(reference)
+    assert (info.num_frames, info.width, info.height) == (16, 320, 200)
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+
+    prompt = prompt_for(server, "memo_long_stream", small)
+    target = server["root"] / "output" / "MEMO" / "long_00001_.mp4"
+    manifest = resume_dir_for(target) / "manifest.json"
+    prompt_id = api.queue_prompt(url, prompt)
+    deadline = time.monotonic() + 300
+    while not manifest.is_file():                   # clip 1 of 2 is done and checkpointed
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    api.interrupt(url, prompt_id)
+    with pytest.raises(api.PromptFailed, match="interrupted"):
+        api.wait(url, prompt_id, timeout=120, poll=0.1)
+    assert not target.exists() and manifest.is_file()
+    _pid, entry, files = run(server, prompt, "memo_long_stream_resumed_s")
+    resumed, = [f for f in files if f.suffix == ".mp4"]
+    assert resumed.name == target.name and not resume_dir_for(target).exists()
+    assert target.read_bytes() == reference.read_bytes()
 
 
 def test_validation_errors(server):

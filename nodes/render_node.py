@@ -1,0 +1,115 @@
+"""MemoRenderVideo: MemoSampler and MemoVideoCombine in streaming form, for long audio.
+
+Each finished clip is pasted back (optional), encoded into the mp4 and released, so memory
+does not grow with the audio; with resume on, an interrupted render continues from its last
+clip when the same job is queued again. The work is memo_model.render.render_video.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from . import host
+from .sampler import INITIAL_PAST_FRAMES, clip_inputs, memo_pipeline
+from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_FACE, MEMO_MODELS, digest
+from .video_nodes import next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
+
+logger = logging.getLogger("memo.nodes")
+CATEGORY = "MEMO"
+
+
+class MemoRenderVideo:
+    """Generate the whole talking video straight into an mp4, clip by clip, in constant memory."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "memo_models": (MEMO_MODELS, {"tooltip": "MEMO networks from MemoModelLoader."}),
+            "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core 'Load VAE' node."}),
+            "face": (MEMO_FACE, {"tooltip": "Reference picture + face embedding + framing from MemoFacePrep."}),
+            "audio": (MEMO_AUDIO, {"tooltip": "Audio features from MemoAudioEncode (any length)."}),
+            "emotion": (MEMO_EMOTION, {"tooltip": "Emotion track from MemoDetectEmotion (same audio)."}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 200,
+                              "tooltip": "Denoising steps per clip (official: 20)."}),
+            "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."}),
+            "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                             "tooltip": "Noise seed. Keep it fixed to resume an interrupted render."}),
+            "frames_per_clip": ("INT", {"default": 16, "min": 1, "max": 32,
+                                        "tooltip": "Frames generated together (official: 16)."}),
+            "past_frames": ("INT", {"default": 16, "min": 1, "max": 64,
+                                    "tooltip": "Previously generated frames the next clip looks at (official: 16)."}),
+            "paste_back": ("BOOLEAN", {"default": True, "label_on": "original picture", "label_off": "generated crop",
+                                       "tooltip": "Write the frames pasted back into the original picture "
+                                                  "(as MemoPasteBack), or the generated crop as it is."}),
+            "feather": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.5, "step": 0.01,
+                                  "tooltip": "paste_back: width of the soft blend at the crop edges, as a fraction "
+                                             "of the crop's shorter side."}),
+            "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
+                                           "Output file prefix inside the output folder; a counter is added: "
+                                           "MEMO/memo_00001_.mp4."}),
+            "crf": ("INT", {"default": 18, "min": 0, "max": 51,
+                            "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
+            "resume": ("BOOLEAN", {"default": True, "label_on": "checkpoint + resume", "label_off": "off",
+                                   "tooltip": "Checkpoint after every clip next to the output "
+                                              "(<file>.mp4.memo-resume/, removed when done). Queueing the same "
+                                              "job again after an interrupt or crash continues from the last "
+                                              "finished clip; the result is identical to an uninterrupted run."}),
+        }}
+
+    RETURN_TYPES = ("STRING", "VIDEO")
+    RETURN_NAMES = ("filename", "video")
+    OUTPUT_TOOLTIPS = ("Full path of the written mp4.", "The mp4 as core VIDEO (ComfyUI 0.3.31+).")
+    OUTPUT_NODE = True
+    FUNCTION = "render"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Streaming MEMO render for long audio: sampling, paste-back and H.264 + AAC encoding clip by "
+                   "clip (memory does not grow with the audio), exactly as many frames as the audio lasts, "
+                   "resumable after an interrupt, written atomically.")
+
+    def render(self, memo_models, vae, face, audio, emotion, steps=20, cfg=3.5, seed=42, frames_per_clip=16,
+               past_frames=16, paste_back=True, feather=0.1, filename_prefix="MEMO/memo", crf=18, resume=True):
+        from memo_model.render import RenderSettings, checkpoint_matches, job_fingerprint, render_video  # noqa: PLC0415
+
+        fpc, fps = int(frames_per_clip), int(audio.fps)
+        features, labels = clip_inputs(audio, emotion, fpc)
+        total = audio.num_frames
+        settings = RenderSettings(steps=int(steps), cfg=float(cfg), seed=int(seed), frames_per_clip=fpc,
+                                  past_frames=int(past_frames), initial_past_frames=INITIAL_PAST_FRAMES,
+                                  fps=fps, crf=int(crf))
+        settings.validate()
+        paste = None
+        if paste_back and face.framing is not None:
+            paste = dataclasses.replace(face.framing, feather=float(feather)).paste_back
+        wave, rate = prepare_mux_audio(audio.audio, total, fps)
+        pipe = memo_pipeline(memo_models, vae, face, fpc, float(cfg))
+        job = dict(reference=face.reference, face_embedding=face.embedding, audio_features=features,
+                   num_frames=total, emotion=labels, audio=wave, sample_rate=rate, settings=settings,
+                   paste_back=paste, inputs_fingerprint=digest(audio.fingerprint, emotion.fingerprint,
+                                                               face.fingerprint))
+
+        target = None
+        if resume:
+            components = job_fingerprint(pipe, **job)
+            target = next((t for t in unfinished_video_paths(filename_prefix)
+                           if checkpoint_matches(t[0], components)), None)
+        path, subfolder, filename = target or next_video_path(filename_prefix)
+
+        bar = host.Progress(1)
+        latest = {"preview": None}
+
+        def on_clip(_index, frames_u8):
+            latest["preview"] = host.preview_image(frames_u8[-1])
+
+        def progress(p):
+            bar.update(p.clip * p.num_steps + p.step, p.num_clips * p.num_steps, latest["preview"])
+
+        host.check_interrupt()
+        result = render_video(pipe, output=path, resume=bool(resume), progress=progress, on_clip=on_clip,
+                              log=lambda msg: logger.info("MEMO: %s", msg), **job)
+        if result.resumed_clips:
+            logger.info("MEMO: %s: resumed after %d of %d clips", filename, result.resumed_clips, result.num_clips)
+        preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
+                   "frame_rate": float(fps)}
+        return {"ui": {"images": [preview], "animated": [True]},
+                "result": (str(result.path), video_output(result.path))}
