@@ -396,23 +396,43 @@ class AudioFeatures:
         f = self.frames_per_clip if self.frames_per_clip > 0 else self.num_frames
         return self.features[index * f:(index + 1) * f].contiguous()
 
+    @property
+    def on_disk(self) -> bool:
+        """Whether `features` are read from a feature file clip by clip (see `feature_file`)."""
+        from .feature_file import FeatureWindows
+
+        return isinstance(self.features, FeatureWindows)
+
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write a safetensors file (per-frame outputs when available: 5x smaller)."""
         from safetensors.torch import save_file
 
+        meta = _features_metadata(self.num_frames, self.audio_frames, self.fps, self.frames_per_clip, self.info)
+        if self.on_disk:                                   # copy layer by layer, never all at once
+            from .feature_file import FeatureFileWriter
+
+            src = self.features
+            writer = FeatureFileWriter(path, src.layers, src.frames, src.channels, meta)
+            try:
+                for layer in range(src.layers):
+                    writer.write_layer(layer, src.read_layer(layer))
+            except BaseException:
+                writer.abort()
+                raise
+            writer.close()
+            return
         if self.per_frame is not None:
             tensors = {"per_frame": self.per_frame.contiguous()}
         else:
             tensors = {"features": self.features.contiguous()}
-        meta = {"format": FEATURES_FORMAT, "num_frames": str(self.num_frames),
-                "audio_frames": str(self.audio_frames), "fps": str(self.fps),
-                "frames_per_clip": str(self.frames_per_clip)}
-        meta.update({f"info.{k}": str(v) for k, v in self.info.items()})
         save_file(tensors, str(path), metadata=meta)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "AudioFeatures":
+        """Read a features file; layer-major files (`AudioEncoder.encode(to_file=...)`) stay on disk."""
         from safetensors import safe_open
+
+        from .feature_file import TENSOR, FeatureWindows
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -420,9 +440,12 @@ class AudioFeatures:
                 raise ValueError(f"'{path}' is not a MEMO audio-features file (format "
                                  f"{meta.get('format')!r}, expected {FEATURES_FORMAT!r}); compute the "
                                  "features again with AudioEncoder.encode(...).save(path).")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            keys = set(f.keys())
+            tensors = {} if TENSOR in keys else {k: f.get_tensor(k) for k in keys}
         ints = {k: int(meta[k]) for k in ("num_frames", "audio_frames", "fps", "frames_per_clip")}
-        if "per_frame" in tensors:
+        if TENSOR in keys:
+            out = cls(features=FeatureWindows(path, WINDOW_RADIUS), **ints)
+        elif "per_frame" in tensors:
             out = cls.from_per_frame(tensors["per_frame"], ints["audio_frames"], ints["fps"],
                                      ints["frames_per_clip"])
         else:
@@ -432,6 +455,13 @@ class AudioFeatures:
             raise ValueError(f"'{path}' is inconsistent: {out.num_frames} frames stored, "
                              f"{ints['num_frames']} in its metadata")
         return out
+
+
+def _features_metadata(num_frames: int, audio_frames: int, fps: int, frames_per_clip: int, info: dict) -> dict:
+    meta = {"format": FEATURES_FORMAT, "num_frames": str(num_frames), "audio_frames": str(audio_frames),
+            "fps": str(fps), "frames_per_clip": str(frames_per_clip)}
+    meta.update({f"info.{k}": str(v) for k, v in info.items()})
+    return meta
 
 
 def _as_waveform(waveform, what: str, pick: str) -> np.ndarray:
@@ -515,19 +545,33 @@ class AudioEncoder:
         return pad_for_clips(x, true_frames, int(fps), int(frames_per_clip)), true_frames, padded
 
     @torch.no_grad()
-    def encode(self, waveform_16k, fps: int = 30, frames_per_clip: int = 16, **options) -> AudioFeatures:
+    def encode(self, waveform_16k, fps: int = 30, frames_per_clip: int = 16, *,
+               to_file: Union[str, os.PathLike, None] = None, **options) -> AudioFeatures:
         """16 kHz mono waveform (or Audio16k: channel mean) -> AudioFeatures.
 
-        `options` go to `memo_model.wav2vec.hidden_states` (chunking thresholds; results are
-        the same up to float rounding).
+        `to_file`: write the features there layer by layer and return them disk-backed
+        (`AudioFeatures.on_disk`): memory then does not grow with the audio's length, here or
+        while rendering. `options` go to `memo_model.wav2vec.hidden_states` (chunking
+        thresholds; results are the same up to float rounding).
         """
         from .wav2vec import hidden_states
 
         x, true_frames, padded = self.prepare(waveform_16k, fps, frames_per_clip)
         inp = torch.from_numpy(x)[None].to(device=self.device, dtype=self.dtype)
-        outputs = hidden_states(self.model, inp, padded, edge_pad=WINDOW_RADIUS, **options)
-        return AudioFeatures.from_padded(outputs.to("cpu", torch.float32), true_frames, int(fps),
-                                         int(frames_per_clip))
+        if to_file is None:
+            outputs = hidden_states(self.model, inp, padded, edge_pad=WINDOW_RADIUS, **options)
+            return AudioFeatures.from_padded(outputs.to("cpu", torch.float32), true_frames, int(fps),
+                                             int(frames_per_clip))
+        from .feature_file import FeatureFileWriter
+
+        writer = FeatureFileWriter(to_file, len(self.model.encoder.layers), padded, self.model.config.hidden_size,
+                                   _features_metadata(padded, true_frames, int(fps), int(frames_per_clip), {}))
+        try:
+            hidden_states(self.model, inp, padded, sink=writer.write_layer, **options)
+        except BaseException:
+            writer.abort()
+            raise
+        return AudioFeatures.load(writer.close())
 
 
 def prepare_audio(source: AudioSource, encoder: AudioEncoder, detector=None, separator=None, *, fps: int = 30,

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -120,15 +121,19 @@ def checkpoint_matches(output, components: dict) -> bool:
 # --------------------------------------------------------------------------- fingerprint
 
 def _hash_update(digest, x) -> None:
-    """Feed a tensor/array (shape, dtype, bytes) to ``digest`` in bounded chunks."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach()
-        digest.update(f"{tuple(x.shape)}|{x.dtype}|".encode())
-        if x.numel() == 0:
+    """Feed a tensor/array (shape, dtype, bytes) to ``digest`` in bounded chunks.
+
+    Tensor-likes that slice into tensors (disk-backed ``FeatureWindows``) hash exactly as
+    the same values in memory would, reading one chunk at a time."""
+    if isinstance(x, torch.Tensor) or isinstance(getattr(x, "dtype", None), torch.dtype):
+        x = x.detach() if isinstance(x, torch.Tensor) else x
+        shape = tuple(x.shape)
+        digest.update(f"{shape}|{x.dtype}|".encode())
+        if math.prod(shape) == 0:
             return
-        if x.dim() == 0:
+        if not shape:
             x = x.reshape(1)
-        rows = max(1, (16 << 20) // max(1, x[0].numel() * x.element_size()))
+        rows = max(1, (16 << 20) // max(1, math.prod(shape[1:]) * x.dtype.itemsize))
         for i in range(0, len(x), rows):   # slice first: strided views are copied chunk by chunk
             chunk = x[i:i + rows].to("cpu").contiguous().reshape(-1)
             digest.update(chunk.view(torch.uint8).numpy())

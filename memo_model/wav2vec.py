@@ -13,6 +13,7 @@ GroupNorm statistics taken over the whole clip first (exact up to float rounding
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -190,14 +191,17 @@ def check_supported(config) -> None:
 @torch.no_grad()
 def hidden_states(model, normalized: torch.Tensor, num_frames: int, *,
                   max_exact_samples: int = EXACT_CONV_MAX_SAMPLES, chunk_frames: int = CONV_CHUNK_FRAMES,
-                  budget_bytes: int = ATTENTION_BUDGET_BYTES, edge_pad: int = 0) -> torch.Tensor:
+                  budget_bytes: int = ATTENTION_BUDGET_BYTES, edge_pad: int = 0,
+                  sink=None) -> Optional[torch.Tensor]:
     """Normalised, padded waveform [1, n] -> per-layer outputs [num_frames, L, C] (official order).
 
     conv features -> linear interpolation to `num_frames` -> feature projection ->
     pos-conv + LayerNorm -> encoder layers; returns the outputs of layers 1..L
     (`hidden_states[1:]` of the official call). With `edge_pad=r` the result has r extra
     copies of the first and last frame on each side ([num_frames + 2r, L, C]), ready for
-    `window_from_padded` without another copy.
+    `window_from_padded` without another copy. With `sink(layer_index, rows [num_frames, C])`
+    each layer's output goes there as soon as it is computed and nothing is returned (e.g. a
+    `feature_file.FeatureFileWriter`, so long audio never holds all layers in memory).
     """
     feats = conv_features(model, normalized, max_exact_samples=max_exact_samples, chunk_frames=chunk_frames)
     feats = interpolate_frames(feats, num_frames)
@@ -205,6 +209,11 @@ def hidden_states(model, normalized: torch.Tensor, num_frames: int, *,
     enc = model.encoder
     hs = enc.layer_norm(hs + enc.pos_conv_embed(hs))
     hs = enc.dropout(hs)
+    if sink is not None:
+        for i, layer in enumerate(enc.layers):
+            hs = _encoder_layer(layer, hs, budget_bytes)
+            sink(i, hs[0])
+        return None
     out = hs.new_empty(num_frames + 2 * edge_pad, len(enc.layers), hs.shape[-1])  # filled in place
     for i, layer in enumerate(enc.layers):
         hs = _encoder_layer(layer, hs, budget_bytes)
