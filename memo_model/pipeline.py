@@ -76,7 +76,7 @@ class MemoPipeline:
             raise ValueError(f"face_embedding must be [1, {dim}], got {tuple(face_embedding.shape)}")
         cfg = self.networks.audio_proj.cfg
         want = (cfg.seq_len, cfg.blocks, cfg.channels)
-        if audio_features.dim() != 4 or tuple(audio_features.shape[1:]) != want or len(audio_features) == 0:
+        if audio_features.ndim != 4 or tuple(audio_features.shape[1:]) != want or len(audio_features) == 0:
             raise ValueError(f"audio_features must be [T, {', '.join(map(str, want))}] with T >= 1 "
                              f"(wav2vec window features for these weights), got {tuple(audio_features.shape)}")
         if emotion.dim() != 1 or len(emotion) != len(audio_features):
@@ -117,7 +117,8 @@ class MemoPipeline:
         """Generate len(audio_features) frames. With `state`, continue a video (the seed is then
         ignored: the noise stream continues from the state's RNG). `progress(done, total)` runs
         after every denoising step and may raise to cancel; `on_clip(index, frames [F,H,W,3])`
-        gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming)."""
+        gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming).
+        `audio_features` may be disk-backed (`memo_model.feature_file.FeatureWindows`): read per clip."""
         self._check_inputs(reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames)
         nets = self.networks
         device, dtype = nets.device, nets.dtype
@@ -128,9 +129,8 @@ class MemoPipeline:
                     "cfg": use_cfg, "weights": nets.fingerprint}
 
         total_frames = len(audio_features)
-        features = _pad_to_clips(audio_features, frames_per_clip)
         labels = _pad_to_clips(emotion.cpu(), frames_per_clip)
-        num_clips = len(features) // frames_per_clip
+        num_clips = len(labels) // frames_per_clip
         generator = torch.Generator("cpu")
         reference = reference.to(torch.float32).cpu()
         latent_cache: dict = {}
@@ -163,7 +163,9 @@ class MemoPipeline:
             features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens)
             clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, memory if clip_index else None)
 
-            audio = nets.audio_proj(features[window][None].to(device, dtype))
+            # sliced per clip: disk-backed features (memo_model.feature_file) are read clip by clip
+            features = _pad_to_clips(audio_features[window], frames_per_clip)
+            audio = nets.audio_proj(features[None].to(device, dtype))
             if use_cfg:
                 audio = torch.cat([torch.zeros_like(audio), audio])
             label = clip_emotion(labels[window])

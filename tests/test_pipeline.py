@@ -147,3 +147,23 @@ def test_variant_b_checkpoint_runs(tmp_path):
     out = pipe.generate(*random_inputs(32, seed=9), num_inference_steps=1)
     assert out.frames.shape == (32, 64, 64, 3) and torch.isfinite(out.frames).all()
     assert len(out.state.memory[blocks]) == 4  # 2 transformer blocks x 2 attention blocks
+
+
+def test_disk_backed_features_give_the_same_frames(tiny_pipeline, tmp_path):
+    """FeatureWindows (features on disk, read per clip) in, the same frames out, partial clip included."""
+    from memo_model.feature_file import FeatureFileWriter, FeatureWindows
+    from memo_model.wav2vec import window_view
+
+    reference, face, features, emotion = random_inputs(20, seed=4)
+    per_frame = torch.randn(20, *features.shape[2:], generator=torch.Generator().manual_seed(5))
+    writer = FeatureFileWriter(tmp_path / "f.safetensors", per_frame.shape[1], 20, per_frame.shape[2])
+    for layer in range(per_frame.shape[1]):
+        writer.write_layer(layer, per_frame[:, layer])
+    on_disk = FeatureWindows(writer.close())
+    in_memory = window_view(per_frame)
+    a = tiny_pipeline.generate(reference, face, in_memory, emotion, num_inference_steps=1, seed=3)
+    b = tiny_pipeline.generate(reference, face, on_disk, emotion, num_inference_steps=1, seed=3)
+    assert b.frames.shape[0] == 20 and torch.equal(a.frames, b.frames)
+    shifted = window_view(torch.roll(per_frame, 1, dims=0))                  # the features matter
+    c = tiny_pipeline.generate(reference, face, shifted, emotion, num_inference_steps=1, seed=3)
+    assert not torch.equal(a.frames, c.frames)
