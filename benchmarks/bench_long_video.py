@@ -4,7 +4,8 @@ Each (model, duration) render runs in its own subprocess; its peak RSS is the ch
 ``ru_maxrss`` from ``os.wait4`` (Linux: KiB). The child builds the inputs the audio front end
 would hand over for that duration (wav2vec features as a zero-copy window view of per-frame
 layer outputs, emotion labels, the 16 kHz waveform), then runs
-:func:`memo_model.render.render_video` to an mp4.
+:func:`memo_model.render.render_video` to an mp4. ``--features disk`` writes the features to a
+feature file first and renders from it, as the command line does (``memo_model.feature_file``).
 
 Pipelines:
 * ``real``: :class:`memo_model.MemoPipeline` on random weights from :mod:`memo_model.tiny`:
@@ -122,7 +123,16 @@ def child(args) -> None:
     num_frames = math.ceil(n_samples * FPS / SR)
     padded = -(-num_frames // 16) * 16
     per_frame = torch.randn(padded, 12, channels)                 # what wav2vec returns
-    features = window_view(per_frame, 2)                          # [T, 5, 12, C], no copy
+    if args.features == "disk":
+        from memo_model.feature_file import FeatureFileWriter, FeatureWindows
+
+        writer = FeatureFileWriter(Path(args.output).with_suffix(".features.safetensors"), 12, padded, channels)
+        for layer in range(12):
+            writer.write_layer(layer, per_frame[:, layer])
+        del per_frame
+        features = FeatureWindows(writer.close())                 # read clip by clip
+    else:
+        features = window_view(per_frame, 2)                      # [T, 5, 12, C], no copy
     emotion = torch.randint(0, 9, (padded,))
     t = np.arange(n_samples, dtype=np.float32) / SR
     audio = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -166,6 +176,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--cfg", type=float, default=3.5)
     p.add_argument("--resume", action="store_true", help="checkpoint after every clip, as --resume does")
+    p.add_argument("--features", choices=("memory", "disk"), default="memory",
+                   help="audio features in memory, or in a feature file read clip by clip (as the CLI)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -189,14 +201,15 @@ def main() -> None:
                 out = Path(tmp) / f"{model}-{seconds:g}.mp4"
                 argv = ["--model", model, "--seconds", str(seconds), "--checkpoint", str(ckpt),
                         "--output", str(out), "--steps", str(args.steps), "--cfg", str(args.cfg),
-                        "--pipeline", args.pipeline] + (["--resume"] if args.resume else [])
+                        "--pipeline", args.pipeline, "--features", args.features] + (["--resume"] if args.resume else [])
                 info, peak = run_child(argv)
                 row = {"pipeline": args.pipeline, "model": model, "size": SIZES[model], "audio_s": seconds,
-                       "steps": args.steps, "cfg": args.cfg, "resume": args.resume,
+                       "steps": args.steps, "cfg": args.cfg, "resume": args.resume, "features": args.features,
                        "peak_rss_mib": round(peak, 1), **info}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 out.unlink(missing_ok=True)
+                out.with_suffix(".features.safetensors").unlink(missing_ok=True)
     ratios = {}
     for model in args.models:
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["audio_s"])
