@@ -3,6 +3,10 @@
     python benchmarks/bench_audio.py                      # 10 s, 60 s, 10 min; wav2vec + emotion
     python benchmarks/bench_audio.py --seconds 10 60 --parts wav2vec --threads 2
     python benchmarks/bench_audio.py --check-long-path    # chunked vs one-shot wav2vec at 60 s
+    python benchmarks/bench_audio.py --parts wav2vec wav2vec_to_file --seconds 60 300
+
+`wav2vec_to_file` writes the features layer by layer to a feature file (as the command line
+does) instead of holding [frames, 12, 768] in memory.
 
 wav2vec2-base (768 wide, 12 layers, 12 heads) and emotion2vec_plus_large (1024 wide, 16 heads,
 4 prenet + 8 blocks, 10 extra tokens) with MEMO's 5 x 2048 emotion classifier. Every case runs
@@ -18,6 +22,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,15 +86,17 @@ def run_one(part: str, seconds: float, threads: int) -> dict:
     torch.set_num_threads(threads)
     wave = synthetic_voice(seconds)
     t0 = time.perf_counter()
-    model = build_wav2vec() if part == "wav2vec" else build_emotion()
+    model = build_wav2vec() if part.startswith("wav2vec") else build_emotion()
     build_s = time.perf_counter() - t0
     before_kb = _status_kb("VmRSS")
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     with torch.no_grad():
-        if part == "wav2vec":
-            out = model.encode(wave, fps=30, frames_per_clip=16)
-            shape, frames = list(out.features.shape), out.num_frames
+        if part.startswith("wav2vec"):
+            with tempfile.TemporaryDirectory() as tmp:
+                to_file = Path(tmp) / "features.safetensors" if part == "wav2vec_to_file" else None
+                out = model.encode(wave, fps=30, frames_per_clip=16, to_file=to_file)
+                shape, frames = list(out.features.shape), out.num_frames
         else:
             from memo_model.wav2vec import frame_counts
 
@@ -141,7 +148,7 @@ def check_long_path(seconds: float, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
-    ap.add_argument("--parts", nargs="+", default=["wav2vec", "emotion"], choices=["wav2vec", "emotion"])
+    ap.add_argument("--parts", nargs="+", default=["wav2vec", "emotion"], choices=["wav2vec", "wav2vec_to_file", "emotion"])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--check-long-path", action="store_true")
     ap.add_argument("--one", nargs=2, metavar=("PART", "SECONDS"), help=argparse.SUPPRESS)
