@@ -12,6 +12,7 @@ frame i holds frames clamp(i-r .. i+r) of the whole sequence.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import struct
@@ -94,6 +95,7 @@ class FeatureWindows:
             raise ValueError(f"'{self.path}' is not a MEMO feature file ({exc})") from exc
         self.metadata = head.get("__metadata__", {})
         self.layers, self.frames, self.channels = (int(v) for v in entry["shape"])
+        self.offset, self.length = 0, self.frames          # the frames this view shows (see `frames_view`)
         self._data_start = 8 + n + int(entry["data_offsets"][0])
         expected = self._data_start + self.layers * self.frames * self.channels * _DTYPE.itemsize
         if self.path.stat().st_size < expected:
@@ -101,14 +103,22 @@ class FeatureWindows:
 
     @property
     def shape(self) -> torch.Size:
-        return torch.Size((self.frames, 2 * self.radius + 1, self.layers, self.channels))
+        return torch.Size((self.length, 2 * self.radius + 1, self.layers, self.channels))
 
     @property
     def ndim(self) -> int:
         return 4
 
     def __len__(self) -> int:
-        return self.frames
+        return self.length
+
+    def frames_view(self, start: int, stop: int) -> "FeatureWindows":
+        """Frames start..stop of this view, still on disk: like ``windows[start:stop]`` of the
+        in-memory windows (edge frames keep their neighbours from the whole file)."""
+        start, stop, _ = slice(start, stop).indices(self.length)
+        view = copy.copy(self)
+        view.offset, view.length = self.offset + start, max(0, stop - start)
+        return view
 
     def read_layer(self, layer: int) -> torch.Tensor:
         """One layer's outputs for every frame: [frames, C]."""
@@ -136,11 +146,12 @@ class FeatureWindows:
     def __getitem__(self, index) -> torch.Tensor:
         if not isinstance(index, slice):
             raise TypeError("FeatureWindows supports slices of frames only (features[a:b])")
-        start, stop, step = index.indices(self.frames)
+        start, stop, step = index.indices(self.length)
         if step != 1:
             raise ValueError("FeatureWindows slices need step 1")
         if stop <= start:
             return torch.empty((0, *self.shape[1:]), dtype=self.dtype)
+        start, stop = start + self.offset, stop + self.offset
         r = self.radius
         lo, hi = max(0, start - r), min(self.frames, stop + r)
         rows = self.read_frames(lo, hi)

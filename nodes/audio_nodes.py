@@ -171,6 +171,11 @@ class MemoLoadAudio:
         return True
 
 
+# Longer audio keeps its wav2vec features in ComfyUI's temp folder, read clip by clip while sampling
+# (memo_model.feature_file; bit for bit the in-memory values).
+FEATURES_ON_DISK_SECONDS = 60.0
+
+
 class MemoAudioEncode:
     """AUDIO -> MEMO_AUDIO: (optional vocal separation) + wav2vec window features per video frame."""
 
@@ -215,11 +220,15 @@ class MemoAudioEncode:
                                  "MemoVocalSeparatorLoader, or switch vocal_separation off")
             voice = separator.separator.separate(a16)
             progress.update(1)
-        wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
-        features = wav2vec.encoder.encode(voice, fps=int(fps), frames_per_clip=int(frames_per_clip))
-        progress.update(progress.total)
         fingerprint = digest(a16.samples, int(fps), int(frames_per_clip), bool(vocal_separation),
                              wav2vec.fingerprint, separator.fingerprint if (separator and vocal_separation) else None)
+        to_file = None
+        if a16.duration > FEATURES_ON_DISK_SECONDS:      # 10 min: 663 MB that need not stay in memory
+            to_file = host.temp_directory() / f"memo_features_{fingerprint}.safetensors"
+            to_file.parent.mkdir(parents=True, exist_ok=True)
+        wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
+        features = wav2vec.encoder.encode(voice, fps=int(fps), frames_per_clip=int(frames_per_clip), to_file=to_file)
+        progress.update(progress.total)
         memo_audio = MemoAudio(features=features, audio=check_audio_dict(audio), fps=int(fps),
                                frames_per_clip=int(frames_per_clip), vocal_separation=bool(vocal_separation),
                                num_samples_16k=a16.num_samples, fingerprint=fingerprint)

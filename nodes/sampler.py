@@ -37,7 +37,12 @@ def clip_inputs(audio, emotion, frames_per_clip: int):
     logger.info("MEMO: audio was padded for %d-frame clips, sampling %d-frame clips: the last clip is "
                 "padded by repeating the last frame's features", features.frames_per_clip, frames_per_clip)
     total = audio.num_frames
-    return features.features[:total], emotion.frame_labels(total)
+    return frame_range(features.features, 0, total), emotion.frame_labels(total)
+
+
+def frame_range(features, start: int, stop: int):
+    """features[start:stop]; disk-backed features stay on disk (read clip by clip later)."""
+    return features.frames_view(start, stop) if hasattr(features, "frames_view") else features[start:stop]
 
 
 def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
@@ -153,7 +158,7 @@ class MemoSampler:
         clips = -(-want // fpc)
         stop = start + want
         feature_stop = start + clips * fpc
-        chunk_features = usable[start:min(feature_stop, len(usable))]
+        chunk_features = frame_range(usable, start, min(feature_stop, len(usable)))
         chunk_labels = labels[start:min(feature_stop, len(labels))]
 
         pipe = memo_pipeline(memo_models, vae, face, fpc, cfg)

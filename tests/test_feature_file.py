@@ -93,3 +93,18 @@ def test_render_reads_features_from_disk_identically(encoder, tmp_path):
     assert a.num_frames == b.num_frames == 30
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     np.testing.assert_array_equal(memory.features[:], disk.features[:])
+
+
+def test_frames_view_stays_on_disk_and_keeps_edge_neighbours(tmp_path):
+    per_frame = torch.randn(40, 3, 4, generator=torch.Generator().manual_seed(1))
+    writer = FeatureFileWriter(tmp_path / "f.safetensors", 3, 40, 4)
+    for layer in range(3):
+        writer.write_layer(layer, per_frame[:, layer])
+    windows, memory = FeatureWindows(writer.close()), window_view(per_frame)
+    for a, b in [(0, 40), (5, 17), (30, 40), (0, 3), (38, 40), (10, 10)]:
+        view = windows.frames_view(a, b)
+        assert isinstance(view, FeatureWindows) and len(view) == view.shape[0] == b - a
+        assert torch.equal(view[:], memory[a:b]), (a, b)              # frame 5's window still sees 3 and 4
+        if b - a >= 3:
+            assert torch.equal(view.frames_view(1, 3)[:], memory[a:b][1:3])
+            assert torch.equal(view[b - a - 1:], memory[b - 1:b])

@@ -156,6 +156,21 @@ def test_audio_encode_and_emotion(pack):
     assert plain.fingerprint != pack.memo_audio.fingerprint
 
 
+def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypatch):
+    from nodes import audio_nodes
+
+    monkeypatch.setattr(audio_nodes, "FEATURES_ON_DISK_SECONDS", 1.0)         # the voice is 2 s long
+    with torch.inference_mode():
+        long_audio, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, pack.separator)
+    feats = long_audio.features
+    assert feats.on_disk and not pack.memo_audio.features.on_disk
+    assert feats.features.path.parent == pack.root / "temp"
+    assert long_audio.fingerprint == pack.memo_audio.fingerprint              # same audio, same state keys
+    assert torch.equal(feats.features[:], pack.memo_audio.features.features)
+    on_disk = SimpleNamespace(**{**vars(pack), "memo_audio": long_audio})
+    assert torch.equal(sample(on_disk)[0], sample(pack)[0])
+
+
 def test_emotion_override_schedule(pack):
     with torch.inference_mode():
         track, text = M["MemoDetectEmotion"]().detect(pack.audio, None, "0s:happy, 1.5s:sad")
