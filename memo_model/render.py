@@ -17,6 +17,10 @@ After every clip the folder ``<output>.memo-resume/`` receives, in this order:
 3. ``manifest.json`` (atomic replace, written last): the input fingerprint and which files
    make up the checkpoint. Files it does not name are leftovers and are deleted.
 
+Steps 2-3 are skipped after a clip when writing states would take more than a tenth of the
+render's time (:class:`CheckpointPacing`; large states at 512x512 on a fast GPU); the next
+state then covers the clips in between.
+
 A re-run with the same inputs stream-copies the stored segments into a new file, re-encodes
 the stored clips of the unfinished segment with a fresh encoder (x264 is deterministic for
 fixed settings and thread count) and continues from the stored state, so the final mp4 is
@@ -36,6 +40,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -314,8 +319,8 @@ class ResumeStore:
         segment.save(self.folder / name)
         self._new_segment = name
 
-    def checkpoint(self, clips_done: int, state, frames_u8: np.ndarray) -> None:
-        """Record that ``clips_done`` clips are finished (the last one is ``frames_u8``)."""
+    def record_clip(self, clips_done: int, frames_u8: np.ndarray) -> None:
+        """Keep finished clip ``clips_done - 1`` (``frames_u8``) for the next :meth:`commit`."""
         from safetensors.numpy import save_file
 
         if self._new_segment is not None:         # this clip closed a segment
@@ -328,6 +333,12 @@ class ResumeStore:
             save_file({"frames": np.ascontiguousarray(frames_u8)}, str(tmp))
             os.replace(tmp, self.folder / name)
             self.pending.append(name)
+
+    def commit(self, clips_done: int, state) -> None:
+        """Make the recorded clips up to ``clips_done`` and ``state`` the checkpoint to resume from.
+
+        Until the manifest is replaced, the previous checkpoint stays whole; files neither of
+        them names are deleted afterwards."""
         state_name = f"state-{clips_done:05d}.safetensors"
         state.save(self.folder / state_name, extra={"render_fingerprint": self.fingerprint})
         self.state_file, self.clips_done = state_name, clips_done
@@ -347,6 +358,30 @@ class ResumeStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class CheckpointPacing:
+    """When to write the generation state: after every clip while that costs at most ``max_share``
+    of the render's time, else after every few clips (``max_share=None``: always).
+
+    The state holds every temporal layer's memory: kilobytes for test models, but several GB at
+    512x512 (fp32 KV memories with CFG), which on a fast GPU can take as long to write as a clip
+    takes to generate. The clips in between are still recorded, so a crash loses at most the
+    clips since the last state, and a resumed file is byte-identical either way."""
+
+    def __init__(self, max_share: Optional[float]):
+        self.max_share = max_share
+        self.started = time.monotonic()
+        self.writing = 0.0
+
+    def due(self) -> bool:
+        if self.max_share is None:
+            return True
+        generating = time.monotonic() - self.started - self.writing
+        return self.writing <= self.max_share * generating
+
+    def wrote(self, seconds: float) -> None:
+        self.writing += seconds
+
+
 # --------------------------------------------------------------------------- the job
 
 def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Tensor,
@@ -357,7 +392,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                  progress: Optional[Callable[[RenderProgress], None]] = None,
                  log: Optional[Callable[[str], None]] = None,
                  inputs_fingerprint: Optional[str] = None,
-                 on_clip: Optional[Callable[[int, np.ndarray], None]] = None) -> RenderResult:
+                 on_clip: Optional[Callable[[int, np.ndarray], None]] = None,
+                 max_checkpoint_share: Optional[float] = 0.1) -> RenderResult:
     """Render ``num_frames`` frames to ``output`` (mp4 with ``audio`` muxed), clip by clip.
 
     ``audio_features`` [T,5,12,C] and ``emotion`` [T] cover T >= num_frames frames (T padded to
@@ -366,7 +402,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
     :class:`RenderProgress` after every denoising step and may raise to cancel; ``log``
     receives one-line messages (default: this module's logger). ``inputs_fingerprint``: see
     :func:`job_fingerprint`. ``on_clip(index, frames_u8 [n,H,W,3])`` sees each clip once it is
-    encoded (e.g. for a preview); it must not keep the array.
+    encoded (e.g. for a preview); it must not keep the array. ``max_checkpoint_share``: see
+    :class:`CheckpointPacing` (None = write the state after every clip).
     """
     log = log or logger.info
     settings.validate()
@@ -405,6 +442,7 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                          on_segment=store.on_segment if store is not None else None)
 
     writer = new_writer()
+    pacing = CheckpointPacing(max_checkpoint_share)
     state, start = None, 0
     try:
         if store is not None and store.clips_done:
@@ -446,7 +484,11 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             del frames
             writer.write(frames_u8)
             if store is not None and c + 1 < num_clips:
-                store.checkpoint(c + 1, state, frames_u8)
+                store.record_clip(c + 1, frames_u8)
+                if pacing.due():
+                    t0 = time.monotonic()
+                    store.commit(c + 1, state)
+                    pacing.wrote(time.monotonic() - t0)
             if on_clip is not None:
                 on_clip(c, frames_u8)
             del frames_u8
@@ -463,4 +505,4 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
 
 
 __all__ = ["RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
-           "checkpoint_matches", "job_fingerprint", "ResumeStore"]
+           "checkpoint_matches", "job_fingerprint", "ResumeStore", "CheckpointPacing"]

@@ -52,7 +52,9 @@ class MemoRenderVideo:
                             "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
             "resume": ("BOOLEAN", {"default": True, "label_on": "checkpoint + resume", "label_off": "off",
                                    "tooltip": "Checkpoint after every clip next to the output "
-                                              "(<file>.mp4.memo-resume/, removed when done). Queueing the same "
+                                              "(<file>.mp4.memo-resume/, removed when done; large 512x512 states "
+                                              "are written after every few clips so that saving them takes at "
+                                              "most a tenth of the render time). Queueing the same "
                                               "job again after an interrupt or crash continues from the last "
                                               "finished clip; the result is identical to an uninterrupted run."}),
         }}

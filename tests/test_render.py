@@ -87,6 +87,12 @@ def make_inputs(num_frames, seed=0):
     )
 
 
+def render(*args, **kwargs):
+    """render_video writing the state after every clip (the tests crash at known clips)."""
+    kwargs.setdefault("max_checkpoint_share", None)
+    return render_video(*args, **kwargs)
+
+
 SETTINGS = RenderSettings(steps=2, frames_per_clip=FPC, past_frames=FPC, initial_past_frames=FPC,
                           clips_per_segment=2, preset="ultrafast")
 
@@ -101,7 +107,7 @@ def test_streams_exact_length_and_content(tmp_path, num_frames):
     pipe = FakePipeline()
     out = tmp_path / "out.mp4"
     seen = []
-    result = render_video(pipe, output=out, settings=SETTINGS, progress=seen.append, **inputs)
+    result = render(pipe, output=out, settings=SETTINGS, progress=seen.append, **inputs)
     n_clips = math.ceil(num_frames / FPC)
     assert result.num_clips == n_clips and result.resumed_clips == 0
     assert pipe.calls == [FPC] * n_clips                 # one clip per call, padded features
@@ -132,7 +138,7 @@ def test_paste_back_and_odd_size(tmp_path):
         canvas[:, 3:3 + H, 5:5 + W] = frames
         return canvas
 
-    render_video(FakePipeline(), output=tmp_path / "p.mp4", settings=SETTINGS,
+    render(FakePipeline(), output=tmp_path / "p.mp4", settings=SETTINGS,
                  paste_back=paste_back, **inputs)
     info = probe_video(tmp_path / "p.mp4")
     assert (info.width, info.height, info.num_frames) == (46, 38, 8)
@@ -156,11 +162,11 @@ def crash_at(clip):
 def test_resume_after_crash_is_identical(tmp_path, k):
     inputs = make_inputs(23)                     # 6 clips of 4, last one partial
     reference = tmp_path / "ref.mp4"
-    render_video(FakePipeline(), output=reference, settings=SETTINGS, **inputs)
+    render(FakePipeline(), output=reference, settings=SETTINGS, **inputs)
 
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                      progress=crash_at(k), **inputs)
     assert not out.exists() and not partial_path(out).exists()
     manifest = json.loads((resume_dir_for(out) / "manifest.json").read_text())
@@ -169,7 +175,7 @@ def test_resume_after_crash_is_identical(tmp_path, k):
 
     pipe = FakePipeline()
     messages = []
-    result = render_video(pipe, output=out, settings=SETTINGS, resume=True, log=messages.append,
+    result = render(pipe, output=out, settings=SETTINGS, resume=True, log=messages.append,
                           **inputs)
     assert result.resumed_clips == k
     assert len(pipe.calls) == 6 - k              # only the missing clips were generated
@@ -181,13 +187,13 @@ def test_resume_after_crash_is_identical(tmp_path, k):
 
 def test_two_crashes_then_resume(tmp_path):
     inputs = make_inputs(23)
-    render_video(FakePipeline(), output=tmp_path / "ref.mp4", settings=SETTINGS, **inputs)
+    render(FakePipeline(), output=tmp_path / "ref.mp4", settings=SETTINGS, **inputs)
     out = tmp_path / "out.mp4"
     for k in (1, 4):
         with pytest.raises(Crash):
-            render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+            render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                          progress=crash_at(k), **inputs)
-    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, **inputs)
+    result = render(FakePipeline(), output=out, settings=SETTINGS, resume=True, **inputs)
     assert result.resumed_clips == 4
     assert out.read_bytes() == (tmp_path / "ref.mp4").read_bytes()
 
@@ -197,7 +203,7 @@ def test_changed_input_is_not_resumed(tmp_path, change):
     inputs = make_inputs(23)
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                      progress=crash_at(3), **inputs)
     settings, pipe = SETTINGS, FakePipeline()
     if change == "seed":
@@ -209,13 +215,13 @@ def test_changed_input_is_not_resumed(tmp_path, change):
     else:
         inputs["reference"] = inputs["reference"].flip(-1)
     messages = []
-    result = render_video(pipe, output=out, settings=settings, resume=True, log=messages.append,
+    result = render(pipe, output=out, settings=settings, resume=True, log=messages.append,
                           **inputs)
     assert result.resumed_clips == 0 and len(pipe.calls) == 6
     key = {"seed": "settings"}.get(change, change)
     assert any("not resuming" in m and key in m for m in messages), messages
     fresh = tmp_path / "fresh.mp4"
-    render_video(FakePipeline(**({"fingerprint": "other-weights"} if change == "weights" else {})),
+    render(FakePipeline(**({"fingerprint": "other-weights"} if change == "weights" else {})),
                  output=fresh, settings=settings, **inputs)
     assert out.read_bytes() == fresh.read_bytes()
 
@@ -226,18 +232,18 @@ def test_inputs_fingerprint_keys_the_checkpoint(tmp_path):
     inputs = make_inputs(23)
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
                      inputs_fingerprint="files-v1", **inputs)
     noisy = dict(inputs, audio_features=inputs["audio_features"] + 1e-7)
-    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+    result = render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                           inputs_fingerprint="files-v1", **noisy)
     assert result.resumed_clips == 3
 
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(3),
                      inputs_fingerprint="files-v1", **inputs)
     messages = []
-    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+    result = render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                           inputs_fingerprint="files-v2", log=messages.append, **inputs)
     assert result.resumed_clips == 0
     assert any("not resuming" in m and "inputs" in m for m in messages), messages
@@ -247,7 +253,7 @@ def test_without_resume_nothing_is_kept(tmp_path):
     inputs = make_inputs(12)
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, progress=crash_at(2), **inputs)
+        render(FakePipeline(), output=out, settings=SETTINGS, progress=crash_at(2), **inputs)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -255,12 +261,12 @@ def test_damaged_checkpoint_starts_over(tmp_path):
     inputs = make_inputs(23)
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                      progress=crash_at(3), **inputs)
     pending = json.loads((resume_dir_for(out) / "manifest.json").read_text())["pending_clips"]
     (resume_dir_for(out) / pending[0]).write_bytes(b"garbage")
     messages = []
-    result = render_video(FakePipeline(), output=out, settings=SETTINGS, resume=True,
+    result = render(FakePipeline(), output=out, settings=SETTINGS, resume=True,
                           log=messages.append, **inputs)
     assert result.resumed_clips == 0
     assert any("cannot be used" in m for m in messages)
@@ -270,13 +276,13 @@ def test_damaged_checkpoint_starts_over(tmp_path):
 def test_input_validation(tmp_path):
     inputs = make_inputs(8)
     with pytest.raises(ValueError, match="num_frames is 9"):
-        render_video(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
+        render(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
                      **{**inputs, "num_frames": 9})
     with pytest.raises(ValueError, match="emotion has 7 labels"):
-        render_video(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
+        render(FakePipeline(), output=tmp_path / "o.mp4", settings=SETTINGS,
                      **{**inputs, "emotion": inputs["emotion"][:7]})
     with pytest.raises(FileNotFoundError, match="output folder"):
-        render_video(FakePipeline(), output=tmp_path / "no" / "o.mp4", settings=SETTINGS, **inputs)
+        render(FakePipeline(), output=tmp_path / "no" / "o.mp4", settings=SETTINGS, **inputs)
 
 
 @pytest.fixture(scope="module")
@@ -304,17 +310,45 @@ def test_real_core_crash_and_resume_is_identical(tmp_path, tiny_pipeline):
     settings = RenderSettings(steps=1, frames_per_clip=4, past_frames=4, initial_past_frames=4,
                               clips_per_segment=2, preset="ultrafast")
     reference = tmp_path / "ref.mp4"
-    render_video(tiny_pipeline, output=reference, settings=settings, **inputs)
+    render(tiny_pipeline, output=reference, settings=settings, **inputs)
     info = probe_video(reference)
     assert (info.num_frames, info.width, info.height) == (7, 64, 64)
 
     out = tmp_path / "out.mp4"
     with pytest.raises(Crash):
-        render_video(tiny_pipeline, output=out, settings=settings, resume=True,
+        render(tiny_pipeline, output=out, settings=settings, resume=True,
                      progress=crash_at(1), **inputs)
     state_files = list(resume_dir_for(out).glob("state-*.safetensors"))
     assert [p.name for p in state_files] == ["state-00001.safetensors"]
     assert MemoState.load(state_files[0]).memory            # the temporal memory is checkpointed
-    result = render_video(tiny_pipeline, output=out, settings=settings, resume=True, **inputs)
+    result = render(tiny_pipeline, output=out, settings=settings, resume=True, **inputs)
     assert result.resumed_clips == 1
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_paced_checkpoints_skip_slow_states_and_still_resume_identically(tmp_path, monkeypatch):
+    """When writing a state costs more than the share allowed, states are written after fewer
+    clips; the clips in between are still recorded, and the resumed file is byte-identical."""
+    import time
+
+    inputs = make_inputs(23)
+    reference = tmp_path / "ref.mp4"
+    render(FakePipeline(), output=reference, settings=SETTINGS, **inputs)
+    slow_save = MemoState.save
+
+    def save(self, path, extra=None):
+        time.sleep(0.5)                                   # a multi-GB state on a slow disk
+        return slow_save(self, path, extra=extra)
+
+    monkeypatch.setattr(MemoState, "save", save)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Crash):
+        render(FakePipeline(), output=out, settings=SETTINGS, resume=True, progress=crash_at(5),
+               max_checkpoint_share=0.1, **inputs)
+    manifest = json.loads((resume_dir_for(out) / "manifest.json").read_text())
+    assert manifest["clips_done"] == 1 and manifest["state"] == "state-00001.safetensors"
+    assert len(list(resume_dir_for(out).glob("state-*"))) == 1
+    pipe = FakePipeline()
+    result = render(pipe, output=out, settings=SETTINGS, resume=True, max_checkpoint_share=0.1, **inputs)
+    assert result.resumed_clips == 1 and len(pipe.calls) == 5
     assert out.read_bytes() == reference.read_bytes()
