@@ -137,7 +137,9 @@ class MemoSampler:
     FUNCTION = "sample"
     CATEGORY = CATEGORY
     DESCRIPTION = ("MEMO talking-head generation: 16-frame clips with memory-guided temporal attention and "
-                   "emotion-aware audio attention. Progress per denoising step with the latest frame as preview.")
+                   "emotion-aware audio attention. Progress per denoising step with the latest frame as preview. "
+                   "Returns every frame in memory: for long audio use MEMO Render Video (streams clip by clip "
+                   "into one mp4, resumable) or max_frames with MEMO State Carry.")
 
     def sample(self, memo_models, vae, face, audio, emotion, steps=20, cfg=3.5, seed=42, frames_per_clip=16,
                past_frames=16, max_frames=0, state=None):

@@ -130,7 +130,8 @@ class MemoVideoCombine:
     OUTPUT_NODE = True
     FUNCTION = "combine"
     CATEGORY = CATEGORY
-    DESCRIPTION = "Encodes H.264 + AAC mp4 with PyAV (no ffmpeg binary needed); written atomically."
+    DESCRIPTION = ("Encodes H.264 + AAC mp4 with PyAV (no ffmpeg binary needed); written atomically. For long "
+                   "audio, MEMO Render Video samples and encodes clip by clip instead (constant memory).")
 
     def combine(self, images, fps=30.0, filename_prefix="MEMO/memo", crf=18, audio=None):
         from memo_model.video import Mp4Writer  # noqa: PLC0415
