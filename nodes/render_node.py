@@ -10,9 +10,9 @@ import dataclasses
 import logging
 
 from . import host
-from .sampler import INITIAL_PAST_FRAMES, clip_inputs, memo_pipeline
-from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_FACE, MEMO_MODELS, digest
-from .video_nodes import next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
+from .sampler import INITIAL_PAST_FRAMES, clip_inputs, generation_inputs, memo_pipeline
+from .values import digest
+from .video_nodes import mp4_inputs, next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
 
 logger = logging.getLogger("memo.nodes")
 CATEGORY = "MEMO"
@@ -24,32 +24,14 @@ class MemoRenderVideo:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "memo_models": (MEMO_MODELS, {"tooltip": "MEMO networks from MemoModelLoader."}),
-            "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core 'Load VAE' node."}),
-            "face": (MEMO_FACE, {"tooltip": "Reference picture + face embedding + framing from MemoFacePrep."}),
-            "audio": (MEMO_AUDIO, {"tooltip": "Audio features from MemoAudioEncode (any length)."}),
-            "emotion": (MEMO_EMOTION, {"tooltip": "Emotion track from MemoDetectEmotion (same audio)."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 200,
-                              "tooltip": "Denoising steps per clip (official: 20)."}),
-            "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."}),
-            "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                             "tooltip": "Noise seed. Keep it fixed to resume an interrupted render."}),
-            "frames_per_clip": ("INT", {"default": 16, "min": 1, "max": 32,
-                                        "tooltip": "Frames generated together (official: 16)."}),
-            "past_frames": ("INT", {"default": 16, "min": 1, "max": 64,
-                                    "tooltip": "Previously generated frames the next clip looks at (official: 16)."}),
+            **generation_inputs("Noise seed. Keep it fixed to resume an interrupted render."),
             "paste_back": ("BOOLEAN", {"default": True, "label_on": "original picture", "label_off": "generated crop",
                                        "tooltip": "Write the frames pasted back into the original picture "
                                                   "(as MemoPasteBack), or the generated crop as it is."}),
             "feather": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.5, "step": 0.01,
                                   "tooltip": "paste_back: width of the soft blend at the crop edges, as a fraction "
                                              "of the crop's shorter side."}),
-            "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
-                                           "Output file prefix inside the output folder; a counter is added: "
-                                           "MEMO/memo_00001_.mp4."}),
-            "crf": ("INT", {"default": 18, "min": 0, "max": 51,
-                            "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
+            **mp4_inputs(),
             "resume": ("BOOLEAN", {"default": True, "label_on": "checkpoint + resume", "label_off": "off",
                                    "tooltip": "Checkpoint after every clip next to the output "
                                               "(<file>.mp4.memo-resume/, removed when done; large 512x512 states "

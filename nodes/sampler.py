@@ -22,6 +22,27 @@ def activation_bytes(width: int, height: int, frames_per_clip: int, cfg: bool, d
     return int(tokens * 70_000 * dtype_size)
 
 
+def generation_inputs(seed_tooltip: str) -> dict:
+    """The inputs MemoSampler and MemoRenderVideo share: models, conditioning and sampling settings."""
+    return {
+        "memo_models": (MEMO_MODELS, {"tooltip": "MEMO networks from MemoModelLoader."}),
+        "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core 'Load VAE' node "
+                                   "(vae-ft-mse-840000-ema-pruned.safetensors in models/vae)."}),
+        "face": (MEMO_FACE, {"tooltip": "Reference picture, face embedding and framing from MemoFacePrep."}),
+        "audio": (MEMO_AUDIO, {"tooltip": "Audio features from MemoAudioEncode."}),
+        "emotion": (MEMO_EMOTION, {"tooltip": "Emotion track from MemoDetectEmotion (same audio)."}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 200, "tooltip": "Denoising steps per clip (official: 20)."}),
+        "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1, "round": 0.01,
+                          "tooltip": "Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."}),
+        "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                         "tooltip": seed_tooltip}),
+        "frames_per_clip": ("INT", {"default": 16, "min": 1, "max": 32,
+                                    "tooltip": "Frames generated together (official: 16)."}),
+        "past_frames": ("INT", {"default": 16, "min": 1, "max": 64,
+                                "tooltip": "Previously generated frames the next clip looks at (official: 16)."}),
+    }
+
+
 def clip_inputs(audio, emotion, frames_per_clip: int):
     """(audio features [T, 5, layers, C], emotion labels [T]) for sampling clips of this length.
 
@@ -98,24 +119,8 @@ class MemoSampler:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "memo_models": (MEMO_MODELS, {"tooltip": "MEMO networks from MemoModelLoader."}),
-                "vae": ("VAE", {"tooltip": "sd-vae-ft-mse from the core 'Load VAE' node "
-                                           "(vae-ft-mse-840000-ema-pruned.safetensors in models/vae)."}),
-                "face": (MEMO_FACE, {"tooltip": "Reference picture + face embedding from MemoFacePrep."}),
-                "audio": (MEMO_AUDIO, {"tooltip": "Audio features from MemoAudioEncode."}),
-                "emotion": (MEMO_EMOTION, {"tooltip": "Emotion track from MemoDetectEmotion (same audio)."}),
-                "steps": ("INT", {"default": 20, "min": 1, "max": 200,
-                                  "tooltip": "Denoising steps per clip (official: 20)."}),
-                "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1, "round": 0.01,
-                                  "tooltip": "Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."}),
-                "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                                 "tooltip": "Noise seed of a new video. With a state connected the noise continues "
-                                            "from the state and the seed is not used."}),
-                "frames_per_clip": ("INT", {"default": 16, "min": 1, "max": 32,
-                                            "tooltip": "Frames generated together (official: 16)."}),
-                "past_frames": ("INT", {"default": 16, "min": 1, "max": 64,
-                                        "tooltip": "Previously generated frames the next clip looks at "
-                                                   "(official: 16)."}),
+                **generation_inputs("Noise seed of a new video. With a state connected the noise continues from "
+                                    "the state and the seed is not used."),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 1_000_000,
                                        "tooltip": "Frames to generate in this run (rounded up to whole clips); 0 = "
                                                   "everything left. With MemoryStateCarry a long audio is rendered "

@@ -93,6 +93,17 @@ def _resample(wave, rate: int, target: int):
     return np.concatenate(chunks, axis=1) if chunks else np.zeros((wave.shape[0], 0), np.float32)
 
 
+def mp4_inputs() -> dict:
+    """The output widgets MemoVideoCombine and MemoRenderVideo share."""
+    return {
+        "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
+                                       "Output file prefix inside the output folder; '/' makes sub-folders. A "
+                                       "counter is added: MEMO/memo_00001_.mp4."}),
+        "crf": ("INT", {"default": 18, "min": 0, "max": 51,
+                        "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
+    }
+
+
 def video_output(path: Path):
     """Core VIDEO (VideoFromFile) where this ComfyUI has it, else None."""
     try:
@@ -112,11 +123,7 @@ class MemoVideoCombine:
                 "images": ("IMAGE", {"tooltip": "Video frames [T, H, W, 3] (MemoSampler or MemoPasteBack)."}),
                 "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0, "step": 0.01,
                                   "tooltip": "Frames per second (connect MemoSampler's fps)."}),
-                "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
-                                               "Output file prefix inside the output folder; '/' makes "
-                                               "sub-folders. A counter is added: MEMO/memo_00001_.mp4."}),
-                "crf": ("INT", {"default": 18, "min": 0, "max": 51,
-                                "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
+                **mp4_inputs(),
             },
             "optional": {
                 "audio": ("AUDIO", {"tooltip": "Soundtrack (MemoSampler's audio); cut to the video's length. "
