@@ -120,10 +120,17 @@ class FeatureWindows:
         view.offset, view.length = self.offset + start, max(0, stop - start)
         return view
 
+    def _open(self):
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"the audio features file '{self.path}' was deleted while in use; encode the "
+                                    "audio again") from None
+
     def read_layer(self, layer: int) -> torch.Tensor:
         """One layer's outputs for every frame: [frames, C]."""
         row_bytes = self.channels * _DTYPE.itemsize
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             buf = os.pread(f.fileno(), self.frames * row_bytes, self._data_start + layer * self.frames * row_bytes)
         if len(buf) != self.frames * row_bytes:
             raise ValueError(f"'{self.path}' ended early (layer {layer})")
@@ -134,7 +141,7 @@ class FeatureWindows:
         rows = stop - start
         row_bytes = self.channels * _DTYPE.itemsize
         out = np.empty((self.layers, rows, self.channels), _DTYPE)
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             for layer in range(self.layers):
                 offset = self._data_start + (layer * self.frames + start) * row_bytes
                 buf = os.pread(f.fileno(), rows * row_bytes, offset)

@@ -108,3 +108,12 @@ def test_frames_view_stays_on_disk_and_keeps_edge_neighbours(tmp_path):
         if b - a >= 3:
             assert torch.equal(view.frames_view(1, 3)[:], memory[a:b][1:3])
             assert torch.equal(view[b - a - 1:], memory[b - 1:b])
+
+
+def test_deleted_file_is_a_clear_error(tmp_path):
+    writer = FeatureFileWriter(tmp_path / "f.safetensors", 1, 4, 2)
+    writer.write_layer(0, torch.zeros(4, 2))
+    windows = FeatureWindows(writer.close())
+    (tmp_path / "f.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="was deleted while in use; encode the audio again"):
+        windows[0:2]
