@@ -168,10 +168,6 @@ class FeatureWindows:
 
         return window_from_padded(padded, r).contiguous()
 
-    def to_tensor(self) -> torch.Tensor:
-        """All windows in memory (what the file replaces; for small files and tests)."""
-        return self[:]
-
     def __repr__(self) -> str:
         return f"FeatureWindows('{self.path}', {tuple(self.shape)})"
 
