@@ -1,19 +1,14 @@
 """MEMO node pack for ComfyUI (memoavatar/memo, arXiv 2412.04448).
 
-ComfyUI imports this file from custom_nodes/<this folder>/. It stays cheap: no torch, diffusers
-or model loading here (nodes import them when they run) and no downloads, ever, at import.
+ComfyUI imports this folder as a package (custom_nodes/<folder>). It stays cheap: no torch,
+diffusers or model loading here (nodes import them when they run) and no downloads, ever, at
+import. The nodes reach the library through this package (`from ..memo_model import ...`), so
+two installed copies of the pack never share or shadow each other's `memo_model`.
 """
-import os
-import sys
+if __package__:  # pytest may also import this file on its own while collecting tests/: nothing to register then
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from .nodes.host import register_model_folder
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# The model code is the top-level package `memo_model` next to this file (also used by the CLI).
-if _HERE not in sys.path:
-    sys.path.append(_HERE)
+    register_model_folder()
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-from .nodes.host import register_model_folder  # noqa: E402
-
-register_model_folder()
-
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -72,9 +72,9 @@ def build_wav2vec():
 def build_emotion():
     import torch
 
-    from memo_model.emotion import EmotionDetector
-    from memo_model.emotion2vec import Emotion2vec, Emotion2vecConfig
-    from memo_model.projections import AudioEmotionClassifier
+    from memo_model.audio.emotion import EmotionDetector
+    from memo_model.audio.emotion2vec import Emotion2vec, Emotion2vecConfig
+    from memo_model.networks.projections import AudioEmotionClassifier
 
     torch.manual_seed(0)
     return EmotionDetector(Emotion2vec(Emotion2vecConfig()).eval(), AudioEmotionClassifier().eval())
@@ -98,7 +98,7 @@ def run_one(part: str, seconds: float, threads: int) -> dict:
                 out = model.encode(wave, fps=30, frames_per_clip=16, to_file=to_file)
                 shape, frames = list(out.features.shape), out.num_frames
         else:
-            from memo_model.wav2vec import frame_counts
+            from memo_model.audio.wav2vec import frame_counts
 
             frames = frame_counts(len(wave), 30, 16)[1]
             out = model.detect(wave, frames)
@@ -120,8 +120,7 @@ def check_long_path(seconds: float, threads: int) -> dict:
     import numpy as np
     import torch
 
-    from memo_model import wav2vec as w2v
-
+    from memo_model.audio import wav2vec as w2v
     torch.set_num_threads(threads)
     enc = build_wav2vec()
     x, _, padded = enc.prepare(synthetic_voice(seconds, seed=1), 30, 16)

@@ -25,7 +25,7 @@ def run_one(size: str, res: int, steps: int, clips: int, threads: int, ckpt_root
     import torch
 
     from memo_model import MemoPipeline
-    from memo_model.tiny import random_inputs, write_tiny_checkpoint
+    from memo_model.apps.tiny import random_inputs, write_tiny_checkpoint
 
     torch.set_num_threads(threads)
     ckpt = ckpt_root / size

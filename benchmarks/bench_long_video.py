@@ -79,7 +79,7 @@ class FakePipeline:
 
         import torch
 
-        from memo_model.state import MemoState
+        from memo_model.generation.state import MemoState
 
         gen = torch.Generator()
         if state is None:
@@ -107,8 +107,8 @@ def child(args) -> None:
     import numpy as np
     import torch
 
-    from memo_model.render import RenderSettings, render_video
-    from memo_model.wav2vec import window_view
+    from memo_model.output.render import RenderSettings, render_video
+    from memo_model.audio.wav2vec import window_view
 
     torch.manual_seed(0)
     size = SIZES[args.model]
@@ -124,7 +124,7 @@ def child(args) -> None:
     padded = -(-num_frames // 16) * 16
     per_frame = torch.randn(padded, 12, channels)                 # what wav2vec returns
     if args.features == "disk":
-        from memo_model.feature_file import FeatureFileWriter, FeatureWindows
+        from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
 
         writer = FeatureFileWriter(Path(args.output).with_suffix(".features.safetensors"), 12, padded, channels)
         for layer in range(12):
@@ -194,7 +194,7 @@ def main() -> None:
             ckpt = Path(tmp) / model
             if args.pipeline == "real":
                 sys.path.insert(0, str(REPO))
-                from memo_model.tiny import write_tiny_checkpoint
+                from memo_model.apps.tiny import write_tiny_checkpoint
 
                 write_tiny_checkpoint(ckpt, size=model)
             for seconds in args.durations:

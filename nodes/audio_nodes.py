@@ -1,16 +1,13 @@
 """Audio nodes: load a voice file, wav2vec features (MEMO_AUDIO), emotion track (MEMO_EMOTION)."""
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
+from ..memo_model.identity import digest, file_contents
 from . import host
-from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_EMOTION_MODEL, MEMO_SEPARATOR, MEMO_WAV2VEC, EmotionTrack, \
-    MemoAudio, digest
+from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_EMOTION_MODEL, MEMO_SEPARATOR, MEMO_WAV2VEC, MemoAudio
 
 CATEGORY = "MEMO/audio"
-SILENCE_PEAK = 1e-4      # below -80 dBFS everywhere: nothing to lip-sync to
 
 _AUDIO_TIP = "Voice track as core AUDIO (from MemoLoadAudio or core LoadAudio); any sample rate and channel count."
 
@@ -19,55 +16,16 @@ _AUDIO_TIP = "Voice track as core AUDIO (from MemoLoadAudio or core LoadAudio); 
 
 def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio") -> dict:
     """Any audio/video file -> core AUDIO {"waveform": [1, C, N] float32, "sample_rate": int} at the
-    file's own rate and channels (PyAV, no ffmpeg binary). `duration` 0 = to the end."""
-    import av  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    file's own rate and channels; `duration` 0 = to the end."""
     import torch  # noqa: PLC0415
 
-    if start < 0 or duration < 0:
-        raise ValueError(f"{input_name}: start and duration must be >= 0 seconds (got {start}, {duration})")
-    if not path.is_file():
-        raise FileNotFoundError(f"{input_name}: file '{path.name}' not found in {path.parent}; upload it or pick "
-                                "another file")
+    from ..memo_model.audio.native import decode_native
+
     try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise ValueError(f"{input_name}: '{path.name}' is not a readable audio or video file ({exc}); "
-                         "re-export it as wav, flac or mp3") from exc
-    with container:
-        streams = list(container.streams.audio)
-        if not streams:
-            raise ValueError(f"{input_name}: '{path.name}' has no audio track; pick a file with sound")
-        stream = max(streams, key=lambda s: (s.codec_context.channels, -s.index))
-        rate = int(stream.codec_context.sample_rate or stream.rate)
-        first = int(round(start * rate))
-        last = None if duration == 0 else first + int(round(duration * rate))
-        chunks, pos = [], 0
-        resampler = None
-        try:
-            for frame in container.decode(stream):
-                if resampler is None:
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(len(out.layout.channels), -1)
-                    a, b = pos, pos + arr.shape[1]
-                    pos = b
-                    lo, hi = max(a, first), b if last is None else min(b, last)
-                    if hi > lo:
-                        chunks.append(arr[:, lo - a:hi - a])
-                if last is not None and pos >= last:
-                    break
-        except av.error.FFmpegError as exc:
-            raise ValueError(f"{input_name}: '{path.name}' could not be decoded ({exc}); re-export it") from exc
-    if not chunks:
-        length = pos / rate if rate else 0
-        raise ValueError(f"{input_name}: no audio between {start:g}s and "
-                         f"{'the end' if not duration else f'{start + duration:g}s'} of '{path.name}' "
-                         f"(the file is {length:.2f}s long)")
-    wave = np.concatenate(chunks, axis=1).astype(np.float32)
-    if not np.isfinite(wave).all():
-        raise ValueError(f"{input_name}: '{path.name}' contains NaN/inf samples; re-export it")
-    return {"waveform": torch.from_numpy(np.ascontiguousarray(wave))[None], "sample_rate": rate}
+        wave, rate = decode_native(path, float(start), float(duration))
+    except ValueError as exc:
+        raise ValueError(f"{input_name}: {exc}") from None
+    return {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
 
 
 def check_audio_dict(audio, input_name: str = "audio") -> dict:
@@ -85,19 +43,10 @@ def check_audio_dict(audio, input_name: str = "audio") -> dict:
 
 
 def load_16k(audio, input_name: str = "audio"):
-    """core AUDIO -> memo_model Audio16k (the official 16 kHz samples), errors naming the input."""
-    from memo_model.audio import AudioInputError, load_audio  # noqa: PLC0415
+    """core AUDIO -> the official 16 kHz samples (sample-exact for 16-bit sources), not silent."""
+    from ..memo_model.audio import load_voice
 
-    check_audio_dict(audio, input_name)
-    try:
-        a16 = load_audio(audio)
-    except AudioInputError as exc:
-        raise ValueError(f"{input_name}: {exc}") from exc
-    peak = float(a16.samples.abs().max()) if a16.num_samples else 0.0
-    if peak < SILENCE_PEAK:
-        raise ValueError(f"{input_name}: the audio is silent (peak {peak:.1e}, {a16.duration:.2f}s); MEMO needs "
-                         "speech to animate the face. Check the file, the start/duration, or the volume.")
-    return a16
+    return load_voice(check_audio_dict(audio, input_name), what=input_name)
 
 
 def trim_audio(audio: dict, start_frame: int, num_frames: int, fps: float) -> dict:
@@ -148,14 +97,10 @@ class MemoLoadAudio:
     @classmethod
     def IS_CHANGED(cls, start=0.0, duration=0.0, audio=""):
         # the content, not the mtime: re-uploading the same file (API clients do) keeps the cache
-        digest = hashlib.sha256(f"{start}|{duration}|".encode())
         try:
-            with open(host.resolve_input_file(audio), "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            return digest(file_contents(host.resolve_input_file(audio)), float(start), float(duration))
         except (OSError, ValueError):
             return f"missing:{audio}"
-        return digest.hexdigest()
 
     @classmethod
     def VALIDATE_INPUTS(cls, audio):
@@ -211,27 +156,27 @@ class MemoAudioEncode:
     DESCRIPTION = "Turns speech into MEMO's per-frame audio features (wav2vec2, 5-frame windows)."
 
     def encode(self, wav2vec, audio, fps=30, vocal_separation=True, frames_per_clip=16, separator=None):
+        from ..memo_model.audio import encode_voice
+
         a16 = load_16k(audio, "audio")
-        progress = host.Progress(2 if vocal_separation else 1)
-        voice = a16
-        if vocal_separation:
-            if separator is None:
-                raise ValueError("separator: vocal_separation is on but no vocal separator is connected; connect "
-                                 "MemoVocalSeparatorLoader, or switch vocal_separation off")
-            voice = separator.separator.separate(a16)
-            progress.update(1)
-        fingerprint = digest(a16.samples, int(fps), int(frames_per_clip), bool(vocal_separation),
-                             wav2vec.fingerprint, separator.fingerprint if (separator and vocal_separation) else None)
+        if vocal_separation and separator is None:
+            raise ValueError("separator: vocal_separation is on but no vocal separator is connected; connect "
+                             "MemoVocalSeparatorLoader, or switch vocal_separation off")
+        separator = separator if vocal_separation else None
+        fingerprint = digest(a16.samples, int(fps), int(frames_per_clip), wav2vec.fingerprint,
+                             separator.fingerprint if separator is not None else None)
         to_file = None
         if a16.duration > FEATURES_ON_DISK_SECONDS:      # 10 min: 663 MB that need not stay in memory
             to_file = host.temp_directory() / f"memo_features_{fingerprint}.safetensors"
             to_file.parent.mkdir(parents=True, exist_ok=True)
+        progress = host.Progress(1)
         wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
-        features = wav2vec.encoder.encode(voice, fps=int(fps), frames_per_clip=int(frames_per_clip), to_file=to_file)
-        progress.update(progress.total)
-        memo_audio = MemoAudio(features=features, audio=check_audio_dict(audio), fps=int(fps),
-                               frames_per_clip=int(frames_per_clip), vocal_separation=bool(vocal_separation),
-                               num_samples_16k=a16.num_samples, fingerprint=fingerprint)
+        features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
+                                fps=int(fps), frames_per_clip=int(frames_per_clip), to_file=to_file)
+        progress.update(1)
+        memo_audio = MemoAudio(features=features, audio=audio, fps=int(fps), frames_per_clip=int(frames_per_clip),
+                               vocal_separation=separator is not None, num_samples_16k=a16.num_samples,
+                               fingerprint=fingerprint)
         return (memo_audio, int(features.audio_frames), float(a16.duration))
 
 
@@ -242,65 +187,8 @@ def _wav2vec_memory(num_samples: int) -> int:
 
 # --------------------------------------------------------------------------- emotion
 
-_TIME = r"(\d+(?:\.\d*)?|\.\d+)"
-
-
-def parse_override(text: str, names: tuple, duration: float, input_name: str = "override") -> list:
-    """"happy" or "0s:happy, 4.5s:sad" -> [(start_seconds, label), ...] sorted by time.
-
-    Labels are names (case-insensitive) or indices 0..8."""
-    text = (text or "").strip()
-    if not text:
-        return []
-    lookup = {n.lower(): i for i, n in enumerate(names)}
-
-    def label_of(token: str) -> int:
-        token = token.strip().lower()
-        if token.isdigit() and int(token) < len(names):
-            return int(token)
-        if token in lookup:
-            return lookup[token]
-        raise ValueError(f"{input_name}: unknown emotion {token!r}; use one of {', '.join(names)} (or 0..{len(names) - 1})")
-
-    if ":" not in text and "," not in text:
-        return [(0.0, label_of(text))]
-    out = []
-    for item in [p for p in re.split(r"[,;\n]", text) if p.strip()]:
-        m = re.fullmatch(rf"\s*{_TIME}\s*s?\s*:\s*([A-Za-z0-9_]+)\s*", item)
-        if not m:
-            raise ValueError(f"{input_name}: cannot read {item.strip()!r}; write a schedule like "
-                             "'0s:happy, 4.5s:sad' (seconds:emotion, comma separated) or a single emotion")
-        t = float(m.group(1))
-        if t > duration:
-            raise ValueError(f"{input_name}: {t:g}s is after the end of the audio ({duration:.2f}s)")
-        out.append((t, label_of(m.group(2))))
-    times = [t for t, _ in out]
-    if times != sorted(times) or len(set(times)) != len(times):
-        raise ValueError(f"{input_name}: the schedule times must increase ({', '.join(f'{t:g}s' for t in times)})")
-    return out
-
-
-def _segments_from_labels(labels) -> list:
-    """Per-sample labels [n] -> [(start, stop, label)] runs."""
-    import torch  # noqa: PLC0415
-
-    n = int(labels.shape[0])
-    if n == 0:
-        return []
-    change = torch.nonzero(labels[1:] != labels[:-1]).flatten() + 1
-    bounds = [0] + change.tolist() + [n]
-    return [(bounds[i], bounds[i + 1], int(labels[bounds[i]])) for i in range(len(bounds) - 1)]
-
-
-def timeline_text(track: EmotionTrack) -> str:
-    sr = 16000.0
-    lines = [f"emotion timeline ({track.source}):"]
-    for start, stop, label in track.segments:
-        lines.append(f"{start / sr:7.2f}s - {stop / sr:7.2f}s  {track.names[label]}")
-    if "override" in track.source:
-        lines.append("note: the emotion override is experimental; MEMO's public weights follow it weakly "
-                     "(memoavatar/memo#32). A reference picture that already shows the emotion works better.")
-    return "\n".join(lines)
+OVERRIDE_NOTE = ("note: the emotion override is experimental; MEMO's public weights follow it weakly "
+                 "(memoavatar/memo#32). A reference picture that already shows the emotion works better.")
 
 
 class MemoDetectEmotion:
@@ -336,41 +224,17 @@ class MemoDetectEmotion:
 
     def detect(self, audio, emotion_model=None, override=""):
         import torch  # noqa: PLC0415
-        from memo_model.projections import EMOTION_NAMES  # noqa: PLC0415
+
+        from ..memo_model.audio import detect_emotion
 
         a16 = load_16k(audio, "audio")
-        names = tuple(EMOTION_NAMES)
-        schedule = parse_override(override, names, a16.duration)
-        labels = None
-        probs = None
-        source = []
+        detector = None
         if emotion_model is not None:
-            device = emotion_model.managed.load(memory_required=_emotion_memory())
             detector = emotion_model.detector
-            detector.device = torch.device(device)
-            result = detector.detect(a16, num_frames=1)
-            labels = torch.full((a16.num_samples,), -1, dtype=torch.int32)
-            for (_s, _e, ls, le), lab in zip(result.window_bounds.tolist(), result.window_labels.tolist()):
-                labels[ls:le] = int(lab)
-            probs = result.window_probs
-            source.append("detected")
-        if schedule:
-            if labels is None:
-                if schedule[0][0] > 0:
-                    raise ValueError("override: without an emotion_model the schedule must start at 0s (e.g. "
-                                     "'0s:neutral, 4.5s:sad'), or connect MemoEmotionModelLoader")
-                labels = torch.full((a16.num_samples,), -1, dtype=torch.int32)
-            bounds = [int(round(t * 16000)) for t, _ in schedule] + [a16.num_samples]
-            for i, (_t, lab) in enumerate(schedule):
-                labels[bounds[i]:bounds[i + 1]] = lab
-            source.append("override")
-        if labels is None:
-            raise ValueError("emotion_model: connect MemoEmotionModelLoader, or write an emotion in 'override' "
-                             "(e.g. 'neutral')")
-        track = EmotionTrack(segments=_segments_from_labels(labels), num_samples=a16.num_samples, names=names,
-                             source="+".join(source), window_probs=probs)
-        track.fingerprint = digest(labels)
-        return (track, timeline_text(track))
+            detector.device = torch.device(emotion_model.managed.load(memory_required=_emotion_memory()))
+        labels = detect_emotion(a16, detector, override, what="override" if override.strip() else "emotion_model")
+        text = labels.timeline() + ("\n" + OVERRIDE_NOTE if "override" in labels.source else "")
+        return (labels, text)
 
 
 def _emotion_memory() -> int:

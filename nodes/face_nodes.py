@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
+from ..memo_model.identity import digest
 from . import host
-from .values import MEMO_FACE, MEMO_FACE_MODEL, MemoFace, digest
+from .values import MEMO_FACE, MEMO_FACE_MODEL, MemoFace
 
 logger = logging.getLogger("memo.nodes")
 CATEGORY = "MEMO/face"
@@ -55,8 +56,8 @@ class MemoFacePrep:
 
     def prepare(self, face_model, image, mode="crop", width=512, height=512, crop_scale=2.0, offset_y=0.0,
                 face_index=0, allow_no_face=False):
-        from memo_model.face import NoFaceError, embedding_tensor, frame_portrait  # noqa: PLC0415
-        from memo_model.images import to_rgb_uint8  # noqa: PLC0415
+        from ..memo_model.face import NoFaceError, embedding_tensor, frame_portrait
+        from ..memo_model.face.images import to_rgb_uint8
 
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")

@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..memo_model import constants as memo_constants
+
 logger = logging.getLogger("memo.nodes")
 
 MEMO_FOLDER = "memo"          # models/memo/: MEMO networks and the front-end models
@@ -83,11 +85,6 @@ def model_roots(kind: str = MEMO_FOLDER) -> list[Path]:
         except KeyError:
             return [Path(fp.models_dir) / kind]
     return [_local_models_dir() / kind]
-
-
-def default_model_root(kind: str = MEMO_FOLDER) -> Path:
-    """Where downloads go: the first registered folder of that kind."""
-    return model_roots(kind)[0]
 
 
 def _local_dir(env: str, default: str) -> Path:
@@ -192,18 +189,15 @@ def intermediate_device():
     return torch.device("cpu")
 
 
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+PRECISIONS = ["auto", *memo_constants.PRECISIONS]
 
 
 def resolve_precision(precision: str, device=None):
     """"auto" -> the best dtype for the device (bf16 where supported, else fp16 on GPUs, fp32 on CPU)."""
     import torch  # noqa: PLC0415
 
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision in table:
-        return table[precision]
     if precision != "auto":
-        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        return memo_constants.torch_dtype(precision)
     device = device if device is not None else torch_device()
     mm = comfy_model_management()
     if mm is not None:
@@ -220,10 +214,7 @@ def resolve_precision(precision: str, device=None):
     return torch.float32
 
 
-def dtype_name(dtype) -> str:
-    import torch  # noqa: PLC0415
-
-    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+dtype_name = memo_constants.precision_name
 
 
 # --------------------------------------------------------------------------- model management

@@ -7,6 +7,7 @@ survive re-queues (a new seed reloads nothing).
 """
 from __future__ import annotations
 
+from ..memo_model.identity import weight_files
 from . import host, models
 from .values import (MEMO_EMOTION_MODEL, MEMO_FACE_MODEL, MEMO_MODELS, MEMO_SEPARATOR, MEMO_WAV2VEC, EmotionModel,
                      FaceModel, MemoModels, SeparatorModel, Wav2VecModel)
@@ -61,7 +62,7 @@ class MemoModelLoader:
     DESCRIPTION = "Loads the MEMO talking-head networks from models/memo/."
 
     def load(self, checkpoint, precision, download_missing=False):
-        from memo_model.loading import load_networks  # noqa: PLC0415
+        from ..memo_model.networks.loading import load_networks
 
         folder = models.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
         dtype = host.resolve_precision(precision, host.torch_device())
@@ -92,7 +93,7 @@ class MemoAudioModelLoader:
     DESCRIPTION = "Loads the wav2vec2 speech encoder whose features drive MEMO's lips."
 
     def load(self, wav2vec, precision, download_missing=False):
-        from memo_model.audio import AudioEncoder  # noqa: PLC0415
+        from ..memo_model.audio import AudioEncoder
 
         folder = models.ensure("wav2vec", wav2vec, download_missing, input_name="wav2vec")
         dtype = host.resolve_precision(precision, host.torch_device())
@@ -100,7 +101,7 @@ class MemoAudioModelLoader:
         managed = host.ManagedModel("wav2vec2", wav2vec=encoder.model)
         files = models.component_files("wav2vec", folder)
         return (Wav2VecModel(managed=managed, encoder=encoder, folder=folder,
-                             fingerprint=models.file_fingerprint(files) + host.dtype_name(dtype)),)
+                             fingerprint=weight_files(files) + host.dtype_name(dtype)),)
 
 
 class MemoEmotionModelLoader:
@@ -127,7 +128,7 @@ class MemoEmotionModelLoader:
     DESCRIPTION = "Loads the emotion detector (emotion2vec+ features -> MEMO's emotion classifier)."
 
     def load(self, emotion2vec, classifier, precision, download_missing=False):
-        from memo_model.emotion import EmotionDetector  # noqa: PLC0415
+        from ..memo_model.audio.emotion import EmotionDetector
 
         e2v = models.ensure("emotion2vec", emotion2vec, download_missing, input_name="emotion2vec")
         root = models.ensure("emotion_classifier", classifier, download_missing, input_name="classifier")
@@ -138,7 +139,7 @@ class MemoEmotionModelLoader:
         managed = host.ManagedModel("emotion detector", backbone=detector.features, classifier=detector.classifier)
         files = models.component_files("emotion2vec", e2v) + models.component_files("emotion_classifier", root)
         return (EmotionModel(managed=managed, detector=detector, emotion2vec_folder=e2v, classifier_folder=cls_dir,
-                             fingerprint=models.file_fingerprint(files) + host.dtype_name(dtype)),)
+                             fingerprint=weight_files(files) + host.dtype_name(dtype)),)
 
 
 class MemoVocalSeparatorLoader:
@@ -161,12 +162,12 @@ class MemoVocalSeparatorLoader:
     DESCRIPTION = "Loads the vocal separator (ONNX, runs on onnxruntime; CPU unless onnxruntime-gpu is installed)."
 
     def load(self, checkpoint, download_missing=False):
-        from memo_model.vocal_separation import VocalSeparator  # noqa: PLC0415
+        from ..memo_model.audio.separation import VocalSeparator
 
         root = models.ensure("vocal_separator", checkpoint, download_missing, input_name="checkpoint")
         path = models.component_path("vocal_separator", root)
         separator = _named("checkpoint", VocalSeparator.from_file, path, providers=_onnx_providers())
-        return (SeparatorModel(separator=separator, path=path, fingerprint=models.file_fingerprint([path])),)
+        return (SeparatorModel(separator=separator, path=path, fingerprint=weight_files([path])),)
 
 
 class MemoFaceModelLoader:
@@ -190,13 +191,13 @@ class MemoFaceModelLoader:
     DESCRIPTION = "Loads the face analysis models (ONNX on onnxruntime). InsightFace models are non-commercial."
 
     def load(self, checkpoint, download_missing=False):
-        from memo_model.face import FaceAnalyzer  # noqa: PLC0415
+        from ..memo_model.face import FaceAnalyzer
 
         root = models.ensure("face", checkpoint, download_missing, input_name="checkpoint")
         folder = models.component_path("face", root)
         analyzer = _named("checkpoint", FaceAnalyzer.from_pretrained, folder, providers=_onnx_providers())
         files = models.component_files("face", root)
-        return (FaceModel(analyzer=analyzer, folder=folder, fingerprint=models.file_fingerprint(files)),)
+        return (FaceModel(analyzer=analyzer, folder=folder, fingerprint=weight_files(files)),)
 
 
 def _onnx_providers() -> list:

@@ -110,14 +110,14 @@ def _root_and_locations(name: str, folder: Path):
 
 
 def find_missing(name: str, folder: Path):
-    from memo_model import download as dl  # noqa: PLC0415
+    from ..memo_model.apps import download as dl
 
     root, locations = _root_and_locations(name, folder)
     return dl.find_missing(root, [kind(name).component], locations)
 
 
 def missing_message(missing, input_name: str) -> str:
-    from memo_model import download as dl  # noqa: PLC0415
+    from ..memo_model.apps import download as dl
 
     lines = []
     for comp in dict.fromkeys(m.component for m in missing):
@@ -134,7 +134,7 @@ def missing_message(missing, input_name: str) -> str:
 
 def ensure(name: str, choice: str, allow_download: bool, input_name: str) -> Path:
     """The folder of a dropdown value with every needed file present (downloading only if allowed)."""
-    from memo_model import download as dl  # noqa: PLC0415
+    from ..memo_model.apps import download as dl
 
     folder = locate(name, choice)
     missing = find_missing(name, folder)
@@ -152,26 +152,14 @@ def ensure(name: str, choice: str, allow_download: bool, input_name: str) -> Pat
 
 def component_path(name: str, folder: Path) -> Path:
     """Where the component's files are inside the dropdown folder (a file for single-file ones)."""
-    from memo_model import download as dl  # noqa: PLC0415
+    from ..memo_model.apps import download as dl
 
     root, locations = _root_and_locations(name, folder)
     return dl.location(kind(name).component, root, locations)
 
 
 def component_files(name: str, folder: Path) -> list[Path]:
-    from memo_model import download as dl  # noqa: PLC0415
+    from ..memo_model.apps import download as dl
 
     root, locations = _root_and_locations(name, folder)
     return [p for _rel, p in dl.local_files(kind(name).component, root, locations)]
-
-
-def file_fingerprint(paths) -> str:
-    """Identity of weight files: names, sizes and mtimes (cheap)."""
-    from .values import digest  # noqa: PLC0415
-
-    parts = []
-    for p in paths:
-        p = Path(p)
-        st = p.stat()
-        parts += [p.name, st.st_size, st.st_mtime_ns]
-    return digest(*parts)

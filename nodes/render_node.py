@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from ..memo_model.identity import digest
 from . import host
 from .sampler import INITIAL_PAST_FRAMES, clip_inputs, generation_inputs, memo_pipeline
-from .values import digest
 from .video_nodes import mp4_inputs, next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
 
 logger = logging.getLogger("memo.nodes")
@@ -53,7 +53,7 @@ class MemoRenderVideo:
 
     def render(self, memo_models, vae, face, audio, emotion, steps=20, cfg=3.5, seed=42, frames_per_clip=16,
                past_frames=16, paste_back=True, feather=0.1, filename_prefix="MEMO/memo", crf=18, resume=True):
-        from memo_model.render import RenderSettings, checkpoint_matches, job_fingerprint, render_video  # noqa: PLC0415
+        from ..memo_model.output.render import RenderSettings, checkpoint_matches, job_fingerprint, render_video
 
         fpc, fps = int(frames_per_clip), int(audio.fps)
         features, labels = clip_inputs(audio, emotion, fpc)
@@ -72,7 +72,7 @@ class MemoRenderVideo:
                    paste_back=paste, inputs_fingerprint=digest(audio.fingerprint, emotion.fingerprint,
                                                                face.fingerprint))
 
-        target = None
+        target = components = None
         if resume:
             components = job_fingerprint(pipe, **job)
             target = next((t for t in unfinished_video_paths(filename_prefix)
@@ -89,8 +89,8 @@ class MemoRenderVideo:
             bar.update(p.clip * p.num_steps + p.step, p.num_clips * p.num_steps, latest["preview"])
 
         host.check_interrupt()
-        result = render_video(pipe, output=path, resume=bool(resume), progress=progress, on_clip=on_clip,
-                              log=lambda msg: logger.info("MEMO: %s", msg), **job)
+        result = render_video(pipe, output=path, resume=bool(resume), fingerprint=components, progress=progress,
+                              on_clip=on_clip, log=lambda msg: logger.info("MEMO: %s", msg), **job)
         if result.resumed_clips:
             logger.info("MEMO: %s: resumed after %d of %d clips", filename, result.resumed_clips, result.num_clips)
         preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",

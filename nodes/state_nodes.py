@@ -58,7 +58,7 @@ def save_state(carried: CarriedState, path: Path) -> Path:
 
 
 def load_state(path: Path) -> CarriedState:
-    from memo_model.state import MemoState  # noqa: PLC0415
+    from ..memo_model.generation.state import MemoState
 
     if not path.is_file():
         raise FileNotFoundError(f"file_name: no MEMO state at {path}; run once in 'save' mode first (or use "

@@ -6,14 +6,14 @@ the mode), `vae.decode(latents)` returns [N, H, W, 3] in 0..1 (clamped). memo_mo
 works on [N, 3, H, W] in [-1, 1] and latents already multiplied by 0.18215, exactly as the
 official pipeline, so the adapter only converts layouts and applies the scale.
 
-Anything else that already has VaeCodec's `encode`/`decode` (e.g. memo_model.vae.DiffusersVae,
+Anything else that already has VaeCodec's `encode`/`decode` (e.g. memo_model.generation.vae.DiffusersVae,
 used by the command line and by the tests without ComfyUI) is used as it is.
 """
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-LATENT_SCALE = 0.18215
+from ..memo_model.constants import LATENT_SCALE
 
 
 def is_comfy_vae(vae) -> bool:

@@ -6,10 +6,11 @@ inputs as the run it continues.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from ..memo_model.constants import SAMPLE_RATE
 
 # custom socket types (all prefixed so nothing collides with core or other packs)
 MEMO_MODELS = "MEMO_MODELS"
@@ -18,32 +19,9 @@ MEMO_EMOTION_MODEL = "MEMO_EMOTION_MODEL"
 MEMO_SEPARATOR = "MEMO_SEPARATOR"
 MEMO_FACE_MODEL = "MEMO_FACE_MODEL"
 MEMO_AUDIO = "MEMO_AUDIO"
-MEMO_EMOTION = "MEMO_EMOTION"
+MEMO_EMOTION = "MEMO_EMOTION"        # memo_model.audio.emotion.EmotionLabels, passed as it is
 MEMO_FACE = "MEMO_FACE"
 MEMO_STATE = "MEMO_STATE"
-
-
-def digest(*parts) -> str:
-    """Short sha256 of tensors / arrays / bytes / str / numbers, in order."""
-    h = hashlib.sha256()
-    for part in parts:
-        if part is None:
-            h.update(b"\x00none")
-        elif hasattr(part, "detach"):                      # torch tensor
-            import torch  # noqa: PLC0415
-
-            t = part.detach().to("cpu").contiguous().reshape(-1)
-            h.update(f"{t.dtype}{tuple(part.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        elif hasattr(part, "tobytes"):                     # numpy
-            h.update(f"{part.dtype}{part.shape}".encode())
-            h.update(part.tobytes())
-        elif isinstance(part, bytes):
-            h.update(part)
-        else:
-            h.update(repr(part).encode())
-        h.update(b"|")
-    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -78,7 +56,7 @@ class EmotionModel:
     """MEMO_EMOTION_MODEL: emotion2vec backbone + MEMO's 9-class audio emotion classifier."""
 
     managed: Any                 # ManagedModel holding `backbone` and `classifier`
-    detector: Any                # memo_model.emotion.EmotionDetector
+    detector: Any                # memo_model.audio.emotion.EmotionDetector
     emotion2vec_folder: Path
     classifier_folder: Path
     fingerprint: str
@@ -127,40 +105,7 @@ class MemoAudio:
 
     @property
     def duration(self) -> float:
-        return self.num_samples_16k / 16000.0
-
-
-@dataclass
-class EmotionTrack:
-    """MEMO_EMOTION: emotion label (0..8) over time, as sample ranges of the 16 kHz audio.
-
-    `segments` are (start_sample, stop_sample, label) covering [0, num_samples) in order; the
-    sampler turns them into per-frame labels exactly as the official nearest interpolation.
-    """
-
-    segments: list
-    num_samples: int
-    names: tuple
-    source: str                  # "detected", "override" or "detected+override"
-    window_probs: Optional[Any] = None
-    fingerprint: str = ""
-
-    def per_sample(self):
-        import torch  # noqa: PLC0415
-
-        labels = torch.full((self.num_samples,), -1, dtype=torch.int32)
-        for start, stop, label in self.segments:
-            labels[start:stop] = int(label)
-        return labels
-
-    def frame_labels(self, num_frames: int):
-        """[num_frames] int64 labels (official: floor(j * n / frames) nearest sampling)."""
-        from memo_model.emotion import frame_labels  # noqa: PLC0415
-
-        labels = frame_labels(self.per_sample(), int(num_frames))
-        if int(labels.min()) < 0:
-            raise ValueError("the emotion track does not cover the whole audio; run MemoDetectEmotion again")
-        return labels
+        return self.num_samples_16k / SAMPLE_RATE
 
 
 @dataclass

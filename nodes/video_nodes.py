@@ -47,7 +47,7 @@ def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, s
 
 def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[tuple[Path, str, str]]:
     """Outputs of this prefix that an interrupted render left a checkpoint for, newest first."""
-    from memo_model.render import RESUME_SUFFIX  # noqa: PLC0415
+    from ..memo_model.output.render import RESUME_SUFFIX
 
     out, folder, name = _prefix_target(filename_prefix)
     pattern = _counter_pattern(name)
@@ -63,7 +63,7 @@ def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[t
 def prepare_mux_audio(audio: dict, num_frames: int, fps: float):
     """core AUDIO -> (float32 [C<=2, S] numpy, AAC-compatible rate), cut to the video's duration."""
     import numpy as np  # noqa: PLC0415
-    from memo_model.video import AAC_SAMPLE_RATES  # noqa: PLC0415
+    from ..memo_model.output.media import AAC_SAMPLE_RATES
 
     from .audio_nodes import check_audio_dict  # noqa: PLC0415
 
@@ -141,7 +141,7 @@ class MemoVideoCombine:
                    "audio, MEMO Render Video samples and encodes clip by clip instead (constant memory).")
 
     def combine(self, images, fps=30.0, filename_prefix="MEMO/memo", crf=18, audio=None):
-        from memo_model.video import Mp4Writer  # noqa: PLC0415
+        from ..memo_model.output.video import Mp4Writer
 
         if getattr(images, "dim", lambda: 0)() != 4 or images.shape[-1] != 3 or len(images) == 0:
             raise ValueError(f"images: expected frames [T, H, W, 3] with T >= 1, got "

@@ -22,7 +22,7 @@ def parity_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny random MEMO checkpoint (variant A) plus a tiny VAE in `vae/`, official layout."""
-    from memo_model.tiny import write_tiny_checkpoint
+    from memo_model.apps.tiny import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("memo_tiny"), size="tiny", variant="A", seed=0)
 

@@ -121,7 +121,7 @@ def test_three_hour_file_is_refused_before_decoding(tmp_path):
 
 def test_length_limit_while_decoding_when_duration_is_unknown(tmp_path, monkeypatch):
     """Without a declared duration, decoding stops as soon as the limit is passed."""
-    import memo_model.audio as audio_mod
+    import memo_model.audio.decode as audio_mod
 
     path = tmp_path / "long.wav"
     path.write_bytes(wav_header(8000 * 5) + np.ones(8000 * 5, np.int16).tobytes())
@@ -145,9 +145,9 @@ def test_comfy_audio_shapes():
 
 
 def test_waveform_too_short_for_the_encoders():
-    from memo_model.audio import _as_waveform
+    from memo_model.audio.decode import waveform_1d
 
     with pytest.raises(AudioInputError, match="at least 400 samples"):
-        _as_waveform(torch.zeros(100), "waveform_16k", "mono")
+        waveform_1d(torch.zeros(100), "waveform_16k", "mono")
     with pytest.raises(AudioInputError, match="1-D"):
-        _as_waveform(torch.zeros(2, 1000), "waveform_16k", "mono")
+        waveform_1d(torch.zeros(2, 1000), "waveform_16k", "mono")

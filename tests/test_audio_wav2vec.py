@@ -7,37 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from memo_model import wav2vec as w2v
+from memo_model.audio import wav2vec as w2v
 from memo_model.audio import Audio16k, AudioEncoder, AudioFeatures
-
-
-def tiny_config(**overrides):
-    from transformers import Wav2Vec2Config
-
-    kw = dict(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
-              conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="group",
-              do_stable_layer_norm=False)
-    kw.update(overrides)
-    return Wav2Vec2Config(**kw)
-
-
-def save_tiny(folder, seed=0, **overrides):
-    """A random wav2vec2 in the facebook/wav2vec2-base-960h file layout."""
-    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    torch.manual_seed(seed)
-    model = Wav2Vec2Model(tiny_config(**overrides)).eval()
-    with torch.no_grad():  # non-trivial norms so that every layer matters
-        for name, p in model.named_parameters():
-            if "layer_norm" in name and name.endswith("weight"):
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.05 * torch.randn_like(p))
-    model.save_pretrained(str(folder))
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(str(folder))
-    return folder
+from memo_testing.audio_fakes import save_tiny, tiny_config  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memo_model import cli
-from memo_model.video import probe_video, read_frames
+from memo_model.apps import cli
+from memo_model.output.probe import probe_video, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
-           "--no-vocal-separation", "--resume", "--download", "--tiny-demo"]
+           "--no-vocal-separation", "--emotion", "--resume", "--download", "--tiny-demo"]
 
 
 def run_cli(args, capsys):
@@ -35,7 +35,7 @@ def write_wav(path, samples, rate=16000):
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    from memo_model.tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
+    from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
 
     root = tmp_path_factory.mktemp("tiny")
     write_tiny_models(root / "models")
@@ -106,6 +106,14 @@ def test_silent_audio_is_a_clear_error(tmp_path, capsys, tiny_models):
     assert code == 2 and "--audio" in err and "silent" in err
 
 
+def test_bad_emotion_override_names_the_option(tmp_path, capsys, tiny_models):
+    code, err = run_cli(["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--models",
+                         tiny_models["models"], "--output", tmp_path / "o.mp4", "--size", "64", "--steps", "1",
+                         "--emotion", "0s:elated"], capsys)
+    assert code == 2 and "--emotion: unknown emotion 'elated'" in err
+    assert list(tmp_path.iterdir()) == []                      # no scratch features file left behind
+
+
 def test_tiny_demo_refuses_real_model_options(capsys, tmp_path):
     code, err = run_cli(["--tiny-demo", "--models", tmp_path], capsys)
     assert code == 2 and "drop --models" in err
@@ -124,7 +132,7 @@ def test_render_with_tiny_models_paste_back(tmp_path, capsys, tiny_models):
     assert abs(info.audio_seconds - 0.5) <= 1024 / 16000
     frame = next(read_frames(out)).astype(np.float32)
     # outside the face square the picture is the original background (pasted back)
-    from memo_model.images import load_image
+    from memo_model.face.images import load_image
 
     original = load_image(tiny_models["image"]).astype(np.float32)
     # the fake detector finds a 48 px face at (72..120): the 2x crop is 48..144
@@ -154,8 +162,7 @@ def test_download_option_fetches_only_missing_files(tmp_path, capsys, tiny_model
     import huggingface_hub
     from PIL import Image
 
-    from memo_model import download as dl
-
+    from memo_model.apps import download as dl
     served = {}
     for name in dl.COMPONENTS:
         for repo_path, path in dl.local_files(name, tiny_models["models"]):

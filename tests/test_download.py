@@ -3,9 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from memo_model import download as dl
-
-
+from memo_model.apps import download as dl
 def put(path: Path, data=b"x" * 2000):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

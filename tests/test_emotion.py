@@ -8,7 +8,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from memo_model.audio import Audio16k, load_audio
-from memo_model.emotion import EMOTION_NAMES, EmotionDetector, EmotionLabels, emotion_windows, frame_labels
+from memo_model.audio.emotion import (EMOTION_NAMES, EmotionDetector, EmotionLabels, emotion_windows, frame_labels,
+                                      parse_override)
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,7 +72,7 @@ class StandIn(torch.nn.Module):
 def golden(parity_dir):
     g = load_file(str(parity_dir / "audio" / "audio.safetensors"))
     standin = StandIn(load_file(str(parity_dir / "audio" / "emotion2vec_standin.safetensors")))
-    from memo_model.loading import load_network
+    from memo_model.networks.loading import load_network
 
     classifier = load_network(parity_dir / "ckpt" / "misc" / "audio_emotion_classifier", "audio_emotion_classifier")
     return g, standin, classifier
@@ -87,12 +88,14 @@ def test_golden_windows_probs_and_labels(golden):
         assert (mean - g[f"emo.window{i}.feat_mean"]).abs().max() < 1e-5  # the window fed is the official one
         probs = classifier(g[f"emo.window{i}.feat_mean"])
         assert (probs - g[f"emo.window{i}.probs"]).abs().max() < 1e-6
-    result = EmotionDetector(standin, classifier).detect(wave, 144)
+    result = EmotionDetector(standin, classifier).detect(wave)
     assert result.window_labels.tolist() == [8, 7, 7, 7, 7]
     for i in range(5):
         assert (result.window_probs[i] - g[f"emo.window{i}.probs"][0]).abs().max() < 1e-5
-    assert torch.equal(result.labels, g["audio_emotion"].long())
-    assert result.labels[:34].eq(8).all() and result.labels[34:].eq(7).all()
+    labels = result.for_frames(144)
+    assert torch.equal(labels, g["audio_emotion"].long())
+    assert labels[:34].eq(8).all() and labels[34:].eq(7).all()
+    assert result.segments == [(0, 16000, 8), (16000, wave.shape[0], 7)] and result.num_samples == wave.shape[0]
 
 
 def test_golden_run_labels(parity_dir, golden):
@@ -102,39 +105,56 @@ def test_golden_run_labels(parity_dir, golden):
 
     with safe_open(str(parity_dir / "run_A_64x64" / "inputs.safetensors"), framework="pt") as f:
         wave, ref = f.get_tensor("waveform_16k"), f.get_tensor("audio_emotion")
-    assert torch.equal(EmotionDetector(standin, classifier).detect(wave, 32).labels, ref.long())
+    assert torch.equal(EmotionDetector(standin, classifier).detect(wave).for_frames(32), ref.long())
 
 
 def test_batching_and_channel_choice(golden):
     g, standin, classifier = golden
     wave = g["waveform_16k"]
-    one = EmotionDetector(standin, classifier, batch_size=1).detect(wave, 144)
-    many = EmotionDetector(standin, classifier, batch_size=8).detect(wave, 144)
-    assert torch.equal(one.labels, many.labels)
+    one = EmotionDetector(standin, classifier, batch_size=1).detect(wave)
+    many = EmotionDetector(standin, classifier, batch_size=8).detect(wave)
+    assert one.segments == many.segments
     torch.testing.assert_close(one.window_probs, many.window_probs, atol=1e-6, rtol=1e-5)
     stereo = Audio16k(torch.stack([wave, torch.zeros_like(wave)]))
-    assert torch.equal(EmotionDetector(standin, classifier).detect(stereo, 144).labels, one.labels)
+    assert EmotionDetector(standin, classifier).detect(stereo).segments == one.segments
 
 
 def test_labels_save_load(tmp_path, golden):
     g, standin, classifier = golden
-    res = EmotionDetector(standin, classifier).detect(g["waveform_16k"], 144)
+    res = EmotionDetector(standin, classifier).detect(g["waveform_16k"])
     res.save(tmp_path / "emo.safetensors")
     back = EmotionLabels.load(tmp_path / "emo.safetensors")
-    assert torch.equal(back.labels, res.labels) and back.names == EMOTION_NAMES
+    assert back.segments == res.segments and back.num_samples == res.num_samples and back.names == EMOTION_NAMES
+    assert torch.equal(back.for_frames(144), res.for_frames(144)) and back.fingerprint == res.fingerprint
     assert torch.equal(back.window_probs, res.window_probs) and torch.equal(back.window_bounds, res.window_bounds)
-    assert back.label_names()[0] == "unknown" and back.label_names()[-1] == "surprised"
+    assert [back.names[label] for *_, label in back.segments] == ["unknown", "surprised"]
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a MEMO emotion-labels file"):
         EmotionLabels.load(tmp_path / "other.safetensors")
 
 
-def test_detect_rejects_bad_frame_counts(golden):
+def test_for_frames_rejects_bad_frame_counts(golden):
     g, standin, classifier = golden
-    det = EmotionDetector(standin, classifier)
+    labels = EmotionDetector(standin, classifier).detect(g["waveform_16k"])
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="num_frames"):
-            det.detect(g["waveform_16k"], bad)
+            labels.for_frames(bad)
+
+
+def test_override_schedule_replaces_labels_from_its_times():
+    detected = EmotionLabels(segments=[(0, 16000, 8), (16000, 40000, 7)], num_samples=40000)
+    mixed = detected.with_override(parse_override("1.5s:happy", 2.5))
+    assert mixed.segments == [(0, 16000, 8), (16000, 24000, 7), (24000, 40000, 3)]
+    assert mixed.source == "detected+override"
+    alone = EmotionLabels.from_schedule(parse_override("sad", 2.5), 40000)
+    assert alone.segments == [(0, 40000, 6)] and alone.source == "override"
+    assert alone.for_frames(5).tolist() == [6] * 5
+    for bad, word in (("0s:elated", "unknown emotion"), ("2s:sad, 1s:happy", "must increase"),
+                      ("0s:happy, 9s:sad", "after the end"), ("at noon: happy", "cannot read")):
+        with pytest.raises(ValueError, match=word):
+            parse_override(bad, 2.5)
+    with pytest.raises(ValueError, match="must start at 0s"):
+        EmotionLabels.from_schedule(parse_override("1s:happy", 2.5), 40000)
 
 
 # ------------------------------------------------------------------ from_pretrained, end to end
@@ -143,7 +163,7 @@ def test_detect_rejects_bad_frame_counts(golden):
 def tiny_large_width(folder: Path):
     """An emotion2vec with the real 1024-d/16-head width (the classifier needs 1024) but tiny
     everywhere else, saved like the release: config.yaml + model.pt with `d2v_model.` keys."""
-    from memo_model.emotion2vec import Emotion2vec, Emotion2vecConfig
+    from memo_model.audio.emotion2vec import Emotion2vec, Emotion2vecConfig
 
     cfg_yaml = {"model": "Emotion2vec", "scope_map": ["d2v_model.", "none"], "model_conf": {
         "embed_dim": 1024, "num_heads": 16, "depth": 1, "mlp_ratio": 0.0625, "layer_norm_first": False,
@@ -181,9 +201,10 @@ def test_from_pretrained_end_to_end(tmp_path):
     tiny_classifier(tmp_path / "classifier")
     det = EmotionDetector.from_pretrained(tmp_path / "emotion2vec", tmp_path / "classifier")
     audio = load_audio(DATA / "speech.flac")
-    res = det.detect(audio, 96)
-    assert res.labels.shape == (96,) and res.labels.dtype == torch.int64
-    assert int(res.labels.min()) >= 0 and int(res.labels.max()) <= 8
+    res = det.detect(audio)
+    labels = res.for_frames(96)
+    assert labels.shape == (96,) and labels.dtype == torch.int64
+    assert int(labels.min()) >= 0 and int(labels.max()) <= 8
     assert torch.allclose(res.window_probs.sum(dim=1), torch.ones(len(res.window_probs)), atol=1e-5)
     wave = audio.first_channel()
     plan = emotion_windows(wave.shape[0])

@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from memo_model.face_detect import (Detections, ScrfdDetector, anchor_centers, letterbox, nms,
+from memo_model.face.detect import (Detections, ScrfdDetector, anchor_centers, letterbox, nms,
                                     order_largest_first)
-from tests.test_face_fakes import STRIDES5, planted_scrfd, pooled_scrfd
+from memo_testing.face_fakes import STRIDES5, planted_scrfd, pooled_scrfd
 
 KPS = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])
 
@@ -148,7 +148,7 @@ def test_the_model_input_is_rgb_minus_127_5_over_128(tmp_path):
 
 
 def test_wrong_models_are_refused(tmp_path):
-    from tests.test_face_fakes import linear_arcface
+    from memo_testing.face_fakes import linear_arcface
 
     with pytest.raises(ValueError, match="SCRFD layout"):
         ScrfdDetector(linear_arcface(tmp_path / "a.onnx"))

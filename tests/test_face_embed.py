@@ -6,9 +6,9 @@ import onnx
 import pytest
 from skimage.transform import SimilarityTransform
 
-from memo_model.face_embed import (ARCFACE_TEMPLATE, ArcFaceEmbedder, alignment_matrix,
+from memo_model.face.embed import (ARCFACE_TEMPLATE, ArcFaceEmbedder, alignment_matrix,
                                    estimate_mouth_corners, first_node_names, umeyama_similarity)
-from tests.test_face_fakes import gather_arcface, linear_arcface, pooled_scrfd
+from memo_testing.face_fakes import gather_arcface, linear_arcface, pooled_scrfd
 
 
 def similar_points(scale=2.3, angle_deg=15.0, shift=(140.0, 90.0), pts=ARCFACE_TEMPLATE):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from memo_model.face import FaceAnalyzer
-from tests.test_face_fakes import face_folder, gather_arcface, linear_arcface, pooled_scrfd
+from memo_testing.face_fakes import face_folder, gather_arcface, linear_arcface, pooled_scrfd
 
 insightface = pytest.importorskip("insightface", reason="insightface (test-only oracle) not installed")
 

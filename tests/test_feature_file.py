@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from memo_model.audio import AudioEncoder, AudioFeatures
-from memo_model.feature_file import FeatureFileWriter, FeatureWindows
-from memo_model.render import _digest
-from memo_model.wav2vec import window_view
+from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
+from memo_model.identity import digest
+from memo_model.audio.wav2vec import window_view
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_audio_wav2vec import save_tiny, speechy  # noqa: E402
@@ -33,7 +33,7 @@ def test_encode_to_file_equals_in_memory(encoder, tmp_path):
         assert torch.equal(disk.features[a:b], memory.features[a:b]), (a, b)     # bit for bit, edges clamped
     assert torch.equal(disk.clip(6), memory.clip(6))
     assert disk.features[5:5].shape == (0, 5, 3, 16)
-    assert _digest(disk.features) == _digest(memory.features)                   # resume keys agree
+    assert digest(disk.features) == digest(memory.features)                   # resume keys agree
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -77,7 +77,7 @@ def test_render_reads_features_from_disk_identically(encoder, tmp_path):
     """render_video with disk-backed features writes the same mp4 as with features in memory."""
     from test_render import SETTINGS, FakePipeline
 
-    from memo_model.render import render_video
+    from memo_model.output.render import render_video
 
     wave = speechy(16000)
     memory = encoder.encode(wave, fps=30, frames_per_clip=4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from memo_model.framing import Framing, crop_box, frame_portrait, parse_size
+from memo_model.face.framing import Framing, crop_box, frame_portrait, parse_size
 
 
 def smooth_image(h, w, seed=0):

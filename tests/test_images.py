@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from memo_model.images import load_image, to_rgb_uint8
+from memo_model.face.images import load_image, to_rgb_uint8
 
 
 def _rgb(h=5, w=7, seed=0):

@@ -68,7 +68,7 @@ def test_tiny_keys_match_golden_checkpoint(parity_dir, name, listing, config):
 
 
 def test_tiny_variant_b_keys(parity_dir):
-    from memo_model.tiny import MOTION_VARIANTS
+    from memo_model.apps.tiny import MOTION_VARIANTS
 
     _, expected = read_listing(parity_dir / "keys" / "tiny_diffusion_net_variantB.txt")
     cfg = json.loads((parity_dir / "ckpt" / "diffusion_net" / "config.json").read_text())

@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from memo_model.loading import CheckpointError, load_network, load_networks
-from memo_model.tiny import write_tiny_checkpoint
-from memo_model.vae import DiffusersVae
+from memo_model.networks.loading import CheckpointError, load_network, load_networks
+from memo_model.apps.tiny import write_tiny_checkpoint
+from memo_model.generation.vae import DiffusersVae
 
 
 @pytest.fixture()

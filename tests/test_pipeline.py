@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from memo_model import MemoPipeline, MemoState
-from memo_model.tiny import random_inputs, write_tiny_checkpoint
+from memo_model.apps.tiny import random_inputs, write_tiny_checkpoint
 
 STEPS = 2
 
@@ -151,8 +151,8 @@ def test_variant_b_checkpoint_runs(tmp_path):
 
 def test_disk_backed_features_give_the_same_frames(tiny_pipeline, tmp_path):
     """FeatureWindows (features on disk, read per clip) in, the same frames out, partial clip included."""
-    from memo_model.feature_file import FeatureFileWriter, FeatureWindows
-    from memo_model.wav2vec import window_view
+    from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
+    from memo_model.audio.wav2vec import window_view
 
     reference, face, features, emotion = random_inputs(20, seed=4)
     per_frame = torch.randn(20, *features.shape[2:], generator=torch.Generator().manual_seed(5))

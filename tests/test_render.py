@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from memo_model.render import RenderSettings, render_video, resume_dir_for
-from memo_model.state import MemoState
-from memo_model.video import partial_path, probe_video, read_frames, to_uint8
+from memo_model.output.render import RenderSettings, render_video, resume_dir_for
+from memo_model.generation.state import MemoState
+from memo_model.output.media import partial_path, to_uint8
+from memo_model.output.probe import probe_video, read_frames
 
 H = W = 32
 FPC = 4           # frames per clip (small, so there are many clips)
@@ -288,7 +289,7 @@ def test_input_validation(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory):
     from memo_model import MemoPipeline
-    from memo_model.tiny import write_tiny_checkpoint
+    from memo_model.apps.tiny import write_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("tiny-memo")
     write_tiny_checkpoint(root)

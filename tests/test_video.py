@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from memo_model.video import (EncodedSegment, Mp4Writer, SegmentMismatch, frames_for_audio,
-                              partial_path, probe_video, read_audio_track, read_frames, to_uint8,
-                              write_mp4)
+from memo_model.output.media import frames_for_audio, partial_path, to_uint8
+
+from memo_model.output.probe import probe_video, read_audio_track, read_frames
+
+from memo_model.output.video import EncodedSegment, Mp4Writer, SegmentMismatch, write_mp4
 
 
 def smooth_frames(n, h, w, seed=0):

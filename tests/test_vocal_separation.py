@@ -8,20 +8,10 @@ import torch
 from onnx import TensorProto, helper
 
 from memo_model.audio import Audio16k, load_audio
-from memo_model.vocal_separation import KIM_VOCAL_2, MdxParams, VocalSeparationError, VocalSeparator
+from memo_model.audio.separation import KIM_VOCAL_2, MdxParams, VocalSeparationError, VocalSeparator
+from memo_testing.audio_fakes import SMALL, identity_plus_sine_model, save_model
 
 DATA = Path(__file__).parent / "data"
-
-
-def save_model(path, nodes, initializers, dim_f, dim_t, batch="batch"):
-    shape = [batch, 4, dim_f, dim_t]
-    graph = helper.make_graph(nodes, "fake_mdx", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def constant_bin_model(path, p: MdxParams, bin_index, left_real, right_imag):
@@ -33,18 +23,6 @@ def constant_bin_model(path, p: MdxParams, bin_index, left_real, right_imag):
     inits = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
              helper.make_tensor("c", TensorProto.FLOAT, const.shape, const.ravel())]
     return save_model(path, nodes, inits, p.dim_f, p.dim_t)
-
-
-def identity_plus_sine_model(path, p: MdxParams, gain=1.0, sine=0.1):
-    """output = gain * input + sine * sin(input): non-linear, so chunking changes the result."""
-    nodes = [helper.make_node("Mul", ["input", "gain"], ["a"]), helper.make_node("Sin", ["input"], ["s"]),
-             helper.make_node("Mul", ["s", "sine"], ["b"]), helper.make_node("Add", ["a", "b"], ["output"])]
-    inits = [helper.make_tensor("gain", TensorProto.FLOAT, [], [gain]),
-             helper.make_tensor("sine", TensorProto.FLOAT, [], [sine])]
-    return save_model(path, nodes, inits, p.dim_f, p.dim_t)
-
-
-SMALL = MdxParams(n_fft=256, hop=64, dim_f=64, dim_t=32, compensate=1.009)
 
 
 def istft_gain(p: MdxParams) -> np.ndarray:
@@ -126,7 +104,12 @@ def test_official_chain_bit_exact(tmp_path):
     vocals = sep.separate(Audio16k(torch.from_numpy(pcm.astype(np.float32) / 32768), source="synth"))
     official = load_audio(DATA / "separator_official_vocals16k.flac")
     assert vocals.samples.shape == official.samples.shape == (2, 40000)
-    assert torch.equal(vocals.samples, official.samples)
+    # Bit-exact on the machine the file was made on; elsewhere the CPU's SIMD path in the STFT and
+    # onnxruntime can move a float sum across a 16-bit rounding edge (seen: 139 of 80,000 samples by
+    # one step). Any real mistake in the chain (framing, window, compensation, crossfade) moves
+    # thousands of samples by far more.
+    lsb = (vocals.samples - official.samples).abs() * 32768
+    assert lsb.max() <= 1 and (lsb > 0).float().mean() < 0.005
 
 
 def test_channel_handling_and_silence(tmp_path):

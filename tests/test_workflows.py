@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "comfyui"))
+import build_workflows as bw
+import memo_pack_testlib as lib
+from memo_testing.pack import load_pack
 
-import build_workflows as bw  # noqa: E402
-import memo_pack_testlib as lib  # noqa: E402
-import nodes  # noqa: E402
+nodes = load_pack().nodes
 
 M = nodes.NODE_CLASS_MAPPINGS
 NAMES = sorted(bw.WORKFLOWS)
@@ -134,17 +133,17 @@ def env(tmp_path_factory):
     inputs = lib.write_inputs(root / "input")
     shutil.copy(inputs["portrait"], root / "input" / bw.PORTRAIT)
     shutil.copy(inputs["voice"], root / "input" / bw.VOICE)
-    from memo_model.vae import DiffusersVae
+    from memo_model.generation.vae import DiffusersVae
     yield {"root": root, "vae": DiffusersVae.from_pretrained(ckpt / "vae"), "saved": []}
     torch.set_num_threads(threads)
     mp.undo()
 
 
 def stand_ins(env):
-    from memo_model.video import write_mp4
+    from memo_model.output.video import write_mp4
 
-    from nodes import host
-    from nodes.audio_nodes import decode_audio_file
+    from memo_pack.nodes import host
+    from memo_pack.nodes.audio_nodes import decode_audio_file
 
     def load_image(image):
         return (lib.load_image_tensor(host.resolve_input_file(image)), None)
@@ -160,7 +159,7 @@ def stand_ins(env):
         return ({"images": images, "fps": fps, "audio": audio},)
 
     def save_video(video, filename_prefix, format, codec):
-        from nodes.video_nodes import next_video_path, prepare_mux_audio
+        from memo_pack.nodes.video_nodes import next_video_path, prepare_mux_audio
 
         path, _sub, _name = next_video_path(filename_prefix)
         wave, rate = prepare_mux_audio(video["audio"], len(video["images"]), video["fps"])
@@ -214,7 +213,7 @@ def tiny_prompt(name: str, **extra) -> dict:
 
 
 def test_basic_workflow_runs(env):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     ui = run_prompt(tiny_prompt("memo_basic"), env)
     video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]
@@ -224,7 +223,7 @@ def test_basic_workflow_runs(env):
 
 
 def test_crop_pasteback_workflow_runs_through_core_video_nodes(env):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     run_prompt(tiny_prompt("memo_crop_pasteback"), env)
     info = probe_video(env["saved"][-1])
@@ -233,7 +232,7 @@ def test_crop_pasteback_workflow_runs_through_core_video_nodes(env):
 
 
 def test_long_chunks_workflow_continues_across_runs(env):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     prompt = tiny_prompt("memo_long_chunks")
     parts = []
@@ -252,8 +251,8 @@ def test_long_chunks_workflow_continues_across_runs(env):
 
 
 def test_long_stream_workflow_writes_one_pasted_back_video(env):
-    from memo_model.render import resume_dir_for
-    from memo_model.video import probe_video
+    from memo_model.output.render import resume_dir_for
+    from memo_model.output.probe import probe_video
 
     ui = run_prompt(tiny_prompt("memo_long_stream"), env)
     video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]

@@ -39,10 +39,9 @@ VOICE = "memo_speech.wav"
 
 
 def _pack_nodes():
-    sys.path.insert(0, str(REPO))
-    import nodes  # noqa: PLC0415
+    from memo_testing.pack import load_pack
 
-    return nodes
+    return load_pack().nodes
 
 
 def node_def(class_type: str):
@@ -275,4 +274,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "tests"))      # run as a script: make the test helpers importable
     main()

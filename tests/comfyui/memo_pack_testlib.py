@@ -24,7 +24,7 @@ LOCAL_ENV = ("MEMO_MODELS_DIR", "MEMO_INPUT_DIR", "MEMO_OUTPUT_DIR", "MEMO_TEMP_
 def write_tiny_pack_models(models_dir: Path) -> Path:
     """Tiny MEMO checkpoint + every front-end model under models_dir/memo/memo (the CLI layout:
     wav2vec2-base-960h/, emotion2vec_plus_large/, vae/ inside the checkpoint)."""
-    from memo_model.tiny_frontends import write_tiny_models
+    from memo_model.apps.tiny_frontends import write_tiny_models
 
     ckpt = Path(models_dir) / "memo" / "memo"
     if not (ckpt / "diffusion_net" / "config.json").is_file():
@@ -33,7 +33,7 @@ def write_tiny_pack_models(models_dir: Path) -> Path:
 
 
 def write_inputs(input_dir: Path) -> dict:
-    from memo_model.tiny_frontends import write_demo_portrait, write_demo_voice
+    from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice
 
     input_dir = Path(input_dir)
     input_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def copy_tree(src: Path, dst: Path) -> None:
 
 
 def audio_seconds_of_mp4(path: Path) -> float:
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     return probe_video(path).audio_seconds
 

@@ -159,7 +159,7 @@ def test_pack_is_registered(server):
 
 
 def test_basic_workflow(server):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     _pid, entry, files = run(server, prompt_for(server, "memo_basic"), "memo_basic_s")
     assert [f.name for f in files] == ["basic_00001_.mp4"]
@@ -172,7 +172,7 @@ def test_basic_workflow(server):
 
 def test_video_output_feeds_core_save_video(server):
     """MemoVideoCombine's VIDEO output (core VideoFromFile) goes straight into core SaveVideo."""
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     prompt = prompt_for(server, "memo_basic")
     prompt["20"] = {"class_type": "SaveVideo", "inputs": {"video": ["13", 1], "filename_prefix": "MEMO/resaved",
@@ -188,7 +188,7 @@ def test_video_output_feeds_core_save_video(server):
 @pytest.mark.skipif(not VHS_DIR, reason="set VHS_DIR to a ComfyUI-VideoHelperSuite checkout to test VHS_VideoCombine")
 def test_sampler_outputs_feed_vhs_video_combine(server):
     """MemoSampler's IMAGE + AUDIO + FLOAT fps wire straight into VideoHelperSuite's VHS_VideoCombine."""
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     prompt = prompt_for(server, "memo_basic")
     prompt["21"] = {"class_type": "VHS_VideoCombine", "inputs": {
@@ -205,7 +205,7 @@ def test_sampler_outputs_feed_vhs_video_combine(server):
 
 def test_models_are_cached_across_runs(server):
     import numpy as np
-    from memo_model.video import read_frames
+    from memo_model.output.probe import read_frames
 
     first = prompt_for(server, "memo_basic", ["MemoSampler.seed=1"])
     _pid, _entry, files1 = run(server, first, "memo_basic_seed1_s")
@@ -220,7 +220,7 @@ def test_models_are_cached_across_runs(server):
 
 
 def test_crop_pasteback_workflow_through_core_video_nodes(server):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     _pid, entry, files = run(server, prompt_for(server, "memo_crop_pasteback"), "memo_crop_pasteback_s")
     videos = [f for f in files if f.suffix == ".mp4"]
@@ -232,7 +232,7 @@ def test_crop_pasteback_workflow_through_core_video_nodes(server):
 
 
 def test_long_chunks_workflow_continues_over_api_calls(server):
-    from memo_model.video import probe_video
+    from memo_model.output.probe import probe_video
 
     api = server["api"]
     prompt = prompt_for(server, "memo_long_chunks", ["MemoSampler.max_frames=8"])
@@ -253,8 +253,8 @@ def test_long_chunks_workflow_continues_over_api_calls(server):
 def test_long_stream_workflow_resumes_after_interrupt(server):
     """MemoRenderVideo over HTTP: interrupted after its first clip was checkpointed, the same
     prompt queued again continues into the same file, identical to an uninterrupted render."""
-    from memo_model.render import resume_dir_for
-    from memo_model.video import probe_video
+    from memo_model.output.render import resume_dir_for
+    from memo_model.output.probe import probe_video
 
     api, url = server["api"], server["url"]
     small = ["MemoRenderVideo.steps=30", "MemoRenderVideo.frames_per_clip=8", "MemoRenderVideo.past_frames=8"]

@@ -1,4 +1,4 @@
-"""Audio front end: any voice file (or ComfyUI AUDIO) -> 16 kHz samples -> wav2vec features.
+"""Any voice file (or ComfyUI AUDIO) -> the official 16 kHz samples.
 
 The official preprocessing shells out to ``ffmpeg -ar 16000 out.wav`` and reads the wav back
 (librosa for wav2vec, torchaudio for emotion). Here the same libswresample runs in-process
@@ -17,9 +17,10 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..constants import SAMPLE_RATE
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 # Longest audio accepted by default. MEMO renders about one output frame per GPU-second, so
 # 30 minutes is already ~15 GPU-hours at 30 fps; a 3-hour file is far more likely a mistake.
 DEFAULT_MAX_SECONDS = 1800.0
@@ -178,7 +179,10 @@ def _pick_stream(container):
     return max(streams, key=lambda s: (s.codec_context.channels, -s.index))
 
 
-def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
+def open_audio(path: Path):
+    """(PyAV container, its audio stream, a name for messages); every problem an AudioInputError.
+
+    The stream is ffmpeg's default choice: the one with the most channels, first on ties."""
     import av
 
     source = f"audio file '{path}'"
@@ -194,12 +198,20 @@ def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
     except av.error.FFmpegError as exc:
         raise AudioInputError(f"{source} could not be opened as audio ({exc}); it is corrupt or not a "
                               "media file. Re-export it as wav, flac or mp3.") from exc
+    stream = _pick_stream(container)
+    if stream is None:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
+        container.close()
+        raise AudioInputError(f"{source} has no audio stream (it holds {kinds}); pass a file with sound, "
+                              "or extract the audio track first.")
+    return container, stream, source
+
+
+def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
+    import av
+
+    container, stream, source = open_audio(path)
     with container:
-        stream = _pick_stream(container)
-        if stream is None:
-            kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
-            raise AudioInputError(f"{source} has no audio stream (it holds {kinds}); pass a file with sound, "
-                                  "or extract the audio track first.")
         if max_seconds is not None:
             declared = _declared_seconds(container, stream)
             if declared is not None and declared > max_seconds + 1.0:
@@ -325,146 +337,22 @@ def _load_comfy_audio(audio: dict, max_seconds: Optional[float]) -> Audio16k:
     rate = int(audio["sample_rate"])
     if wave.dtype not in (np.float32, np.float64):
         wave = wave.astype(np.float32)
-    return _from_pcm(resample_array(wave[0], rate, source, max_seconds), source)
+    return _from_pcm(resample_array(_as_pcm16_if_exact(wave[0]), rate, source, max_seconds), source)
 
 
-# --------------------------------------------------------------------------------------------
-# wav2vec features
-# --------------------------------------------------------------------------------------------
-
-FEATURES_FORMAT = "memo_audio_features/1"
-WINDOW_RADIUS = 2  # frames i-2..i+2
-
-
-@dataclass
-class AudioFeatures:
-    """wav2vec features per video frame, as the official `preprocess_audio` returns them.
-
-    features: [num_frames, 5, layers, C] float32, frame i holding frames clamp(i-2..i+2).
-    num_frames: padded frame count (a multiple of frames_per_clip; the official `audio_length`).
-    audio_frames: ceil(seconds * fps), the video length the audio actually covers.
-    per_frame: the compact [num_frames, layers, C] layer outputs `features` is a view of.
-    info: free-form strings saved with the file (e.g. source, whether vocals were separated).
-    """
-
-    features: torch.Tensor
-    num_frames: int
-    audio_frames: int
-    fps: int
-    frames_per_clip: int
-    per_frame: Optional[torch.Tensor] = field(default=None, repr=False)
-    info: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.features.ndim != 4 or self.features.shape[1] != 2 * WINDOW_RADIUS + 1:
-            raise ValueError(f"features must be [T, 5, layers, C], got {tuple(self.features.shape)}")
-        if self.features.shape[0] != self.num_frames:
-            raise ValueError(f"features hold {self.features.shape[0]} frames but num_frames is {self.num_frames}")
-        if not 0 < self.audio_frames <= self.num_frames:
-            raise ValueError(f"audio_frames {self.audio_frames} must be in 1..num_frames ({self.num_frames})")
-
-    @classmethod
-    def from_per_frame(cls, per_frame: torch.Tensor, audio_frames: int, fps: int,
-                       frames_per_clip: int) -> "AudioFeatures":
-        """Build from per-frame layer outputs [T, layers, C] (copied once into an edge-padded buffer)."""
-        r = WINDOW_RADIUS
-        padded = torch.cat([per_frame[:1].expand(r, *per_frame.shape[1:]), per_frame,
-                            per_frame[-1:].expand(r, *per_frame.shape[1:])], dim=0)
-        return cls.from_padded(padded, audio_frames, fps, frames_per_clip)
-
-    @classmethod
-    def from_padded(cls, padded: torch.Tensor, audio_frames: int, fps: int,
-                    frames_per_clip: int) -> "AudioFeatures":
-        """Build from edge-padded outputs [T + 4, layers, C]: `features` and `per_frame` are views of it."""
-        from .wav2vec import window_from_padded
-
-        padded = padded.contiguous()
-        r = WINDOW_RADIUS
-        per_frame = padded[r:padded.shape[0] - r]
-        return cls(features=window_from_padded(padded, r), num_frames=int(per_frame.shape[0]),
-                   audio_frames=int(audio_frames), fps=int(fps), frames_per_clip=int(frames_per_clip),
-                   per_frame=per_frame)
-
-    @property
-    def num_clips(self) -> int:
-        return -(-self.num_frames // self.frames_per_clip) if self.frames_per_clip > 0 else 1
-
-    def clip(self, index: int) -> torch.Tensor:
-        """Features of clip `index`: [frames_per_clip, 5, layers, C] (a contiguous copy)."""
-        if not 0 <= index < self.num_clips:
-            raise IndexError(f"clip {index} out of range (0..{self.num_clips - 1})")
-        f = self.frames_per_clip if self.frames_per_clip > 0 else self.num_frames
-        return self.features[index * f:(index + 1) * f].contiguous()
-
-    @property
-    def on_disk(self) -> bool:
-        """Whether `features` are read from a feature file clip by clip (see `feature_file`)."""
-        from .feature_file import FeatureWindows
-
-        return isinstance(self.features, FeatureWindows)
-
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write a safetensors file (per-frame outputs when available: 5x smaller)."""
-        from safetensors.torch import save_file
-
-        meta = _features_metadata(self.num_frames, self.audio_frames, self.fps, self.frames_per_clip, self.info)
-        if self.on_disk:                                   # copy layer by layer, never all at once
-            from .feature_file import FeatureFileWriter
-
-            src = self.features
-            writer = FeatureFileWriter(path, src.layers, src.frames, src.channels, meta)
-            try:
-                for layer in range(src.layers):
-                    writer.write_layer(layer, src.read_layer(layer))
-            except BaseException:
-                writer.abort()
-                raise
-            writer.close()
-            return
-        if self.per_frame is not None:
-            tensors = {"per_frame": self.per_frame.contiguous()}
-        else:
-            tensors = {"features": self.features.contiguous()}
-        save_file(tensors, str(path), metadata=meta)
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "AudioFeatures":
-        """Read a features file; layer-major files (`AudioEncoder.encode(to_file=...)`) stay on disk."""
-        from safetensors import safe_open
-
-        from .feature_file import TENSOR, FeatureWindows
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != FEATURES_FORMAT:
-                raise ValueError(f"'{path}' is not a MEMO audio-features file (format "
-                                 f"{meta.get('format')!r}, expected {FEATURES_FORMAT!r}); compute the "
-                                 "features again with AudioEncoder.encode(...).save(path).")
-            keys = set(f.keys())
-            tensors = {} if TENSOR in keys else {k: f.get_tensor(k) for k in keys}
-        ints = {k: int(meta[k]) for k in ("num_frames", "audio_frames", "fps", "frames_per_clip")}
-        if TENSOR in keys:
-            out = cls(features=FeatureWindows(path, WINDOW_RADIUS), **ints)
-        elif "per_frame" in tensors:
-            out = cls.from_per_frame(tensors["per_frame"], ints["audio_frames"], ints["fps"],
-                                     ints["frames_per_clip"])
-        else:
-            out = cls(features=tensors["features"], **ints)
-        out.info = {k[len("info."):]: v for k, v in meta.items() if k.startswith("info.")}
-        if out.num_frames != ints["num_frames"]:
-            raise ValueError(f"'{path}' is inconsistent: {out.num_frames} frames stored, "
-                             f"{ints['num_frames']} in its metadata")
-        return out
+def _as_pcm16_if_exact(wave: np.ndarray) -> np.ndarray:
+    """A float waveform that is exactly 16-bit PCM / 32768 (what ComfyUI's loaders make of 16-bit
+    files) as int16, else unchanged: libswresample then works in s16 as ffmpeg does on the file
+    itself, so the 16 kHz samples equal the official wav's instead of landing a few LSB away."""
+    if wave.size == 0 or not np.isfinite(wave).all():
+        return wave
+    scaled = wave * np.float64(32768.0) if wave.dtype == np.float64 else wave * np.float32(32768.0)
+    if scaled.min() < -32768 or scaled.max() > 32767 or not np.array_equal(scaled, np.round(scaled)):
+        return wave
+    return scaled.astype(np.int16)
 
 
-def _features_metadata(num_frames: int, audio_frames: int, fps: int, frames_per_clip: int, info: dict) -> dict:
-    meta = {"format": FEATURES_FORMAT, "num_frames": str(num_frames), "audio_frames": str(audio_frames),
-            "fps": str(fps), "frames_per_clip": str(frames_per_clip)}
-    meta.update({f"info.{k}": str(v) for k, v in info.items()})
-    return meta
-
-
-def _as_waveform(waveform, what: str, pick: str) -> np.ndarray:
+def waveform_1d(waveform, what: str, pick: str) -> np.ndarray:
     """Audio16k (mono or first channel, as the official path) or a 1-D array -> float32 [n]."""
     if isinstance(waveform, Audio16k):
         wave = waveform.mono() if pick == "mono" else waveform.first_channel()
@@ -485,106 +373,3 @@ def _as_waveform(waveform, what: str, pick: str) -> np.ndarray:
     if not np.isfinite(wave).all():
         raise AudioInputError(f"{source}: the waveform contains NaN or infinite samples; fix its source.")
     return wave
-
-
-class AudioEncoder:
-    """wav2vec2 (facebook/wav2vec2-base-960h layout) -> MEMO's windowed per-frame features."""
-
-    def __init__(self, model, do_normalize: bool = True):
-        from .wav2vec import check_supported
-
-        check_supported(model.config)
-        self.model = model.eval()
-        self.do_normalize = do_normalize
-
-    @classmethod
-    def from_pretrained(cls, wav2vec_dir: Union[str, os.PathLike], *, device: Union[str, torch.device] = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "AudioEncoder":
-        """Load a local folder with config.json, model.safetensors (or pytorch_model.bin) and
-        preprocessor_config.json. Never touches the network."""
-        import json
-
-        folder = Path(wav2vec_dir).expanduser()
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"wav2vec folder '{folder}' has no config.json; download "
-                                    "facebook/wav2vec2-base-960h into it (config.json, model.safetensors, "
-                                    "preprocessor_config.json).")
-        if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
-            raise FileNotFoundError(f"wav2vec folder '{folder}' has no model.safetensors or pytorch_model.bin")
-        pre = folder / "preprocessor_config.json"
-        if not pre.is_file():
-            raise FileNotFoundError(f"wav2vec folder '{folder}' has no preprocessor_config.json (it says whether "
-                                    "to normalise the waveform); copy it from facebook/wav2vec2-base-960h.")
-        do_normalize = bool(json.loads(pre.read_text()).get("do_normalize", True))
-        from transformers import Wav2Vec2Model
-
-        model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True)
-        model = model.to(device=device, dtype=dtype)
-        return cls(model, do_normalize=do_normalize)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def prepare(self, waveform_16k, fps: int, frames_per_clip: int) -> tuple[np.ndarray, int, int]:
-        """Normalised and padded waveform, true and padded frame counts (official steps 4-5)."""
-        from .wav2vec import frame_counts, normalize_waveform, pad_for_clips
-
-        if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps < 1 or fps > SAMPLE_RATE:
-            raise ValueError(f"fps must be a whole number of frames per second (1..16000), got {fps!r}; the "
-                             "official padding uses 16000 // fps samples per frame.")
-        if frames_per_clip < 0:
-            raise ValueError(f"frames_per_clip must be >= 0 (0 = no padding), got {frames_per_clip}")
-        wave = _as_waveform(waveform_16k, "waveform_16k", "mono")
-        x = normalize_waveform(wave) if self.do_normalize else wave
-        true_frames, padded = frame_counts(len(wave), int(fps), int(frames_per_clip))
-        return pad_for_clips(x, true_frames, int(fps), int(frames_per_clip)), true_frames, padded
-
-    @torch.no_grad()
-    def encode(self, waveform_16k, fps: int = 30, frames_per_clip: int = 16, *,
-               to_file: Union[str, os.PathLike, None] = None, **options) -> AudioFeatures:
-        """16 kHz mono waveform (or Audio16k: channel mean) -> AudioFeatures.
-
-        `to_file`: write the features there layer by layer and return them disk-backed
-        (`AudioFeatures.on_disk`): memory then does not grow with the audio's length, here or
-        while rendering. `options` go to `memo_model.wav2vec.hidden_states` (chunking
-        thresholds; results are the same up to float rounding).
-        """
-        from .wav2vec import hidden_states
-
-        x, true_frames, padded = self.prepare(waveform_16k, fps, frames_per_clip)
-        inp = torch.from_numpy(x)[None].to(device=self.device, dtype=self.dtype)
-        if to_file is None:
-            outputs = hidden_states(self.model, inp, padded, edge_pad=WINDOW_RADIUS, **options)
-            return AudioFeatures.from_padded(outputs.to("cpu", torch.float32), true_frames, int(fps),
-                                             int(frames_per_clip))
-        from .feature_file import FeatureFileWriter
-
-        writer = FeatureFileWriter(to_file, len(self.model.encoder.layers), padded, self.model.config.hidden_size,
-                                   _features_metadata(padded, true_frames, int(fps), int(frames_per_clip), {}))
-        try:
-            hidden_states(self.model, inp, padded, sink=writer.write_layer, **options)
-        except BaseException:
-            writer.abort()
-            raise
-        return AudioFeatures.load(writer.close())
-
-
-def prepare_audio(source: AudioSource, encoder: AudioEncoder, detector=None, separator=None, *, fps: int = 30,
-                  frames_per_clip: int = 16, max_seconds: Optional[float] = DEFAULT_MAX_SECONDS):
-    """The official preprocessing data flow -> (AudioFeatures, EmotionLabels or None).
-
-    wav2vec sees the separated vocals (channel mean) when a `VocalSeparator` is given (the
-    official default), emotion always sees the full mix (first channel), and the emotion labels
-    are spread over the padded frame count, as in `inference.py`.
-    """
-    audio = load_audio(source, max_seconds=max_seconds)
-    voice = separator.separate(audio) if separator is not None else audio
-    features = encoder.encode(voice, fps=fps, frames_per_clip=frames_per_clip)
-    features.info.update(source=audio.source, vocals_separated=str(separator is not None).lower())
-    labels = detector.detect(audio, features.num_frames) if detector is not None else None
-    return features, labels

@@ -12,14 +12,21 @@ GroupNorm statistics taken over the whole clip first (exact up to float rounding
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Optional
+import os
+from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-SAMPLE_RATE = 16000
+from ..constants import SAMPLE_RATE
+from .decode import waveform_1d
+from .feature_file import FeatureFileWriter
+from .features import WINDOW_RADIUS, AudioFeatures, features_metadata
+
 # Longest input (samples) given to the conv feature encoder in one call, as officially.
 # Beyond it the chunked path below is used (same maths, bounded memory).
 EXACT_CONV_MAX_SAMPLES = 30 * SAMPLE_RATE
@@ -244,3 +251,80 @@ def window_from_padded(padded: torch.Tensor, radius: int = 2) -> torch.Tensor:
     t = padded.shape[0] - 2 * radius
     inner = padded.stride(0)
     return padded.as_strided((t, 2 * radius + 1, *padded.shape[1:]), (inner, inner, *padded.stride()[1:]))
+
+
+class AudioEncoder:
+    """wav2vec2 (facebook/wav2vec2-base-960h layout) -> MEMO's windowed per-frame features."""
+
+    def __init__(self, model, do_normalize: bool = True):
+        check_supported(model.config)
+        self.model = model.eval()
+        self.do_normalize = do_normalize
+
+    @classmethod
+    def from_pretrained(cls, wav2vec_dir: Union[str, os.PathLike], *, device: Union[str, torch.device] = "cpu",
+                        dtype: torch.dtype = torch.float32) -> "AudioEncoder":
+        """Load a local folder with config.json, model.safetensors (or pytorch_model.bin) and
+        preprocessor_config.json. Never touches the network."""
+        folder = Path(wav2vec_dir).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"wav2vec folder '{folder}' has no config.json; download "
+                                    "facebook/wav2vec2-base-960h into it (config.json, model.safetensors, "
+                                    "preprocessor_config.json).")
+        if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+            raise FileNotFoundError(f"wav2vec folder '{folder}' has no model.safetensors or pytorch_model.bin")
+        pre = folder / "preprocessor_config.json"
+        if not pre.is_file():
+            raise FileNotFoundError(f"wav2vec folder '{folder}' has no preprocessor_config.json (it says whether "
+                                    "to normalise the waveform); copy it from facebook/wav2vec2-base-960h.")
+        do_normalize = bool(json.loads(pre.read_text()).get("do_normalize", True))
+        from transformers import Wav2Vec2Model
+
+        model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True)
+        model = model.to(device=device, dtype=dtype)
+        return cls(model, do_normalize=do_normalize)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def prepare(self, waveform_16k, fps: int, frames_per_clip: int) -> tuple[np.ndarray, int, int]:
+        """Normalised and padded waveform, true and padded frame counts (official steps 4-5)."""
+        if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps < 1 or fps > SAMPLE_RATE:
+            raise ValueError(f"fps must be a whole number of frames per second (1..16000), got {fps!r}; the "
+                             "official padding uses 16000 // fps samples per frame.")
+        if frames_per_clip < 0:
+            raise ValueError(f"frames_per_clip must be >= 0 (0 = no padding), got {frames_per_clip}")
+        wave = waveform_1d(waveform_16k, "waveform_16k", "mono")
+        x = normalize_waveform(wave) if self.do_normalize else wave
+        true_frames, padded = frame_counts(len(wave), int(fps), int(frames_per_clip))
+        return pad_for_clips(x, true_frames, int(fps), int(frames_per_clip)), true_frames, padded
+
+    @torch.no_grad()
+    def encode(self, waveform_16k, fps: int = 30, frames_per_clip: int = 16, *,
+               to_file: Union[str, os.PathLike, None] = None, **options) -> AudioFeatures:
+        """16 kHz mono waveform (or Audio16k: channel mean) -> AudioFeatures.
+
+        `to_file`: write the features there layer by layer and return them disk-backed
+        (`AudioFeatures.on_disk`): memory then does not grow with the audio's length, here or
+        while rendering. `options` go to `memo_model.wav2vec.hidden_states` (chunking
+        thresholds; results are the same up to float rounding).
+        """
+        x, true_frames, padded = self.prepare(waveform_16k, fps, frames_per_clip)
+        inp = torch.from_numpy(x)[None].to(device=self.device, dtype=self.dtype)
+        if to_file is None:
+            outputs = hidden_states(self.model, inp, padded, edge_pad=WINDOW_RADIUS, **options)
+            return AudioFeatures.from_padded(outputs.to("cpu", torch.float32), true_frames, int(fps),
+                                             int(frames_per_clip))
+        writer = FeatureFileWriter(to_file, len(self.model.encoder.layers), padded, self.model.config.hidden_size,
+                                   features_metadata(padded, true_frames, int(fps), int(frames_per_clip), {}))
+        try:
+            hidden_states(self.model, inp, padded, sink=writer.write_layer, **options)
+        except BaseException:
+            writer.abort()
+            raise
+        return AudioFeatures.load(writer.close())

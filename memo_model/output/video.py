@@ -33,8 +33,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000,
-                    12000, 11025, 8000, 7350)
+from .media import fps_fraction, mux_audio, pad_to_even, partial_path, to_uint8
+
 DEFAULT_CRF = 18
 DEFAULT_PRESET = "medium"
 DEFAULT_SEGMENT_FRAMES = 128
@@ -42,90 +42,6 @@ X264_THREADS = 4            # fixed: x264's output depends on its thread count
 _AUDIO_FRAME = 1024         # AAC frame size
 _BT709 = 1                  # AVCOL_SPC_BT709 = AVCOL_PRI_BT709 = AVCOL_TRC_BT709
 _LIMITED = 1                # AVCOL_RANGE_MPEG (16..235)
-
-
-# --------------------------------------------------------------------------- helpers
-
-def fps_fraction(fps) -> Fraction:
-    """fps as an exact fraction (30 -> 30/1, 29.97 -> 2997/100; pass Fraction(30000, 1001) for NTSC)."""
-    if isinstance(fps, Fraction):
-        value = fps
-    elif isinstance(fps, int):
-        value = Fraction(fps)
-    else:
-        value = Fraction(str(float(fps))).limit_denominator(1001)
-    if value <= 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    return value
-
-
-def frames_for_audio(num_samples: int, sample_rate: int, fps) -> int:
-    """ceil(audio_seconds * fps), computed exactly in integers."""
-    rate = fps_fraction(fps)
-    return -(-num_samples * rate.numerator // (sample_rate * rate.denominator))
-
-
-def to_uint8(frames) -> np.ndarray:
-    """[N,H,W,3] float in [0,1] (numpy or torch) or uint8 -> contiguous uint8 numpy.
-
-    Floats use the official truncation ``uint8(clip(x*255, 0, 255))`` (not rounding)."""
-    if hasattr(frames, "detach"):               # torch tensor, without importing torch here
-        frames = frames.detach().to("cpu")
-        if frames.dtype.is_floating_point:
-            frames = frames.float()
-        frames = frames.numpy()
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [N,H,W,3] RGB, got shape {tuple(frames.shape)}")
-    if frames.dtype == np.uint8:
-        return np.ascontiguousarray(frames)
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise ValueError(f"frames must be float in [0,1] or uint8, got dtype {frames.dtype}")
-    if not np.isfinite(frames).all():
-        raise ValueError("frames contain NaN or infinity")
-    return np.clip(frames.astype(np.float32) * 255.0, 0, 255).astype(np.uint8)
-
-
-def pad_to_even(frames: np.ndarray) -> np.ndarray:
-    """Pad odd height/width by one edge-replicated row/column (yuv420p needs even sizes)."""
-    _, h, w, _ = frames.shape
-    if h % 2 == 0 and w % 2 == 0:
-        return frames
-    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-
-
-def encoded_size(width: int, height: int) -> tuple[int, int]:
-    """The (width, height) the mp4 gets for frames of this size (odd sizes padded)."""
-    return width + width % 2, height + height % 2
-
-
-def prepare_audio(audio, sample_rate: int) -> np.ndarray:
-    """Mono [S] or channels-first [C,S] (C = 1 or 2) float/int audio -> float32 [C,S]."""
-    if hasattr(audio, "detach"):
-        audio = audio.detach().to("cpu").float().numpy()
-    audio = np.asarray(audio)
-    if audio.ndim == 1:
-        audio = audio[None]
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2):
-        raise ValueError(
-            f"audio must be mono [samples] or channels-first [1 or 2, samples], got shape "
-            f"{tuple(audio.shape)} (transpose [samples, channels] audio first)")
-    if np.issubdtype(audio.dtype, np.integer):
-        audio = audio.astype(np.float32) / float(np.iinfo(audio.dtype).max + 1)
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if audio.shape[1] == 0:
-        raise ValueError("audio is empty (0 samples)")
-    if not np.isfinite(audio).all():
-        raise ValueError("audio contains NaN or infinity")
-    if int(sample_rate) not in AAC_SAMPLE_RATES:
-        raise ValueError(f"AAC cannot store {sample_rate} Hz audio; resample it to one of "
-                         f"{', '.join(map(str, AAC_SAMPLE_RATES))} Hz first")
-    return audio
-
-
-def partial_path(path: Path) -> Path:
-    """The temporary name a file is written under before it is complete."""
-    return path.with_name(f".{path.stem}.partial{path.suffix or '.mp4'}")
 
 
 # --------------------------------------------------------------------------- segments
@@ -228,7 +144,7 @@ class Mp4Writer:
         if audio is not None:
             if sample_rate is None:
                 raise ValueError("sample_rate is required with audio")
-            self._audio = prepare_audio(audio, int(sample_rate))
+            self._audio = mux_audio(audio, int(sample_rate))
             self.sample_rate = int(sample_rate)
         else:
             self._audio, self.sample_rate = None, None
@@ -467,66 +383,5 @@ def write_mp4(path, frames, *, fps=30, audio=None, sample_rate=None, **kwargs) -
     return Path(path)
 
 
-# --------------------------------------------------------------------------- reading
-
-@dataclass
-class VideoInfo:
-    num_frames: int
-    fps: Fraction
-    width: int
-    height: int
-    video_codec: str
-    pix_fmt: str
-    audio_seconds: float | None      # None when there is no audio track
-    audio_sample_rate: int | None
-    audio_channels: int | None
-
-
-def probe_video(path) -> VideoInfo:
-    """Frame count (counted packet by packet), fps, size, audio duration of a video file."""
-    import av
-
-    with av.open(str(path)) as c:
-        if not c.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        v = c.streams.video[0]
-        a = c.streams.audio[0] if c.streams.audio else None
-        info = dict(fps=Fraction(v.average_rate), width=v.codec_context.width,
-                    height=v.codec_context.height, video_codec=v.codec_context.name,
-                    pix_fmt=str(v.codec_context.pix_fmt))
-        audio_seconds = None
-        if a is not None and a.duration is not None:
-            audio_seconds = float(a.duration * a.time_base)
-        count = sum(1 for p in c.demux(v) if p.size > 0)
-    return VideoInfo(num_frames=count, audio_seconds=audio_seconds,
-                     audio_sample_rate=a.codec_context.sample_rate if a is not None else None,
-                     audio_channels=a.codec_context.channels if a is not None else None, **info)
-
-
-def read_frames(path) -> Iterator[np.ndarray]:
-    """Decode a video file frame by frame as [H,W,3] uint8 RGB."""
-    import av
-
-    with av.open(str(path)) as c:
-        for frame in c.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
-
-
-def read_audio_track(path) -> tuple[np.ndarray, int]:
-    """Decode the audio track as float32 [C,S] (including the AAC end padding)."""
-    import av
-
-    chunks, rate = [], None
-    with av.open(str(path)) as c:
-        for frame in c.decode(audio=0):
-            rate = frame.sample_rate
-            chunks.append(frame.to_ndarray().reshape(len(frame.layout.channels), -1))
-    if not chunks:
-        raise ValueError(f"{path} has no audio")
-    return np.concatenate(chunks, axis=1).astype(np.float32), rate
-
-
-__all__ = ["Mp4Writer", "EncodedSegment", "SegmentMismatch", "VideoInfo", "write_mp4",
-           "probe_video", "read_frames", "read_audio_track", "to_uint8", "pad_to_even",
-           "frames_for_audio", "fps_fraction", "encoded_size", "prepare_audio", "partial_path",
-           "AAC_SAMPLE_RATES"]
+__all__ = ["Mp4Writer", "EncodedSegment", "SegmentMismatch", "write_mp4", "DEFAULT_CRF", "DEFAULT_PRESET",
+           "DEFAULT_SEGMENT_FRAMES", "X264_THREADS"]

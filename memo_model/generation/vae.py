@@ -11,7 +11,7 @@ from typing import Protocol
 
 import torch
 
-LATENT_SCALE = 0.18215  # hard-coded in the official pipeline, whatever the VAE config says
+from ..constants import LATENT_SCALE, torch_dtype  # LATENT_SCALE: the official one, whatever the VAE config says
 
 
 class VaeCodec(Protocol):
@@ -31,7 +31,7 @@ class DiffusersVae:
     def from_pretrained(cls, vae_dir, dtype=torch.float32, device="cpu", chunk_size: int = 8) -> "DiffusersVae":
         from diffusers import AutoencoderKL
 
-        from .loading import CheckpointError, resolve_dtype
+        from ..networks.loading import CheckpointError
 
         folder = Path(vae_dir)
         if not (folder / "config.json").is_file():
@@ -42,7 +42,7 @@ class DiffusersVae:
             raise CheckpointError(f"VAE folder {folder} has no .safetensors weights (pickled .bin files are "
                                   "refused); download diffusion_pytorch_model.safetensors of stabilityai/sd-vae-ft-mse")
         try:
-            vae = AutoencoderKL.from_pretrained(str(folder), torch_dtype=resolve_dtype(dtype), use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(str(folder), torch_dtype=torch_dtype(dtype), use_safetensors=True)
         except (OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"VAE folder {folder} could not be loaded: {exc}") from exc
         return cls(vae.to(device), chunk_size)

@@ -7,14 +7,13 @@ that would make one clip depend on earlier calls lives in `MemoState`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .loading import MemoNetworks, load_networks, resolve_dtype
-from .projections import NUM_EMOTIONS
+from ..networks.loading import MemoNetworks, load_networks
+from ..networks.projections import NUM_EMOTIONS
 from .state import MemoState
 from .vae import DiffusersVae, VaeCodec
 

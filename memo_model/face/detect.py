@@ -224,7 +224,7 @@ class MediaPipeDetector:
 
     def detect(self, image_rgb: np.ndarray) -> Detections:
         """Faces in an RGB uint8 [H, W, 3] image, in MediaPipe's order; kps are ArcFace's 5."""
-        from .face_embed import estimate_mouth_corners
+        from .embed import estimate_mouth_corners
 
         h, w = image_rgb.shape[:2]
         mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,

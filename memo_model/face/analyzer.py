@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .face_detect import Detections, MediaPipeDetector, ScrfdDetector, order_largest_first
-from .face_embed import ArcFaceEmbedder
+from .detect import Detections, MediaPipeDetector, ScrfdDetector, order_largest_first
+from .embed import ArcFaceEmbedder
 from .framing import Framing, frame_portrait
 from .images import to_rgb_uint8
 

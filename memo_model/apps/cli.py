@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..constants import PRECISIONS, torch_dtype
+
 EXIT_USAGE = 2        # bad options, missing files, unusable inputs
 EXIT_FAILED = 1       # the render itself failed
 EXIT_INTERRUPTED = 130
@@ -85,10 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default 16, as trained)")
     gen.add_argument("--past-frames", type=int, metavar="N", default=16, help="previous frames each clip "
                      "conditions on (default 16)")
+    gen.add_argument("--emotion", metavar="TEXT", default="", help="EXPERIMENTAL: replace the detected emotion, "
+                     "with one emotion ('happy') or a schedule ('0s:neutral, 4.5s:sad'; before the first time "
+                     "the detected emotion stays). Emotions: angry, disgusted, fearful, happy, neutral, other, "
+                     "sad, surprised, unknown. The released weights follow it only weakly")
     gen.add_argument("--no-vocal-separation", action="store_true", help="feed the raw audio to wav2vec "
                      "instead of the separated voice (faster; worse with music or noise)")
     run = p.add_argument_group("running")
-    run.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+    run.add_argument("--dtype", choices=("auto", *PRECISIONS), default="auto",
                      help="network precision (auto: bf16 on CUDA as the official code, fp32 on CPU)")
     run.add_argument("--device", default=None, metavar="DEVICE", help="torch device, e.g. cuda, cuda:1 or cpu "
                      "(default: cuda when available, else cpu)")
@@ -153,11 +159,7 @@ def _resolve_device_dtype(device: Optional[str], dtype: str):
         raise UsageError(f"--device {device!r} is not a torch device ({exc})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: CUDA is not available in this torch build; use --device cpu")
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if dtype == "auto":
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    else:
-        dt = table[dtype]
+    dt = (torch.bfloat16 if dev.type == "cuda" else torch.float32) if dtype == "auto" else torch_dtype(dtype)
     if dev.type == "cpu" and dt == torch.float16:
         say("warning: fp16 on CPU is very slow and may be inaccurate; prefer --dtype fp32")
     return dev, dt
@@ -210,10 +212,10 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
     so their memory does not grow with the audio (663 MB for 10 minutes otherwise)."""
     import torch
 
-    from .audio import AudioEncoder, load_audio
-    from .emotion import EmotionDetector
-    from .face import FaceAnalyzer, NoFaceError, embedding_tensor, frame_portrait
-    from .images import load_image
+    from ..audio import AudioEncoder, detect_emotion, encode_voice, load_voice
+    from ..audio.emotion import EmotionDetector
+    from ..face import FaceAnalyzer, NoFaceError, embedding_tensor, frame_portrait
+    from ..face.images import load_image
 
     say(f"reading {args.image}")
     try:
@@ -232,60 +234,47 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
 
     say(f"reading {args.audio}")
     try:
-        audio = load_audio(args.audio)
+        audio = load_voice(args.audio, what="--audio")
     except ValueError as exc:
-        raise UsageError(f"--audio: {exc}") from None
-    peak = float(audio.samples.abs().max())
-    if peak < 1e-3:
-        raise UsageError(f"--audio {args.audio}: the audio is silent (peak {peak:.1e}, below -60 dBFS); "
-                         "MEMO animates speech, give a recording with a voice")
-    voice = audio
+        raise UsageError(str(exc)) from None
+    separator = None
     if not args.no_vocal_separation:
-        from .vocal_separation import VocalSeparator
+        from ..audio.separation import VocalSeparator
 
         say("separating the voice from the background")
-        voice = VocalSeparator.from_file(where["vocal_separator"]).separate(audio)
+        separator = VocalSeparator.from_file(where["vocal_separator"])
     say(f"{audio.duration:.2f} s of audio -> wav2vec features")
     encoder = AudioEncoder.from_pretrained(where["wav2vec"], device=device)
-    features = encoder.encode(voice, args.fps, args.frames_per_clip, to_file=features_file)
-    del encoder, voice
+    features = encode_voice(audio, encoder, separator, fps=args.fps, frames_per_clip=args.frames_per_clip,
+                            to_file=features_file)
+    del encoder, separator
     say("detecting the emotion of the speech")
     detector = EmotionDetector.from_pretrained(where["emotion2vec"], where["emotion_classifier"], device=device)
-    labels = detector.detect(audio, features.num_frames)
+    try:
+        emotion = detect_emotion(audio, detector, args.emotion, what="--emotion")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     del detector
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return dict(reference=reference, face_embedding=embedding_tensor(face),
                 audio_features=features.features, num_frames=features.audio_frames,
-                emotion=labels.labels, audio=audio.samples, sample_rate=audio.sample_rate,
-                framing=framing)
+                emotion=emotion.for_frames(features.num_frames), audio=audio.samples,
+                sample_rate=audio.sample_rate, framing=framing)
 
 
 def _inputs_fingerprint(args, where: dict) -> str:
     """What the prepared inputs derive from: the picture and audio files, the front-end options
-    and the front-end models (sizes + first and last MiB). Keys --resume checkpoints, because
-    GPU front ends are not always bit-reproducible from one run to the next."""
-    import hashlib
+    and the front-end models. Keys --resume checkpoints, because GPU front ends are not always
+    bit-reproducible from one run to the next."""
+    from .. import identity
 
-    digest = hashlib.blake2b(digest_size=16)
-    for path in (args.image, args.audio):
-        digest.update(Path(path).read_bytes())
-    options = (args.size, args.framing, args.fps, args.frames_per_clip, args.no_vocal_separation)
-    digest.update(repr(options).encode())
-    for name in ("face", "wav2vec", "emotion2vec", "emotion_classifier", "vocal_separator"):
-        if name not in where:
-            continue
-        root = Path(where[name])
-        for path in sorted([root] if root.is_file() else (p for p in root.rglob("*") if p.is_file())):
-            if any(part.startswith(".") for part in path.relative_to(root.parent).parts):
-                continue
-            size = path.stat().st_size
-            digest.update(f"{path.name}|{size}|".encode())
-            with open(path, "rb") as fh:
-                digest.update(fh.read(1 << 20))
-                fh.seek(max(0, size - (1 << 20)))
-                digest.update(fh.read())
-    return digest.hexdigest()
+    models = [where[name] for name in ("face", "wav2vec", "emotion2vec", "emotion_classifier", "vocal_separator")
+              if name in where]
+    return identity.digest(identity.file_contents(args.image, args.audio), identity.weight_files(models),
+                           identity.settings(size=args.size, framing=args.framing, fps=args.fps,
+                                             frames_per_clip=args.frames_per_clip, emotion=args.emotion,
+                                             vocal_separation=not args.no_vocal_separation))
 
 
 def _quiet_third_party() -> None:
@@ -319,8 +308,8 @@ def render(args) -> Path:
 
 
 def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> Path:
-    from .pipeline import MemoPipeline
-    from .render import RenderSettings, render_video, resume_dir_for
+    from ..generation.pipeline import MemoPipeline
+    from ..output.render import RenderSettings, render_video, resume_dir_for
 
     inputs = _prepare_inputs(args, where, device, features_file)
     framing = inputs.pop("framing")

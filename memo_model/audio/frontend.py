@@ -1,0 +1,86 @@
+"""The audio front end as one data flow, the same for the command line and the nodes.
+
+    voice file / ComfyUI AUDIO --load_voice--> Audio16k (the official 16 kHz samples, not silent)
+        --encode_voice--> (vocal separation) -> wav2vec features per video frame
+        --detect_emotion--> EmotionLabels over the audio (detected, overridden, or both)
+
+wav2vec hears the separated vocals (channel mean) when a separator is given, as officially;
+emotion always hears the full mix (first channel). Callers load and free the models between
+the steps as their memory allows; `prepare_audio` runs all three with models already loaded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .decode import DEFAULT_MAX_SECONDS, Audio16k, AudioInputError, AudioSource, load_audio
+from .emotion import EmotionLabels, parse_override
+from .features import AudioFeatures
+
+SILENCE_PEAK = 1e-3            # -60 dBFS: below it there is no voice to lip-sync to
+
+
+def load_voice(source: AudioSource, *, what: str = "audio",
+               max_seconds: Optional[float] = DEFAULT_MAX_SECONDS) -> Audio16k:
+    """A file or AUDIO -> the official 16 kHz samples; errors name `what` (an option or input)."""
+    try:
+        audio = load_audio(source, max_seconds=max_seconds)
+    except AudioInputError as exc:
+        raise AudioInputError(f"{what}: {exc}") from None
+    peak = float(audio.samples.abs().max()) if audio.num_samples else 0.0
+    if peak < SILENCE_PEAK:
+        raise AudioInputError(f"{what}: the audio is silent (peak {peak:.1e}, below -60 dBFS, over "
+                              f"{audio.duration:.2f} s); MEMO animates speech, give a recording with a voice "
+                              "(check the file, its time range or its volume).")
+    return audio
+
+
+def encode_voice(audio: Audio16k, encoder, separator=None, *, fps: int, frames_per_clip: int,
+                 to_file: Union[str, os.PathLike, None] = None) -> AudioFeatures:
+    """wav2vec features of the voice: the separated vocals when `separator` is given (official)."""
+    voice = separator.separate(audio) if separator is not None else audio
+    features = encoder.encode(voice, fps=int(fps), frames_per_clip=int(frames_per_clip), to_file=to_file)
+    features.info.update(source=audio.source, vocals_separated=str(separator is not None).lower())
+    return features
+
+
+def detect_emotion(audio: Audio16k, detector=None, override: str = "", *,
+                   what: str = "emotion override") -> EmotionLabels:
+    """The emotion over the audio: detected, replaced from the override's times on, or the override
+    alone ('happy' or '0s:happy, 4.5s:sad'; then it must start at 0 s)."""
+    try:
+        schedule = parse_override(override, audio.duration)
+        if detector is None:
+            if not schedule:
+                raise ValueError("no emotion detector and no override: load the emotion model, or name an "
+                                 "emotion (e.g. 'neutral')")
+            return EmotionLabels.from_schedule(schedule, audio.num_samples)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    return detector.detect(audio).with_override(schedule)
+
+
+@dataclass
+class PreparedAudio:
+    """The three products of the front end for one voice track."""
+
+    audio: Audio16k
+    features: AudioFeatures
+    emotion: EmotionLabels
+
+    def emotion_per_frame(self):
+        """[features.num_frames] labels, as the official pipeline spreads them (padded length)."""
+        return self.emotion.for_frames(self.features.num_frames)
+
+
+def prepare_audio(source: AudioSource, encoder, detector=None, separator=None, *, fps: int = 30,
+                  frames_per_clip: int = 16, override: str = "", to_file=None,
+                  max_seconds: Optional[float] = DEFAULT_MAX_SECONDS) -> PreparedAudio:
+    """The official preprocessing, all steps: source -> samples, features and emotion."""
+    audio = load_voice(source, max_seconds=max_seconds)
+    features = encode_voice(audio, encoder, separator, fps=fps, frames_per_clip=frames_per_clip, to_file=to_file)
+    return PreparedAudio(audio=audio, features=features, emotion=detect_emotion(audio, detector, override))
+
+
+__all__ = ["SILENCE_PEAK", "PreparedAudio", "load_voice", "encode_voice", "detect_emotion", "prepare_audio"]
