@@ -96,7 +96,7 @@ def run_one(part: str, seconds: float, threads: int) -> dict:
             with tempfile.TemporaryDirectory() as tmp:
                 to_file = Path(tmp) / "features.safetensors" if part == "wav2vec_to_file" else None
                 out = model.encode(wave, fps=30, frames_per_clip=16, to_file=to_file)
-                shape, frames = list(out.features.shape), out.num_frames
+                shape, frames = list(out.windows.shape), out.num_frames
         else:
             from memo_model.audio.wav2vec import frame_counts
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]      # a script: the library and the tests' fake face models
 
 from memo_model.face import FaceAnalyzer, frame_portrait  # noqa: E402
-from tests.test_face_fakes import face_folder, linear_arcface, planted_scrfd  # noqa: E402
+from memo_testing.face_fakes import face_folder, linear_arcface, planted_scrfd  # noqa: E402
 
 
 def best_of(fn, repeat):

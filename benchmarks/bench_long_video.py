@@ -107,8 +107,8 @@ def child(args) -> None:
     import numpy as np
     import torch
 
-    from memo_model.output.render import RenderSettings, render_video
     from memo_model.audio.wav2vec import window_view
+    from memo_model.output.render import RenderSettings, render_video
 
     torch.manual_seed(0)
     size = SIZES[args.model]

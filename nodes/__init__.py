@@ -5,8 +5,13 @@ Importing this package is cheap: torch, diffusers and ComfyUI are imported only 
 """
 from .audio_nodes import MemoAudioEncode, MemoDetectEmotion, MemoLoadAudio
 from .face_nodes import MemoFacePrep, MemoPasteBack
-from .loaders import (MemoAudioModelLoader, MemoEmotionModelLoader, MemoFaceModelLoader, MemoModelLoader,
-                      MemoVocalSeparatorLoader)
+from .loaders import (
+                      MemoAudioModelLoader,
+                      MemoEmotionModelLoader,
+                      MemoFaceModelLoader,
+                      MemoModelLoader,
+                      MemoVocalSeparatorLoader,
+)
 from .render_node import MemoRenderVideo
 from .sampler import MemoSampler
 from .state_nodes import MemoryStateCarry

@@ -17,7 +17,7 @@ _AUDIO_TIP = "Voice track as core AUDIO (from MemoLoadAudio or core LoadAudio); 
 def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio") -> dict:
     """Any audio/video file -> core AUDIO {"waveform": [1, C, N] float32, "sample_rate": int} at the
     file's own rate and channels; `duration` 0 = to the end."""
-    import torch  # noqa: PLC0415
+    import torch
 
     from ..memo_model.audio.native import decode_native
 
@@ -52,7 +52,7 @@ def load_16k(audio, input_name: str = "audio"):
 def trim_audio(audio: dict, start_frame: int, num_frames: int, fps: float) -> dict:
     """The part of AUDIO covering video frames [start, start + num) at fps, exactly num/fps seconds
     long (zero-padded when the audio ends inside the last frame)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     wave, rate = audio["waveform"], int(audio["sample_rate"])
     s0 = int(round(start_frame * rate / fps))
@@ -223,7 +223,7 @@ class MemoDetectEmotion:
                    "with an experimental manual override.")
 
     def detect(self, audio, emotion_model=None, override=""):
-        import torch  # noqa: PLC0415
+        import torch
 
         from ..memo_model.audio import detect_emotion
 

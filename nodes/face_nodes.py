@@ -122,7 +122,7 @@ class MemoPasteBack:
     DESCRIPTION = "Puts the animated crop back into the original picture (any aspect ratio)."
 
     def paste(self, images, face, feather=0.1):
-        import dataclasses  # noqa: PLC0415
+        import dataclasses
 
         if face.framing is None:
             raise ValueError("face: this MEMO_FACE has no framing to paste back into")
@@ -137,6 +137,6 @@ class MemoPasteBack:
         for i in range(0, len(images), step):
             out.append(framing.paste_back(images[i:i + step]))
             bar.update(min(i + step, len(images)))
-        import torch  # noqa: PLC0415
+        import torch
 
         return (torch.cat(out).to(host.intermediate_device()),)

@@ -33,7 +33,7 @@ PREVIEW_MAX_SIZE = 512        # longest side of the preview image sent with prog
 def comfy_model_management():
     """`comfy.model_management`, or None when ComfyUI is not importable."""
     try:
-        import comfy.model_management as mm  # noqa: PLC0415
+        import comfy.model_management as mm
     except ImportError:
         return None
     return mm
@@ -42,7 +42,7 @@ def comfy_model_management():
 def folder_paths_module():
     """ComfyUI's `folder_paths`, or None without ComfyUI."""
     try:
-        import folder_paths  # noqa: PLC0415
+        import folder_paths
     except ImportError:
         return None
     # a stray top-level `folder_paths` that is not ComfyUI's would lack these
@@ -163,7 +163,7 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 # --------------------------------------------------------------------------- devices, dtypes
 
 def torch_device():
-    import torch  # noqa: PLC0415
+    import torch
 
     mm = comfy_model_management()
     if mm is not None:
@@ -172,7 +172,7 @@ def torch_device():
 
 
 def offload_device():
-    import torch  # noqa: PLC0415
+    import torch
 
     mm = comfy_model_management()
     if mm is not None:
@@ -181,7 +181,7 @@ def offload_device():
 
 
 def intermediate_device():
-    import torch  # noqa: PLC0415
+    import torch
 
     mm = comfy_model_management()
     if mm is not None:
@@ -194,7 +194,7 @@ PRECISIONS = ["auto", *memo_constants.PRECISIONS]
 
 def resolve_precision(precision: str, device=None):
     """"auto" -> the best dtype for the device (bf16 where supported, else fp16 on GPUs, fp32 on CPU)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     if precision != "auto":
         return memo_constants.torch_dtype(precision)
@@ -225,7 +225,7 @@ def make_container(name: str = "MemoModels", **modules):
     ModelPatcher sets attributes such as `device` on the module it wraps; diffusers and
     transformers models (and `MemoNetworks`) define a read-only `device` property, so they are
     never wrapped directly, only through this container."""
-    import torch  # noqa: PLC0415
+    import torch
 
     # a named class, so ComfyUI's log says "Requested to load MemoNetworks" rather than "Module"
     cls_name = "".join(ch for ch in name.title() if ch.isalnum())
@@ -251,7 +251,7 @@ class ManagedModel:
         self.patcher = None
         mm = comfy_model_management()
         if mm is not None:
-            import comfy.model_patcher  # noqa: PLC0415
+            import comfy.model_patcher
 
             self.patcher = comfy.model_patcher.ModelPatcher(
                 self.container, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
@@ -283,7 +283,7 @@ class ManagedModel:
         for p in self.container.parameters():
             if p.is_floating_point():
                 return p.dtype
-        import torch  # noqa: PLC0415
+        import torch
 
         return torch.float32
 
@@ -332,12 +332,12 @@ def set_local_progress_hook(hook: Optional[Callable]) -> None:
 
 def preview_image(frame):
     """[H, W, 3] float in [0, 1] (torch) or uint8 (numpy) -> PIL image for the progress preview."""
-    import numpy as np  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    import numpy as np
+    from PIL import Image
 
     if isinstance(frame, np.ndarray):
         return Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
-    import torch  # noqa: PLC0415
+    import torch
 
     arr = frame.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     return Image.fromarray(np.ascontiguousarray(arr))
@@ -352,7 +352,7 @@ class Progress:
         self._bar = None
         if comfy_model_management() is not None:
             try:
-                import comfy.utils  # noqa: PLC0415
+                import comfy.utils
 
                 self._bar = comfy.utils.ProgressBar(self.total)
             except ImportError:

@@ -8,9 +8,20 @@ survive re-queues (a new seed reloads nothing).
 from __future__ import annotations
 
 from ..memo_model.identity import weight_files
-from . import host, models
-from .values import (MEMO_EMOTION_MODEL, MEMO_FACE_MODEL, MEMO_MODELS, MEMO_SEPARATOR, MEMO_WAV2VEC, EmotionModel,
-                     FaceModel, MemoModels, SeparatorModel, Wav2VecModel)
+from . import host
+from . import model_locations as locations
+from .values import (
+    MEMO_EMOTION_MODEL,
+    MEMO_FACE_MODEL,
+    MEMO_MODELS,
+    MEMO_SEPARATOR,
+    MEMO_WAV2VEC,
+    EmotionModel,
+    FaceModel,
+    MemoModels,
+    SeparatorModel,
+    Wav2VecModel,
+)
 
 CATEGORY = "MEMO/loaders"
 
@@ -45,8 +56,8 @@ class MemoModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "checkpoint": (models.choices("memo"), {
-                "default": models.default_choice("memo"),
+            "checkpoint": (locations.choices("memo"), {
+                "default": locations.default_choice("memo"),
                 "tooltip": "A MEMO checkpoint folder under models/memo/ (the hub repo memoavatar/memo layout: "
                            "reference_net/, diffusion_net/, image_proj/, audio_proj/). extra_model_paths.yaml "
                            "can add folders with a 'memo:' key."}),
@@ -64,7 +75,7 @@ class MemoModelLoader:
     def load(self, checkpoint, precision, download_missing=False):
         from ..memo_model.networks.loading import load_networks
 
-        folder = models.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
+        folder = locations.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
         dtype = host.resolve_precision(precision, host.torch_device())
         nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device())
         managed = host.ManagedModel("MEMO networks", networks=nets)
@@ -77,8 +88,8 @@ class MemoAudioModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "wav2vec": (models.choices("wav2vec"), {
-                "default": models.default_choice("wav2vec"),
+            "wav2vec": (locations.choices("wav2vec"), {
+                "default": locations.default_choice("wav2vec"),
                 "tooltip": "Folder under models/memo/ with facebook/wav2vec2-base-960h (config.json, "
                            "model.safetensors, preprocessor_config.json)."}),
             "precision": _precision_input("wav2vec2 encoder", "fp32"),
@@ -95,11 +106,11 @@ class MemoAudioModelLoader:
     def load(self, wav2vec, precision, download_missing=False):
         from ..memo_model.audio import AudioEncoder
 
-        folder = models.ensure("wav2vec", wav2vec, download_missing, input_name="wav2vec")
+        folder = locations.ensure("wav2vec", wav2vec, download_missing, input_name="wav2vec")
         dtype = host.resolve_precision(precision, host.torch_device())
         encoder = _named("wav2vec", AudioEncoder.from_pretrained, folder, device=host.offload_device(), dtype=dtype)
         managed = host.ManagedModel("wav2vec2", wav2vec=encoder.model)
-        files = models.component_files("wav2vec", folder)
+        files = locations.component_files("wav2vec", folder)
         return (Wav2VecModel(managed=managed, encoder=encoder, folder=folder,
                              fingerprint=weight_files(files) + host.dtype_name(dtype)),)
 
@@ -110,11 +121,11 @@ class MemoEmotionModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "emotion2vec": (models.choices("emotion2vec"), {
-                "default": models.default_choice("emotion2vec"),
+            "emotion2vec": (locations.choices("emotion2vec"), {
+                "default": locations.default_choice("emotion2vec"),
                 "tooltip": "Folder under models/memo/ with emotion2vec_plus_large (config.yaml + model.pt)."}),
-            "classifier": (models.choices("emotion_classifier"), {
-                "default": models.default_choice("emotion_classifier"),
+            "classifier": (locations.choices("emotion_classifier"), {
+                "default": locations.default_choice("emotion_classifier"),
                 "tooltip": "MEMO checkpoint folder whose misc/audio_emotion_classifier/ holds the classifier."}),
             "precision": _precision_input("emotion models", "fp32"),
             "download_missing": _download_input(),
@@ -130,14 +141,14 @@ class MemoEmotionModelLoader:
     def load(self, emotion2vec, classifier, precision, download_missing=False):
         from ..memo_model.audio.emotion import EmotionDetector
 
-        e2v = models.ensure("emotion2vec", emotion2vec, download_missing, input_name="emotion2vec")
-        root = models.ensure("emotion_classifier", classifier, download_missing, input_name="classifier")
-        cls_dir = models.component_path("emotion_classifier", root)
+        e2v = locations.ensure("emotion2vec", emotion2vec, download_missing, input_name="emotion2vec")
+        root = locations.ensure("emotion_classifier", classifier, download_missing, input_name="classifier")
+        cls_dir = locations.component_path("emotion_classifier", root)
         dtype = host.resolve_precision(precision, host.torch_device())
         detector = _named("emotion2vec/classifier", EmotionDetector.from_pretrained, e2v, cls_dir,
                           device=host.offload_device(), dtype=dtype)
         managed = host.ManagedModel("emotion detector", backbone=detector.features, classifier=detector.classifier)
-        files = models.component_files("emotion2vec", e2v) + models.component_files("emotion_classifier", root)
+        files = locations.component_files("emotion2vec", e2v) + locations.component_files("emotion_classifier", root)
         return (EmotionModel(managed=managed, detector=detector, emotion2vec_folder=e2v, classifier_folder=cls_dir,
                              fingerprint=weight_files(files) + host.dtype_name(dtype)),)
 
@@ -148,8 +159,8 @@ class MemoVocalSeparatorLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "checkpoint": (models.choices("vocal_separator"), {
-                "default": models.default_choice("vocal_separator"),
+            "checkpoint": (locations.choices("vocal_separator"), {
+                "default": locations.default_choice("vocal_separator"),
                 "tooltip": "MEMO checkpoint folder whose misc/vocal_separator/ holds Kim_Vocal_2.onnx."}),
             "download_missing": _download_input(),
         }}
@@ -164,8 +175,8 @@ class MemoVocalSeparatorLoader:
     def load(self, checkpoint, download_missing=False):
         from ..memo_model.audio.separation import VocalSeparator
 
-        root = models.ensure("vocal_separator", checkpoint, download_missing, input_name="checkpoint")
-        path = models.component_path("vocal_separator", root)
+        root = locations.ensure("vocal_separator", checkpoint, download_missing, input_name="checkpoint")
+        path = locations.component_path("vocal_separator", root)
         separator = _named("checkpoint", VocalSeparator.from_file, path, providers=_onnx_providers())
         return (SeparatorModel(separator=separator, path=path, fingerprint=weight_files([path])),)
 
@@ -176,8 +187,8 @@ class MemoFaceModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "checkpoint": (models.choices("face"), {
-                "default": models.default_choice("face"),
+            "checkpoint": (locations.choices("face"), {
+                "default": locations.default_choice("face"),
                 "tooltip": "MEMO checkpoint folder whose misc/face_analysis/models/ holds scrfd_10g_bnkps.onnx "
                            "and glintr100.onnx (InsightFace models: non-commercial research use only)."}),
             "download_missing": _download_input(),
@@ -193,17 +204,17 @@ class MemoFaceModelLoader:
     def load(self, checkpoint, download_missing=False):
         from ..memo_model.face import FaceAnalyzer
 
-        root = models.ensure("face", checkpoint, download_missing, input_name="checkpoint")
-        folder = models.component_path("face", root)
+        root = locations.ensure("face", checkpoint, download_missing, input_name="checkpoint")
+        folder = locations.component_path("face", root)
         analyzer = _named("checkpoint", FaceAnalyzer.from_pretrained, folder, providers=_onnx_providers())
-        files = models.component_files("face", root)
+        files = locations.component_files("face", root)
         return (FaceModel(analyzer=analyzer, folder=folder, fingerprint=weight_files(files)),)
 
 
 def _onnx_providers() -> list:
     """CUDA first when onnxruntime-gpu is installed and ComfyUI runs on an NVIDIA GPU, else CPU."""
     try:
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
     except ImportError as exc:
         raise RuntimeError("onnxruntime is required for the vocal separator and face models: "
                            "pip install onnxruntime") from exc

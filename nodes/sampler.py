@@ -54,11 +54,11 @@ def clip_inputs(audio, emotion, frames_per_clip: int):
                          "MemoAudioEncode")
     features = audio.features
     if features.frames_per_clip == frames_per_clip:
-        return features.features, emotion.for_frames(features.num_frames)
+        return features.windows, emotion.for_frames(features.num_frames)
     logger.info("MEMO: audio was padded for %d-frame clips, sampling %d-frame clips: the last clip is "
                 "padded by repeating the last frame's features", features.frames_per_clip, frames_per_clip)
     total = audio.num_frames
-    return frame_range(features.features, 0, total), emotion.for_frames(total)
+    return frame_range(features.windows, 0, total), emotion.for_frames(total)
 
 
 def frame_range(features, start: int, stop: int):
@@ -68,7 +68,8 @@ def frame_range(features, start: int, stop: int):
 
 def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
     """A MemoPipeline whose networks and VAE are placed by ComfyUI's model manager before use."""
-    import torch  # noqa: PLC0415
+    import torch
+
     from ..memo_model.generation.pipeline import MemoPipeline
 
     width, height = face.size

@@ -62,10 +62,10 @@ def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[t
 
 def prepare_mux_audio(audio: dict, num_frames: int, fps: float):
     """core AUDIO -> (float32 [C<=2, S] numpy, AAC-compatible rate), cut to the video's duration."""
-    import numpy as np  # noqa: PLC0415
-    from ..memo_model.output.media import AAC_SAMPLE_RATES
+    import numpy as np
 
-    from .audio_nodes import check_audio_dict  # noqa: PLC0415
+    from ..memo_model.output.media import AAC_SAMPLE_RATES
+    from .audio_nodes import check_audio_dict
 
     check_audio_dict(audio, "audio")
     wave = audio["waveform"][0].detach().to("cpu").float().numpy()
@@ -82,8 +82,8 @@ def prepare_mux_audio(audio: dict, num_frames: int, fps: float):
 
 
 def _resample(wave, rate: int, target: int):
-    import av  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import av
+    import numpy as np
 
     layout = "mono" if wave.shape[0] == 1 else "stereo"
     res = av.AudioResampler(format="fltp", layout=layout, rate=target)
@@ -107,7 +107,7 @@ def mp4_inputs() -> dict:
 def video_output(path: Path):
     """Core VIDEO (VideoFromFile) where this ComfyUI has it, else None."""
     try:
-        from comfy_api.input_impl import VideoFromFile  # noqa: PLC0415
+        from comfy_api.input_impl import VideoFromFile
     except ImportError:
         return None
     return VideoFromFile(str(path))

@@ -3,9 +3,8 @@ the node path (AUDIO) gives the official 16 kHz samples; one silence rule."""
 from pathlib import Path
 
 import numpy as np
-import torch
-
 import pytest
+import torch
 
 from memo_model.audio import AudioEncoder, AudioInputError, load_audio, load_voice, prepare_audio
 from memo_model.audio.emotion import EmotionDetector

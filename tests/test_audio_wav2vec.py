@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from memo_model.audio import wav2vec as w2v
 from memo_model.audio import Audio16k, AudioEncoder, AudioFeatures
-from memo_testing.audio_fakes import save_tiny, tiny_config  # noqa: F401
+from memo_model.audio import wav2vec as w2v
+from memo_testing.audio_fakes import save_tiny, speechy
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +20,6 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder(tiny_dir):
     return AudioEncoder.from_pretrained(tiny_dir)
-
-
-def speechy(n, seed=0):
-    g = np.random.default_rng(seed)
-    t = np.arange(n) / 16000
-    return (0.3 * np.sin(2 * np.pi * (150 + 80 * t) * t) * (1 + np.sin(2 * np.pi * 3 * t))
-            + 0.05 * g.standard_normal(n)).astype(np.float32)
 
 
 def test_frame_counts_follow_the_official_float_expression():
@@ -104,12 +97,12 @@ def test_blocked_attention_equals_full():
 def test_encode_outputs_and_stereo_uses_channel_mean(encoder):
     wave = speechy(15733)
     feats = encoder.encode(wave, fps=30, frames_per_clip=16)
-    assert feats.features.shape == (32, 5, 3, 16)
+    assert feats.windows.shape == (32, 5, 3, 16)
     assert (feats.num_frames, feats.audio_frames, feats.num_clips) == (32, 30, 2)
-    assert torch.equal(feats.features[:, 2], feats.per_frame)
+    assert torch.equal(feats.windows[:, 2], feats.per_frame)
     idx = (torch.arange(32)[:, None] + torch.arange(-2, 3)[None]).clamp(0, 31)
-    assert torch.equal(feats.features, feats.per_frame[idx])  # windows built in the edge-padded buffer
-    assert feats.features.untyped_storage().data_ptr() == feats.per_frame.untyped_storage().data_ptr()
+    assert torch.equal(feats.windows, feats.per_frame[idx])  # windows built in the edge-padded buffer
+    assert feats.windows.untyped_storage().data_ptr() == feats.per_frame.untyped_storage().data_ptr()
     stereo = Audio16k(torch.from_numpy(np.stack([wave, 0.5 * wave])))
     from_stereo = encoder.encode(stereo)
     assert torch.equal(from_stereo.per_frame, encoder.encode(0.75 * wave).per_frame)
@@ -128,12 +121,12 @@ def test_features_save_load_roundtrip(encoder, tmp_path):
     assert back.info == {"source": "speechy"}
     assert (back.num_frames, back.audio_frames, back.fps, back.frames_per_clip) == \
         (feats.num_frames, feats.audio_frames, feats.fps, feats.frames_per_clip)
-    assert torch.equal(back.features, feats.features)
-    assert torch.equal(back.clip(0), feats.features[:16])
-    full = AudioFeatures(features=feats.features.contiguous(), num_frames=feats.num_frames,
+    assert torch.equal(back.windows, feats.windows)
+    assert torch.equal(back.clip(0), feats.windows[:16])
+    full = AudioFeatures(windows=feats.windows.contiguous(), num_frames=feats.num_frames,
                          audio_frames=feats.audio_frames, fps=30, frames_per_clip=16)
     full.save(tmp_path / "full.safetensors")
-    assert torch.equal(AudioFeatures.load(tmp_path / "full.safetensors").features, feats.features)
+    assert torch.equal(AudioFeatures.load(tmp_path / "full.safetensors").windows, feats.windows)
     from safetensors.torch import save_file
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a MEMO audio-features file"):
@@ -203,8 +196,8 @@ def test_golden_wav2vec_parity(golden, golden_encoder):
     assert (feats.num_frames, feats.audio_frames) == (144, 129)
     for i in range(1, 13):
         assert rel(feats.per_frame[:, i - 1], golden[f"w2v.hidden_states.{i}"][0]) < 1e-4, i
-    assert feats.features.shape == golden["audio_emb"].shape == (144, 5, 12, 16)
-    assert rel(feats.features, golden["audio_emb"]) < 1e-4
+    assert feats.windows.shape == golden["audio_emb"].shape == (144, 5, 12, 16)
+    assert rel(feats.windows, golden["audio_emb"]) < 1e-4
     long_path = w2v.hidden_states(model, x, 144, max_exact_samples=0, chunk_frames=50, budget_bytes=1)
     assert rel(long_path, golden["audio_emb"][:, 2]) < 1e-4
 
@@ -218,4 +211,4 @@ def test_golden_run_audio_embedding(parity_dir, golden_encoder):
     feats = golden_encoder.encode(wave, fps=30, frames_per_clip=16)
     assert feats.num_frames == int(meta["audio_length_padded"]) == 32
     assert feats.audio_frames == int(meta["true_audio_frames"]) == 30
-    assert rel(feats.features, ref) < 1e-4
+    assert rel(feats.windows, ref) < 1e-4

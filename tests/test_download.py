@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from memo_model.apps import download as dl
+
+
 def put(path: Path, data=b"x" * 2000):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

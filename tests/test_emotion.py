@@ -8,8 +8,14 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from memo_model.audio import Audio16k, load_audio
-from memo_model.audio.emotion import (EMOTION_NAMES, EmotionDetector, EmotionLabels, emotion_windows, frame_labels,
-                                      parse_override)
+from memo_model.audio.emotion import (
+    EMOTION_NAMES,
+    EmotionDetector,
+    EmotionLabels,
+    emotion_windows,
+    frame_labels,
+    parse_override,
+)
 
 DATA = Path(__file__).parent / "data"
 

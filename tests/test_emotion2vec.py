@@ -8,8 +8,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from memo_model.audio.emotion2vec import (Emotion2vecConfig, Emotion2vecError, alibi_bias, alibi_slopes, load_emotion2vec,
-                                    parse_conv_spec)
+from memo_model.audio.emotion2vec import Emotion2vecConfig, Emotion2vecError, alibi_bias, alibi_slopes, parse_conv_spec
+from memo_model.audio.emotion2vec_loading import load_emotion2vec
 
 FIXTURE = Path(__file__).parent / "data" / "emotion2vec_tiny"  # made by make_fixture.py (funasr 1.4.16)
 

@@ -9,11 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-from memo_model.face import (Face, FaceAnalyzer, NoFaceError, embedding_tensor, find_face_models,
-                             frame_portrait)
+from memo_model.face import Face, FaceAnalyzer, NoFaceError, embedding_tensor, find_face_models, frame_portrait
 from memo_model.face.embed import ARCFACE_TEMPLATE, alignment_matrix, estimate_mouth_corners
-from memo_testing.face_fakes import (ASTRONAUT_BOX, ASTRONAUT_POINTS, face_folder, gather_arcface,
-                                   linear_arcface, planted_scrfd)
+from memo_testing.face_fakes import (
+    ASTRONAUT_BOX,
+    ASTRONAUT_POINTS,
+    face_folder,
+    gather_arcface,
+    linear_arcface,
+    planted_scrfd,
+)
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the test photograph")
 

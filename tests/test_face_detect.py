@@ -3,8 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from memo_model.face.detect import (Detections, ScrfdDetector, anchor_centers, letterbox, nms,
-                                    order_largest_first)
+from memo_model.face.detect import Detections, ScrfdDetector, anchor_centers, letterbox, nms, order_largest_first
 from memo_testing.face_fakes import STRIDES5, planted_scrfd, pooled_scrfd
 
 KPS = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])
@@ -96,7 +95,8 @@ def test_nms_matches_a_brute_force_reference():
     def iou(a, b):
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-        area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+        def area(r):
+            return (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
         return w * h / (area(a) + area(b) - w * h)
 
     keep = []

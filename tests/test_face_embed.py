@@ -6,8 +6,14 @@ import onnx
 import pytest
 from skimage.transform import SimilarityTransform
 
-from memo_model.face.embed import (ARCFACE_TEMPLATE, ArcFaceEmbedder, alignment_matrix,
-                                   estimate_mouth_corners, first_node_names, umeyama_similarity)
+from memo_model.face.embed import (
+    ARCFACE_TEMPLATE,
+    ArcFaceEmbedder,
+    alignment_matrix,
+    estimate_mouth_corners,
+    first_node_names,
+    umeyama_similarity,
+)
 from memo_testing.face_fakes import gather_arcface, linear_arcface, pooled_scrfd
 
 

@@ -1,6 +1,4 @@
 """Disk-backed wav2vec features: written layer by layer, read clip by clip, equal to memory."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,11 +6,9 @@ import torch
 
 from memo_model.audio import AudioEncoder, AudioFeatures
 from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
-from memo_model.identity import digest
 from memo_model.audio.wav2vec import window_view
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_audio_wav2vec import save_tiny, speechy  # noqa: E402
+from memo_model.identity import digest
+from memo_testing.audio_fakes import save_tiny, speechy
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +23,13 @@ def test_encode_to_file_equals_in_memory(encoder, tmp_path):
     assert disk.on_disk and not memory.on_disk
     assert (disk.num_frames, disk.audio_frames, disk.fps, disk.frames_per_clip) == \
         (memory.num_frames, memory.audio_frames, 25, 8) == (56, 51, 25, 8)
-    assert disk.features.shape == memory.features.shape
+    assert disk.windows.shape == memory.windows.shape
     n = memory.num_frames
     for a, b in [(0, n), (0, 8), (8, 16), (48, 56), (0, 1), (1, 3), (n - 1, n), (20, 21), (54, 80)]:
-        assert torch.equal(disk.features[a:b], memory.features[a:b]), (a, b)     # bit for bit, edges clamped
+        assert torch.equal(disk.windows[a:b], memory.windows[a:b]), (a, b)     # bit for bit, edges clamped
     assert torch.equal(disk.clip(6), memory.clip(6))
-    assert disk.features[5:5].shape == (0, 5, 3, 16)
-    assert digest(disk.features) == digest(memory.features)                   # resume keys agree
+    assert disk.windows[5:5].shape == (0, 5, 3, 16)
+    assert digest(disk.windows) == digest(memory.windows)                   # resume keys agree
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -43,10 +39,10 @@ def test_saved_and_loaded_files_stay_on_disk(encoder, tmp_path):
     disk.save(tmp_path / "b.safetensors")                   # copied layer by layer, info kept
     back = AudioFeatures.load(tmp_path / "b.safetensors")
     assert back.on_disk and back.info == {"source": "speechy"}
-    assert torch.equal(back.features[:], disk.features[:])
+    assert torch.equal(back.windows[:], disk.windows[:])
     from safetensors.torch import load_file
     per_layer = load_file(str(tmp_path / "b.safetensors"))["per_layer"]      # a plain safetensors file
-    assert torch.equal(window_view(per_layer.permute(1, 0, 2).contiguous()), disk.features[:])
+    assert torch.equal(window_view(per_layer.permute(1, 0, 2).contiguous()), disk.windows[:])
 
 
 def test_damaged_files_are_refused(tmp_path):
@@ -86,13 +82,13 @@ def test_render_reads_features_from_disk_identically(encoder, tmp_path):
     inputs = dict(reference=torch.rand(1, 3, 32, 32, generator=g) * 2 - 1, face_embedding=torch.randn(1, 512),
                   num_frames=memory.audio_frames, emotion=torch.randint(0, 9, (memory.num_frames,), generator=g),
                   audio=wave, sample_rate=16000)
-    a = render_video(FakePipeline(), output=tmp_path / "a.mp4", settings=SETTINGS, audio_features=memory.features,
+    a = render_video(FakePipeline(), output=tmp_path / "a.mp4", settings=SETTINGS, audio_features=memory.windows,
                      **inputs)
-    b = render_video(FakePipeline(), output=tmp_path / "b.mp4", settings=SETTINGS, audio_features=disk.features,
+    b = render_video(FakePipeline(), output=tmp_path / "b.mp4", settings=SETTINGS, audio_features=disk.windows,
                      resume=True, **inputs)
     assert a.num_frames == b.num_frames == 30
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
-    np.testing.assert_array_equal(memory.features[:], disk.features[:])
+    np.testing.assert_array_equal(memory.windows[:], disk.windows[:])
 
 
 def test_frames_view_stays_on_disk_and_keeps_edge_neighbours(tmp_path):

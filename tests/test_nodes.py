@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
 import memo_pack_testlib as lib
 from memo_testing.pack import load_pack
+
+REPO = Path(__file__).resolve().parents[1]
 
 nodes = load_pack().nodes
 host = nodes.host
@@ -143,7 +144,7 @@ def test_dropdowns_list_what_is_on_disk(pack):
 def test_audio_encode_and_emotion(pack):
     assert pack.frames == 16 and pack.duration == pytest.approx(2.0)
     feats = pack.memo_audio.features
-    assert tuple(feats.features.shape[:3]) == (16, 5, 12) and feats.num_frames == 16
+    assert tuple(feats.windows.shape[:3]) == (16, 5, 12) and feats.num_frames == 16
     assert pack.memo_audio.vocal_separation and pack.memo_audio.fps == FPS
     labels = pack.emotion.for_frames(16)
     assert labels.shape == (16,) and 0 <= int(labels.min()) and int(labels.max()) <= 8
@@ -152,7 +153,7 @@ def test_audio_encode_and_emotion(pack):
     # vocal separation changes the features (the tiny separator halves the spectrum)
     with torch.inference_mode():
         plain, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
-    assert not torch.allclose(plain.features.features, feats.features)
+    assert not torch.allclose(plain.features.windows, feats.windows)
     assert plain.fingerprint != pack.memo_audio.fingerprint
 
 
@@ -164,9 +165,9 @@ def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypat
         long_audio, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, pack.separator)
     feats = long_audio.features
     assert feats.on_disk and not pack.memo_audio.features.on_disk
-    assert feats.features.path.parent == pack.root / "temp"
+    assert feats.windows.path.parent == pack.root / "temp"
     assert long_audio.fingerprint == pack.memo_audio.fingerprint              # same audio, same state keys
-    assert torch.equal(feats.features[:], pack.memo_audio.features.features)
+    assert torch.equal(feats.windows[:], pack.memo_audio.features.windows)
     on_disk = SimpleNamespace(**{**vars(pack), "memo_audio": long_audio})
     assert torch.equal(sample(on_disk)[0], sample(pack)[0])
 
@@ -359,8 +360,8 @@ def render(ns, **kw):
 def test_streaming_render_equals_sampler_pasteback_combine(pack):
     """MemoRenderVideo (clip by clip, pasted and encoded as it goes) writes the same video as
     MemoSampler -> MemoPasteBack -> MemoVideoCombine, with the same audio track."""
-    from memo_model.output.render import resume_dir_for
     from memo_model.output.probe import probe_video, read_frames
+    from memo_model.output.render import resume_dir_for
 
     frames, audio, fps, _ = sample(pack)
     with torch.inference_mode():

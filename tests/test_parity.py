@@ -4,9 +4,9 @@ import torch
 from safetensors.torch import load_file
 
 from memo_model import MemoPipeline
-from memo_model.networks.loading import load_network, load_networks
 from memo_model.generation.pipeline import clip_emotion, flow_match_schedule, guided_euler_step
 from memo_model.generation.vae import DiffusersVae
+from memo_model.networks.loading import load_network, load_networks
 
 TOL = 1e-4  # per component: max|diff| / max|golden|, teacher-forced
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from memo_model.output.render import RenderSettings, render_video, resume_dir_for
 from memo_model.generation.state import MemoState
 from memo_model.output.media import partial_path, to_uint8
 from memo_model.output.probe import probe_video, read_frames
+from memo_model.output.render import RenderSettings, render_video, resume_dir_for
 
 H = W = 32
 FPC = 4           # frames per clip (small, so there are many clips)

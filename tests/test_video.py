@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from memo_model.output.media import frames_for_audio, partial_path, to_uint8
-
 from memo_model.output.probe import probe_video, read_audio_track, read_frames
-
 from memo_model.output.video import EncodedSegment, Mp4Writer, SegmentMismatch, write_mp4
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
 import build_workflows as bw
 import memo_pack_testlib as lib
 from memo_testing.pack import load_pack
+
+REPO = Path(__file__).resolve().parents[1]
 
 nodes = load_pack().nodes
 
@@ -141,7 +142,6 @@ def env(tmp_path_factory):
 
 def stand_ins(env):
     from memo_model.output.video import write_mp4
-
     from memo_pack.nodes import host
     from memo_pack.nodes.audio_nodes import decode_audio_file
 
@@ -251,8 +251,8 @@ def test_long_chunks_workflow_continues_across_runs(env):
 
 
 def test_long_stream_workflow_writes_one_pasted_back_video(env):
-    from memo_model.output.render import resume_dir_for
     from memo_model.output.probe import probe_video
+    from memo_model.output.render import resume_dir_for
 
     ui = run_prompt(tiny_prompt("memo_long_stream"), env)
     video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]

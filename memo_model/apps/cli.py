@@ -258,7 +258,7 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return dict(reference=reference, face_embedding=embedding_tensor(face),
-                audio_features=features.features, num_frames=features.audio_frames,
+                audio_features=features.windows, num_frames=features.audio_frames,
                 emotion=emotion.for_frames(features.num_frames), audio=audio.samples,
                 sample_rate=audio.sample_rate, framing=framing)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..networks.loading import SUBFOLDERS, WEIGHTS
 from ..networks.build import build_network
+from ..networks.loading import SUBFOLDERS, WEIGHTS
 
 SIZES = {
     # widths, cross-attention (face token) dim, audio token dim, wav2vec hidden size

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import SAMPLE_RATE
-from .decode import waveform_1d
 from ..networks.projections import EMOTION_NAMES
+from .decode import waveform_1d
 
 LABELS_FORMAT = "memo_emotion_labels/2"
 
@@ -220,8 +220,8 @@ class EmotionDetector:
                         batch_size: int = 8, ignore_extra_blocks: bool = False) -> "EmotionDetector":
         """emotion2vec_plus_large folder (config.yaml + model.pt) and the classifier folder
         (misc/audio_emotion_classifier: config.json + diffusion_pytorch_model.safetensors)."""
-        from .emotion2vec import load_emotion2vec
         from ..networks.loading import load_network
+        from .emotion2vec_loading import load_emotion2vec
 
         backbone = load_emotion2vec(emotion2vec_dir, device=device, dtype=dtype,
                                     ignore_extra_blocks=ignore_extra_blocks)

@@ -15,14 +15,14 @@ WINDOW_RADIUS = 2  # frames i-2..i+2
 class AudioFeatures:
     """wav2vec features per video frame, as the official `preprocess_audio` returns them.
 
-    features: [num_frames, 5, layers, C] float32, frame i holding frames clamp(i-2..i+2).
+    windows: [num_frames, 5, layers, C] float32, frame i holding frames clamp(i-2..i+2).
     num_frames: padded frame count (a multiple of frames_per_clip; the official `audio_length`).
     audio_frames: ceil(seconds * fps), the video length the audio actually covers.
-    per_frame: the compact [num_frames, layers, C] layer outputs `features` is a view of.
+    per_frame: the compact [num_frames, layers, C] layer outputs `windows` is a view of.
     info: free-form strings saved with the file (e.g. source, whether vocals were separated).
     """
 
-    features: torch.Tensor
+    windows: torch.Tensor
     num_frames: int
     audio_frames: int
     fps: int
@@ -31,10 +31,10 @@ class AudioFeatures:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.features.ndim != 4 or self.features.shape[1] != 2 * WINDOW_RADIUS + 1:
-            raise ValueError(f"features must be [T, 5, layers, C], got {tuple(self.features.shape)}")
-        if self.features.shape[0] != self.num_frames:
-            raise ValueError(f"features hold {self.features.shape[0]} frames but num_frames is {self.num_frames}")
+        if self.windows.ndim != 4 or self.windows.shape[1] != 2 * WINDOW_RADIUS + 1:
+            raise ValueError(f"windows must be [T, 5, layers, C], got {tuple(self.windows.shape)}")
+        if self.windows.shape[0] != self.num_frames:
+            raise ValueError(f"windows hold {self.windows.shape[0]} frames but num_frames is {self.num_frames}")
         if not 0 < self.audio_frames <= self.num_frames:
             raise ValueError(f"audio_frames {self.audio_frames} must be in 1..num_frames ({self.num_frames})")
 
@@ -50,13 +50,13 @@ class AudioFeatures:
     @classmethod
     def from_padded(cls, padded: torch.Tensor, audio_frames: int, fps: int,
                     frames_per_clip: int) -> "AudioFeatures":
-        """Build from edge-padded outputs [T + 4, layers, C]: `features` and `per_frame` are views of it."""
+        """Build from edge-padded outputs [T + 4, layers, C]: `windows` and `per_frame` are views of it."""
         from .wav2vec import window_from_padded
 
         padded = padded.contiguous()
         r = WINDOW_RADIUS
         per_frame = padded[r:padded.shape[0] - r]
-        return cls(features=window_from_padded(padded, r), num_frames=int(per_frame.shape[0]),
+        return cls(windows=window_from_padded(padded, r), num_frames=int(per_frame.shape[0]),
                    audio_frames=int(audio_frames), fps=int(fps), frames_per_clip=int(frames_per_clip),
                    per_frame=per_frame)
 
@@ -69,14 +69,14 @@ class AudioFeatures:
         if not 0 <= index < self.num_clips:
             raise IndexError(f"clip {index} out of range (0..{self.num_clips - 1})")
         f = self.frames_per_clip if self.frames_per_clip > 0 else self.num_frames
-        return self.features[index * f:(index + 1) * f].contiguous()
+        return self.windows[index * f:(index + 1) * f].contiguous()
 
     @property
     def on_disk(self) -> bool:
-        """Whether `features` are read from a feature file clip by clip (see `feature_file`)."""
+        """Whether `windows` are read from a feature file clip by clip (see `feature_file`)."""
         from .feature_file import FeatureWindows
 
-        return isinstance(self.features, FeatureWindows)
+        return isinstance(self.windows, FeatureWindows)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write a safetensors file (per-frame outputs when available: 5x smaller)."""
@@ -86,7 +86,7 @@ class AudioFeatures:
         if self.on_disk:                                   # copy layer by layer, never all at once
             from .feature_file import FeatureFileWriter
 
-            src = self.features
+            src = self.windows
             writer = FeatureFileWriter(path, src.layers, src.frames, src.channels, meta)
             try:
                 for layer in range(src.layers):
@@ -99,7 +99,7 @@ class AudioFeatures:
         if self.per_frame is not None:
             tensors = {"per_frame": self.per_frame.contiguous()}
         else:
-            tensors = {"features": self.features.contiguous()}
+            tensors = {"features": self.windows.contiguous()}
         save_file(tensors, str(path), metadata=meta)
 
     @classmethod
@@ -119,12 +119,12 @@ class AudioFeatures:
             tensors = {} if TENSOR in keys else {k: f.get_tensor(k) for k in keys}
         ints = {k: int(meta[k]) for k in ("num_frames", "audio_frames", "fps", "frames_per_clip")}
         if TENSOR in keys:
-            out = cls(features=FeatureWindows(path, WINDOW_RADIUS), **ints)
+            out = cls(windows=FeatureWindows(path, WINDOW_RADIUS), **ints)
         elif "per_frame" in tensors:
             out = cls.from_per_frame(tensors["per_frame"], ints["audio_frames"], ints["fps"],
                                      ints["frames_per_clip"])
         else:
-            out = cls(features=tensors["features"], **ints)
+            out = cls(windows=tensors["features"], **ints)
         out.info = {k[len("info."):]: v for k, v in meta.items() if k.startswith("info.")}
         if out.num_frames != ints["num_frames"]:
             raise ValueError(f"'{path}' is inconsistent: {out.num_frames} frames stored, "

@@ -20,7 +20,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .decode import Audio16k, SAMPLE_RATE, resample_array
+from .decode import SAMPLE_RATE, Audio16k, resample_array
 
 
 class VocalSeparationError(ValueError):

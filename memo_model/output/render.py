@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from . import video
-from .resume import RESUME_SUFFIX, CheckpointPacing, ResumeStore, checkpoint_matches, job_fingerprint, resume_dir_for
 from .media import to_uint8
+from .resume import RESUME_SUFFIX, CheckpointPacing, ResumeStore, checkpoint_matches, job_fingerprint, resume_dir_for
 from .video import Mp4Writer
 
 logger = logging.getLogger(__name__)

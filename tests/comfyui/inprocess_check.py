@@ -36,9 +36,9 @@ def main() -> None:
     pack = importlib.util.module_from_spec(spec)
     sys.modules["memo_pack"] = pack
     spec.loader.exec_module(pack)
+    from memo_model.generation.vae import DiffusersVae
     from memo_pack.nodes import host
     from memo_pack.nodes.vae_adapter import as_codec
-    from memo_model.generation.vae import DiffusersVae
 
     result = {"in_comfyui": host.in_comfyui(), "auto_dtype": str(host.resolve_precision("auto"))}
     torch.set_num_threads(1)

@@ -205,6 +205,7 @@ def test_sampler_outputs_feed_vhs_video_combine(server):
 
 def test_models_are_cached_across_runs(server):
     import numpy as np
+
     from memo_model.output.probe import read_frames
 
     first = prompt_for(server, "memo_basic", ["MemoSampler.seed=1"])
@@ -253,8 +254,8 @@ def test_long_chunks_workflow_continues_over_api_calls(server):
 def test_long_stream_workflow_resumes_after_interrupt(server):
     """MemoRenderVideo over HTTP: interrupted after its first clip was checkpointed, the same
     prompt queued again continues into the same file, identical to an uninterrupted render."""
-    from memo_model.output.render import resume_dir_for
     from memo_model.output.probe import probe_video
+    from memo_model.output.render import resume_dir_for
 
     api, url = server["api"], server["url"]
     small = ["MemoRenderVideo.steps=30", "MemoRenderVideo.frames_per_clip=8", "MemoRenderVideo.past_frames=8"]

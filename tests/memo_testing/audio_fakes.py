@@ -1,4 +1,5 @@
 """Tiny random audio models in the release layouts: wav2vec2 and MDX vocal separator (ONNX)."""
+import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
@@ -56,3 +57,10 @@ def identity_plus_sine_model(path, p: MdxParams, gain=1.0, sine=0.1):
 
 
 SMALL = MdxParams(n_fft=256, hop=64, dim_f=64, dim_t=32, compensate=1.009)
+
+
+def speechy(n, seed=0):
+    g = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    return (0.3 * np.sin(2 * np.pi * (150 + 80 * t) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+            + 0.05 * g.standard_normal(n)).astype(np.float32)
