@@ -6,9 +6,18 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MEMO_SHARED_DIR", REPO_ROOT.parent / "shared"))
 PARITY = SHARED / "parity"
+
+
+def pytest_configure(config):
+    """Tiny test models run fastest on one thread, and one thread never busy-waits for a core another
+    process holds (a shared 2-core CI machine made some tests 10x slower with torch's default)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("MEMO_TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")

@@ -154,16 +154,17 @@ def test_disk_backed_features_give_the_same_frames(tiny_pipeline, tmp_path):
     from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
     from memo_model.audio.wav2vec import window_view
 
-    reference, face, features, emotion = random_inputs(20, seed=4)
-    per_frame = torch.randn(20, *features.shape[2:], generator=torch.Generator().manual_seed(5))
-    writer = FeatureFileWriter(tmp_path / "f.safetensors", per_frame.shape[1], 20, per_frame.shape[2])
+    n, clip = 6, dict(num_inference_steps=1, seed=3, frames_per_clip=4, past_frames=4, initial_past_frames=4)
+    reference, face, features, emotion = random_inputs(n, seed=4)            # a whole clip and a partial one
+    per_frame = torch.randn(n, *features.shape[2:], generator=torch.Generator().manual_seed(5))
+    writer = FeatureFileWriter(tmp_path / "f.safetensors", per_frame.shape[1], n, per_frame.shape[2])
     for layer in range(per_frame.shape[1]):
         writer.write_layer(layer, per_frame[:, layer])
     on_disk = FeatureWindows(writer.close())
     in_memory = window_view(per_frame)
-    a = tiny_pipeline.generate(reference, face, in_memory, emotion, num_inference_steps=1, seed=3)
-    b = tiny_pipeline.generate(reference, face, on_disk, emotion, num_inference_steps=1, seed=3)
-    assert b.frames.shape[0] == 20 and torch.equal(a.frames, b.frames)
+    a = tiny_pipeline.generate(reference, face, in_memory, emotion, **clip)
+    b = tiny_pipeline.generate(reference, face, on_disk, emotion, **clip)
+    assert b.frames.shape[0] == n and torch.equal(a.frames, b.frames)
     shifted = window_view(torch.roll(per_frame, 1, dims=0))                  # the features matter
-    c = tiny_pipeline.generate(reference, face, shifted, emotion, num_inference_steps=1, seed=3)
+    c = tiny_pipeline.generate(reference, face, shifted, emotion, **clip)
     assert not torch.equal(a.frames, c.frames)
