@@ -69,7 +69,8 @@ class MemoFacePrep:
         try:
             face = face_model.analyzer.get_face(rgb, index=int(face_index), allow_no_face=bool(allow_no_face))
         except NoFaceError as exc:
-            raise ValueError(f"image: {exc}") from exc
+            raise ValueError(f"image: {exc}; use a clearer frontal photo, or switch on allow_no_face "
+                             "(MEMO then animates with a zero face embedding)") from exc
         except IndexError as exc:
             raise ValueError(f"face_index: {exc}") from exc
         used_mode = mode
