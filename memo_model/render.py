@@ -170,6 +170,16 @@ def _weights_identity(pipeline) -> str:
     return f"{fp}|{dtype}|{getattr(device, 'type', device)}"
 
 
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """Hash of a module's state dict: every name, shape, dtype and weight byte (read in
+    bounded chunks). Two VAEs of the same architecture with other weights differ here."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, p in module.state_dict().items():
+        h.update(name.encode())
+        _hash_update(h, p)
+    return h.hexdigest()
+
+
 def _vae_identity(pipeline) -> str:
     """The VAE's ``fingerprint`` attribute, else a hash of its parameters."""
     vae = getattr(pipeline, "vae", None)
@@ -180,11 +190,7 @@ def _vae_identity(pipeline) -> str:
         return str(fp)
     module = vae if isinstance(vae, torch.nn.Module) else getattr(vae, "vae", None)
     if isinstance(module, torch.nn.Module):
-        h = hashlib.blake2b(digest_size=16)
-        for name, p in module.state_dict().items():
-            h.update(name.encode())
-            _hash_update(h, p)
-        return h.hexdigest()
+        return module_fingerprint(module)
     logger.warning("the VAE (%s) has neither a fingerprint nor parameters to hash; a resumed "
                    "render cannot tell whether it changed", type(vae).__name__)
     return f"unknown:{type(vae).__module__}.{type(vae).__qualname__}"
@@ -565,5 +571,5 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                         resumed_clips=start, width=width, height=height)
 
 
-__all__ = ["RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
+__all__ = ["module_fingerprint", "RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
            "checkpoint_matches", "job_fingerprint", "ResumeStore", "CheckpointPacing"]

@@ -352,3 +352,53 @@ def test_paced_checkpoints_skip_slow_states_and_still_resume_identically(tmp_pat
     result = render(pipe, output=out, settings=SETTINGS, resume=True, max_checkpoint_share=0.1, **inputs)
     assert result.resumed_clips == 1 and len(pipe.calls) == 5
     assert out.read_bytes() == reference.read_bytes()
+
+
+class FakeComfyVae:
+    """What ComfyUI's VAELoader returns, as far as the adapter looks: first_stage_model + patcher."""
+
+    def __init__(self, seed):
+        torch.manual_seed(seed)
+        self.first_stage_model = torch.nn.Conv2d(3, 4, 3)
+        self.patcher = object()
+
+    def encode(self, pixels):
+        raise AssertionError("not used by the fake pipeline")
+
+
+@pytest.mark.parametrize("same_weights", [True, False])
+def test_comfy_vae_change_refuses_the_resume(tmp_path, same_weights):
+    """ComfyUI's VAE is fingerprinted by its weights (once per loaded VAE): a resume with
+    another VAE starts over and says the VAE differs; the same weights in a new object resume."""
+    from nodes.vae_adapter import ComfyVaeCodec, comfy_vae_fingerprint
+
+    inputs = make_inputs(23)
+    out = tmp_path / "out.mp4"
+    first = FakePipeline()
+    first.vae = ComfyVaeCodec(FakeComfyVae(seed=1))
+    with pytest.raises(Crash):
+        render(first, output=out, settings=SETTINGS, resume=True, progress=crash_at(3), **inputs)
+    second = FakePipeline()
+    second.vae = ComfyVaeCodec(FakeComfyVae(seed=1 if same_weights else 2))
+    assert (comfy_vae_fingerprint(second.vae.vae) == first.vae.fingerprint) == same_weights
+    assert first.vae.fingerprint.startswith("comfy-vae:")
+    messages = []
+    result = render(second, output=out, settings=SETTINGS, resume=True, log=messages.append, **inputs)
+    if same_weights:
+        assert result.resumed_clips == 3
+    else:
+        assert result.resumed_clips == 0
+        assert any("not resuming" in m and "vae" in m for m in messages), messages
+    assert not any("unknown" in m for m in messages)
+
+
+def test_comfy_vae_fingerprint_is_computed_once_per_load(monkeypatch):
+    from memo_model import render as render_mod
+    from nodes.vae_adapter import ComfyVaeCodec
+
+    calls = []
+    real = render_mod.module_fingerprint
+    monkeypatch.setattr(render_mod, "module_fingerprint", lambda m: calls.append(m) or real(m))
+    vae = FakeComfyVae(seed=3)
+    fps = {ComfyVaeCodec(vae).fingerprint for _ in range(3)}
+    assert len(fps) == 1 and len(calls) == 1
