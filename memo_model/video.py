@@ -59,12 +59,6 @@ def fps_fraction(fps) -> Fraction:
     return value
 
 
-def frames_for_audio(num_samples: int, sample_rate: int, fps) -> int:
-    """ceil(audio_seconds * fps), computed exactly in integers."""
-    rate = fps_fraction(fps)
-    return -(-num_samples * rate.numerator // (sample_rate * rate.denominator))
-
-
 def to_uint8(frames) -> np.ndarray:
     """[N,H,W,3] float in [0,1] (numpy or torch) or uint8 -> contiguous uint8 numpy.
 
@@ -528,5 +522,5 @@ def read_audio_track(path) -> tuple[np.ndarray, int]:
 
 __all__ = ["Mp4Writer", "EncodedSegment", "SegmentMismatch", "VideoInfo", "write_mp4",
            "probe_video", "read_frames", "read_audio_track", "to_uint8", "pad_to_even",
-           "frames_for_audio", "fps_fraction", "encoded_size", "prepare_audio", "partial_path",
+           "fps_fraction", "encoded_size", "prepare_audio", "partial_path",
            "AAC_SAMPLE_RATES"]
