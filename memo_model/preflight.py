@@ -93,13 +93,14 @@ def _writable(folder: Path) -> Optional[str]:
 
 def estimate_disk_bytes(*, seconds: float, fps: float, frame_wh: tuple[int, int],
                         frames_per_clip: int = TRAINED_FRAMES_PER_CLIP, resume: bool = False,
-                        clips_per_segment: int = 8) -> int:
-    """Bytes a render writes next to its output: features scratch file, the mp4 (its partial
-    copy is renamed, not copied) and, with resume, one segment of raw frames."""
+                        clips_per_segment: int = 8, features: bool = True) -> int:
+    """Bytes a render writes next to its output: the features scratch file (command line), the
+    mp4 (its partial copy is renamed, not copied) and, with resume, one segment of raw frames."""
     frames = max(1, math.ceil(seconds * fps))
+    frames_per_clip = max(1, int(frames_per_clip))
     padded = -(-frames // frames_per_clip) * frames_per_clip
     w, h = frame_wh
-    total = padded * FEATURE_BYTES_PER_FRAME + frames * w * h * VIDEO_BYTES_PER_PIXEL
+    total = (padded * FEATURE_BYTES_PER_FRAME if features else 0) + frames * w * h * VIDEO_BYTES_PER_PIXEL
     if resume:
         total += clips_per_segment * frames_per_clip * w * h * 3
     return int(total * DISK_MARGIN)

@@ -75,6 +75,13 @@ class MemoFacePrep:
             raise ValueError(f"face_index: {exc}") from exc
         used_mode = mode
         notes = []
+        if face is not None:
+            from memo_model.preflight import small_face_warning  # noqa: PLC0415
+
+            small = small_face_warning(face.bbox)
+            if small:
+                notes.append(f"warning: {small}")
+                logger.warning("MEMO: %s", small)
         if face is None:
             notes.append("no face found: zero face embedding (allow_no_face)")
             if mode == "crop":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from . import host
+from . import checks, host
 from .sampler import INITIAL_PAST_FRAMES, clip_inputs, generation_inputs, memo_pipeline
 from .values import digest
 from .video_nodes import mp4_inputs, next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
@@ -62,6 +62,7 @@ class MemoRenderVideo:
                                   past_frames=int(past_frames), initial_past_frames=INITIAL_PAST_FRAMES,
                                   fps=fps, crf=int(crf))
         settings.validate()
+        checks.settings_warnings(fps=fps, frames_per_clip=fpc, past_frames=int(past_frames), cfg=float(cfg))
         paste = None
         if paste_back and face.framing is not None:
             paste = dataclasses.replace(face.framing, feather=float(feather)).paste_back
@@ -78,6 +79,9 @@ class MemoRenderVideo:
             target = next((t for t in unfinished_video_paths(filename_prefix)
                            if checkpoint_matches(t[0], components)), None)
         path, subfolder, filename = target or next_video_path(filename_prefix)
+        frame_wh = face.framing.image_size if paste is not None else tuple(face.reference.shape[-1:-3:-1])
+        checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(resume),
+                                  paste_back_name="paste_back" if paste is not None else None)
 
         bar = host.Progress(1)
         latest = {"preview": None}
