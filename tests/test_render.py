@@ -402,3 +402,27 @@ def test_comfy_vae_fingerprint_is_computed_once_per_load(monkeypatch):
     vae = FakeComfyVae(seed=3)
     fps = {ComfyVaeCodec(vae).fingerprint for _ in range(3)}
     assert len(fps) == 1 and len(calls) == 1
+
+
+def test_paste_back_memory_is_one_frame_not_a_float_clip(tmp_path):
+    """With a Framing's paste-back, only the box is ever float: the traced peak stays below two
+    full-size float frames, where a clip of float frames (plus its uint8 conversion) is 2x4 of them."""
+    import tracemalloc
+
+    from memo_model.framing import frame_portrait
+
+    picture = (np.random.default_rng(0).uniform(0, 255, (900, 1200, 3))).astype(np.uint8)
+    _, framing = frame_portrait(picture, (560, 400, 620, 480), mode="crop", size=(W, H))
+    inputs = make_inputs(8)
+    full_float = picture.size * 4
+    tracemalloc.start()
+    try:
+        render(FakePipeline(), output=tmp_path / "big.mp4", settings=SETTINGS,
+               paste_back=framing.paste_back, **inputs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * full_float, (peak, full_float)
+    assert (probe_video(tmp_path / "big.mp4").width, probe_video(tmp_path / "big.mp4").height) == (1200, 900)
+    frame = decoded(tmp_path / "big.mp4")[0].astype(np.float32)
+    assert abs(frame[:300].mean() - picture[:300].astype(np.float32).mean()) < 3   # background kept
