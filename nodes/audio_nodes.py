@@ -86,11 +86,14 @@ def check_audio_dict(audio, input_name: str = "audio") -> dict:
 
 def load_16k(audio, input_name: str = "audio"):
     """core AUDIO -> memo_model Audio16k (the official 16 kHz samples), errors naming the input."""
-    from memo_model.audio import AudioInputError, load_audio  # noqa: PLC0415
+    from memo_model.audio import AudioInputError, AudioTooLongError, load_audio  # noqa: PLC0415
 
     check_audio_dict(audio, input_name)
     try:
         a16 = load_audio(audio)
+    except AudioTooLongError as exc:
+        raise ValueError(f"{input_name}: {exc}; render it in parts: MEMO Load Audio's start and duration "
+                         "widgets pick a part") from exc
     except AudioInputError as exc:
         raise ValueError(f"{input_name}: {exc}") from exc
     peak = float(a16.samples.abs().max()) if a16.num_samples else 0.0

@@ -33,22 +33,26 @@ def settings_warnings(**settings) -> list[str]:
     return warn(report.warnings)
 
 
-def check_video_output(path: Path, *, num_frames: int, fps: float, frame_wh, resume: bool = False,
-                       paste_back_name: str | None = None) -> None:
-    """Before rendering into ``path``: the folder is writable, the disk has room for the video
-    (and one segment of checkpoint frames), and a pasted-back picture is within the encoder's limit."""
-    from memo_model.preflight import (  # noqa: PLC0415
-        MAX_PASTE_BACK_PIXELS, PreflightError, check_output, estimate_disk_bytes)
+def check_paste_back_size(frame_wh, name: str = "paste_back") -> None:
+    """A pasted-back picture must fit H.264's largest level (and the encoder's memory)."""
+    from memo_model.preflight import MAX_PASTE_BACK_PIXELS, PreflightError  # noqa: PLC0415
 
     w, h = (int(v) for v in frame_wh)
-    problems = []
-    if paste_back_name and w * h > MAX_PASTE_BACK_PIXELS:
-        problems.append(f"{paste_back_name}: the picture is {w}x{h} ({w * h / 1e6:.1f} MP), above the "
-                        f"{MAX_PASTE_BACK_PIXELS / 1e6:.1f} MP limit of H.264's largest level; switch "
-                        f"{paste_back_name} off or downscale the picture before MemoFacePrep")
+    if w * h > MAX_PASTE_BACK_PIXELS:
+        raise PreflightError([f"{name}: the picture is {w}x{h} ({w * h / 1e6:.1f} MP), above the "
+                              f"{MAX_PASTE_BACK_PIXELS / 1e6:.1f} MP limit of H.264's largest level; switch "
+                              f"{name} off or downscale the picture before MemoFacePrep"])
+
+
+def check_video_output(path: Path, *, num_frames: int, fps: float, frame_wh, resume: bool = False) -> None:
+    """Before rendering into ``path``: the folder is writable and the disk has room for the
+    video (and, resuming, one segment of checkpoint frames)."""
+    from memo_model.preflight import PreflightError, check_output, estimate_disk_bytes  # noqa: PLC0415
+
+    w, h = (int(v) for v in frame_wh)
     need = estimate_disk_bytes(seconds=num_frames / float(fps), fps=float(fps), frame_wh=(w, h),
                                resume=resume, features=False)
-    problems += check_output(path, name="filename_prefix", need_bytes=need)
+    problems = check_output(path, name="filename_prefix", need_bytes=need)
     if problems:
         raise PreflightError(problems)
 

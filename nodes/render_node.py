@@ -65,6 +65,7 @@ class MemoRenderVideo:
         checks.settings_warnings(fps=fps, frames_per_clip=fpc, past_frames=int(past_frames), cfg=float(cfg))
         paste = None
         if paste_back and face.framing is not None:
+            checks.check_paste_back_size(face.framing.image_size)
             paste = dataclasses.replace(face.framing, feather=float(feather)).paste_back
         wave, rate = prepare_mux_audio(audio.audio, total, fps)
         pipe = memo_pipeline(memo_models, vae, face, fpc, float(cfg))
@@ -80,8 +81,7 @@ class MemoRenderVideo:
                            if checkpoint_matches(t[0], components)), None)
         path, subfolder, filename = target or next_video_path(filename_prefix)
         frame_wh = face.framing.image_size if paste is not None else tuple(face.reference.shape[-1:-3:-1])
-        checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(resume),
-                                  paste_back_name="paste_back" if paste is not None else None)
+        checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(resume))
 
         bar = host.Progress(1)
         latest = {"preview": None}
