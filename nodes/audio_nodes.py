@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, inp
                     break
         except av.error.FFmpegError as exc:
             raise ValueError(f"{input_name}: '{path.name}' could not be decoded ({exc}); re-export it") from exc
+        declared = (float(stream.duration * stream.time_base) if stream.duration is not None and stream.time_base
+                    else None)
+    if last is None and rate:                      # decoded to the end: did the file hold what it declares?
+        from memo_model.audio import damaged_audio_message  # noqa: PLC0415
+
+        damaged = damaged_audio_message(f"{input_name} '{path.name}'", pos / rate, declared, 0)
+        if damaged:
+            logging.getLogger("memo.nodes").warning("MEMO: %s", damaged)
     if not chunks:
         length = pos / rate if rate else 0
         raise ValueError(f"{input_name}: no audio between {start:g}s and "

@@ -627,3 +627,28 @@ def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):
     with pytest.raises(ValueError, match=r"^audio: .*long; the limit is 0\.5 s.*start and duration widgets") as err:
         M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
     assert "max_seconds" not in str(err.value)
+
+
+def test_load_audio_warns_how_much_of_a_truncated_file_was_lost(pack, caplog):
+    import av
+    import numpy as np
+    rate = 22050
+    t = np.arange(rate * 3) / rate
+    x = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    path = Path(host.input_directory()) / "cut_voice.mp3"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mp3", rate=rate)
+        s.layout = "mono"
+        for i in range(0, len(x), 1152):
+            f = av.AudioFrame.from_ndarray(x[None, i:i + 1152], format="fltp", layout="mono")
+            f.sample_rate = rate
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="memo.nodes"):
+        audio, = M["MemoLoadAudio"]().load(0.0, 0.0, "cut_voice.mp3")
+    assert 1.0 < audio["waveform"].shape[-1] / audio["sample_rate"] < 2.0
+    assert "audio 'cut_voice.mp3': only" in caplog.text and "s lost" in caplog.text
+    path.unlink()
