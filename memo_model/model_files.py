@@ -57,7 +57,7 @@ def _expected_for(path: Path) -> tuple:
     for key in ("reference_net", "diffusion_net", "image_proj", "audio_proj", "audio_emotion_classifier"):
         if parent == key:
             return EXPECTED_TENSORS[key]
-    if parent.lower().startswith("vae") or "vae" in path.name.lower():
+    if "vae" in parent.lower() or "vae" in path.name.lower():
         return EXPECTED_TENSORS["vae"]
     return ()
 

@@ -207,6 +207,9 @@ def check_image(path, *, name: str = "--image", paste_back: bool = False,
     except PermissionError:
         r.problems.append(f"{name} {p}: cannot be read (permission denied)")
         return r
+    except Image.DecompressionBombError as exc:
+        r.problems.append(f"{name} {p}: too large to decode safely ({exc}); downscale it")
+        return r
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         r.problems.append(f"{name} {p}: not a picture this program can read ({exc}); give a PNG, JPEG or WebP")
         return r

@@ -337,3 +337,23 @@ def test_scratch_file_is_removed_when_the_render_fails_after_the_features(tmp_pa
     assert code == 1 and "loading failed" in err
     assert ".talk.mp4.features.safetensors" in seen          # it existed, so the cleanup is real
     assert_clean(out_dir)
+
+
+def test_decompression_bomb_is_a_problem_not_a_crash(tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (100, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)          # 10000 px > 2 x limit
+    r = preflight.check_image(path)
+    assert len(r.problems) == 1 and r.problems[0].startswith(f"--image {path}: too large to decode safely")
+
+
+def test_expected_tensors_are_checked_in_a_vae_folder_named_otherwise(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    path = tmp_path / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors"
+    path.parent.mkdir()
+    save_file({"proj.weight": torch.zeros(2, 2)}, str(path))
+    assert "encoder.conv_in.weight" in model_files.check_model_file(path)
