@@ -14,7 +14,6 @@ a node passes its widget names, so no message advises a control the user does no
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -132,9 +131,9 @@ def check_output(output, *, name: str = "--output", suffix: Optional[str] = ".mp
     if need_bytes:
         free = shutil.disk_usage(folder).free
         if free < need_bytes:
-            return [f"{name} {out}: {_gb(free)} free in {folder}, this render needs about "
-                    f"{_gb(need_bytes)} (features scratch file + video, estimated); free some "
-                    "space or choose another folder"]
+            return [(f"{name} {out}: {_gb(free)} free in {folder}, this render needs about "
+                     f"{_gb(need_bytes)} (features scratch file + video, estimated); free some "
+                     "space or choose another folder")]
     return []
 
 

@@ -39,9 +39,10 @@ def check_paste_back_size(frame_wh, name: str = "paste_back") -> None:
 
     w, h = (int(v) for v in frame_wh)
     if w * h > MAX_PASTE_BACK_PIXELS:
-        raise PreflightError([f"{name}: the picture is {w}x{h} ({w * h / 1e6:.1f} MP), above the "
-                              f"{MAX_PASTE_BACK_PIXELS / 1e6:.1f} MP limit of H.264's largest level; switch "
-                              f"{name} off or downscale the picture before MemoFacePrep"])
+        message = (f"{name}: the picture is {w}x{h} ({w * h / 1e6:.1f} MP), above the "
+                   f"{MAX_PASTE_BACK_PIXELS / 1e6:.1f} MP limit of H.264's largest level; switch "
+                   f"{name} off or downscale the picture before MemoFacePrep")
+        raise PreflightError([message])
 
 
 def check_video_output(path: Path, *, num_frames: int, fps: float, frame_wh, resume: bool = False) -> None:

@@ -294,7 +294,7 @@ def test_truncated_mp3_warns_how_much_audio_was_lost(tmp_path, capsys, tiny):
             c.mux(p)
     data = mp3.read_bytes()
     mp3.write_bytes(data[:len(data) // 2])
-    code, err, out_dir = run(capsys, tiny, tmp_path, "--no-vocal-separation", audio=mp3)
+    code, err, _ = run(capsys, tiny, tmp_path, "--no-vocal-separation", audio=mp3)
     assert code == 0, err
     line = next(ln for ln in err.splitlines() if "could be decoded" in ln)
     assert line.startswith("memo: warning: audio file") and str(mp3) in line and "s lost" in line
@@ -315,7 +315,7 @@ def test_huge_picture_with_paste_back_is_refused_up_front(tmp_path, capsys, tiny
 
 def test_tiny_picture_and_small_face_warn(tmp_path, capsys, tiny):
     small = write_demo_portrait(tmp_path / "small.png", width=48, height=48)
-    code, err, out_dir = run(capsys, tiny, tmp_path, "--no-vocal-separation", image=small)
+    code, err, _ = run(capsys, tiny, tmp_path, "--no-vocal-separation", image=small)
     assert f"--image {small}: the picture is only 48x48" in err
     assert code == 0, err
     assert f"the face in --image {small} is only 12 px tall in the picture (under 64 px)" in err
