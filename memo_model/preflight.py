@@ -13,6 +13,7 @@ a node passes its widget names, so no message advises a control the user does no
 """
 from __future__ import annotations
 
+import errno
 import math
 import shutil
 import tempfile
@@ -86,6 +87,8 @@ def _writable(folder: Path) -> Optional[str]:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".memo-preflight-", delete=True):
             pass
     except OSError as exc:
+        if exc.errno == errno.ENOENT:          # e.g. /proc: the folder exists but takes no new files
+            return "it does not accept new files"
         return exc.strerror or str(exc)
     return None
 
