@@ -652,3 +652,14 @@ def test_load_audio_warns_how_much_of_a_truncated_file_was_lost(pack, caplog):
     assert 1.0 < audio["waveform"].shape[-1] / audio["sample_rate"] < 2.0
     assert "audio 'cut_voice.mp3': only" in caplog.text and "s lost" in caplog.text
     path.unlink()
+
+
+def test_video_combine_checks_the_output_folder_first(pack, monkeypatch):
+    from memo_model import preflight
+
+    out = Path(host.output_directory()) / "MEMO"
+    before = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    monkeypatch.setattr(preflight, "_writable", lambda folder: "Read-only file system")
+    with pytest.raises(ValueError, match=r"^filename_prefix .*combine_ro.*cannot write in folder"):
+        M["MemoVideoCombine"]().combine(torch.rand(4, 32, 32, 3), 30.0, "MEMO/combine_ro", 18, None)
+    assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before
