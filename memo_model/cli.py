@@ -197,9 +197,9 @@ def _check_options(args) -> list[str]:
     return problems
 
 
-def _preflight(args, model_files) -> None:
+def _preflight(args, model_files, announce: bool = True) -> None:
     """Every check that needs no model, before any model work; all problems in one error,
-    warnings in the memo: voice."""
+    warnings in the memo: voice (``announce``)."""
     from .preflight import PreflightError, preflight
 
     problems = _check_options(args)
@@ -211,14 +211,14 @@ def _preflight(args, model_files) -> None:
         max_audio_name="--max-audio-minutes", resume=args.resume, frame_size=args.size,
         settings=dict(seed=args.seed, steps=args.steps, cfg=args.cfg, fps=args.fps, size=args.size,
                       frames_per_clip=args.frames_per_clip, past_frames=args.past_frames))
-    for warning in report.warnings:
+    for warning in report.warnings if announce else ():
         if not (args.tiny_demo and warning.startswith("--size")):    # tiny models are 64 px on purpose
             say(f"warning: {warning}")
     problems += [p + (" (then run again with --download)" if p.endswith("download it again") else "")
                  for p in report.problems]
     if problems:
         raise UsageError(str(PreflightError(problems)))
-    if report.disk_bytes:
+    if report.disk_bytes and announce:
         say(f"about {report.disk_bytes / 1e6:,.0f} MB of disk next to {args.output} (estimate)")
 
 
@@ -236,11 +236,7 @@ def _ensure_models(args, components) -> dict:
     locations = _locations(args)
     missing = dl.find_missing(args.models, components, locations)
     if missing and args.download:
-        problems = _check_options(args)     # do not download gigabytes for a run that cannot start
-        if problems:
-            from .preflight import PreflightError
-
-            raise UsageError(str(PreflightError(problems)))
+        _preflight(args, [], announce=False)    # do not download gigabytes for a run that cannot start
         say(f"downloading {len(missing)} missing model file(s) from the Hugging Face hub")
         dl.download(args.models, components,
                     progress=lambda i, n, f: say(f"  [{i}/{n}] {f}"), locations=locations)

@@ -357,3 +357,14 @@ def test_expected_tensors_are_checked_in_a_vae_folder_named_otherwise(tmp_path):
     path.parent.mkdir()
     save_file({"proj.weight": torch.zeros(2, 2)}, str(path))
     assert "encoder.conv_in.weight" in model_files.check_model_file(path)
+
+
+def test_download_is_not_started_for_a_run_that_cannot_start(tmp_path, capsys, tiny, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append(a) or 1 / 0)
+    code, err, out_dir = run(capsys, tiny, tmp_path, "--download", "--seed", "-5", models=tmp_path / "empty")
+    assert code == 2 and "--seed -5: must be a whole number" in err and calls == []
+    assert "downloading" not in err
+    assert_clean(out_dir)
