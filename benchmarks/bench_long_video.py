@@ -4,7 +4,7 @@ Each (model, duration) render runs in its own subprocess; its peak RSS is the ch
 ``ru_maxrss`` from ``os.wait4`` (Linux: KiB). The child builds the inputs the audio front end
 would hand over for that duration (wav2vec features as a zero-copy window view of per-frame
 layer outputs, emotion labels, the 16 kHz waveform), then runs
-:func:`memo_model.render.render_video` to an mp4. ``--features disk`` writes the features to a
+:func:`memo_model.output.render.render_video` to an mp4. ``--features disk`` writes the features to a
 feature file first and renders from it, as the command line does (``memo_model.feature_file``).
 
 Pipelines:

@@ -44,9 +44,13 @@ def check_audio_dict(audio, input_name: str = "audio") -> dict:
 
 def load_16k(audio, input_name: str = "audio"):
     """core AUDIO -> the official 16 kHz samples (sample-exact for 16-bit sources), not silent."""
-    from ..memo_model.audio import load_voice
+    from ..memo_model.audio import AudioTooLongError, load_voice
 
-    return load_voice(check_audio_dict(audio, input_name), what=input_name)
+    try:
+        return load_voice(check_audio_dict(audio, input_name), what=input_name)
+    except AudioTooLongError as exc:
+        raise ValueError(f"{exc}; render it in parts: MEMO Load Audio's start and duration widgets pick a "
+                         "part") from None
 
 
 def trim_audio(audio: dict, start_frame: int, num_frames: int, fps: float) -> dict:

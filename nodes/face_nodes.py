@@ -70,11 +70,19 @@ class MemoFacePrep:
         try:
             face = face_model.analyzer.get_face(rgb, index=int(face_index), allow_no_face=bool(allow_no_face))
         except NoFaceError as exc:
-            raise ValueError(f"image: {exc}") from exc
+            raise ValueError(f"image: {exc}; use a clearer frontal photo, or switch on allow_no_face "
+                             "(MEMO then animates with a zero face embedding)") from exc
         except IndexError as exc:
             raise ValueError(f"face_index: {exc}") from exc
         used_mode = mode
         notes = []
+        if face is not None:
+            from ..memo_model.checks.preflight import small_face_warning
+
+            small = small_face_warning(face.bbox)
+            if small:
+                notes.append(f"warning: {small}")
+                logger.warning("MEMO: %s", small)
         if face is None:
             notes.append("no face found: zero face embedding (allow_no_face)")
             if mode == "crop":

@@ -147,6 +147,9 @@ def ensure(name: str, choice: str, allow_download: bool, input_name: str) -> Pat
         missing = find_missing(name, folder)
     if missing:
         raise FileNotFoundError(missing_message(missing, input_name))
+    from .checks import check_model_folder  # noqa: PLC0415
+
+    check_model_folder(component_files(name, folder), input_name)   # truncated / unreadable files, by name
     return folder
 
 

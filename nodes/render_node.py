@@ -10,7 +10,7 @@ import dataclasses
 import logging
 
 from ..memo_model.identity import digest
-from . import host
+from . import checks, host
 from .sampler import INITIAL_PAST_FRAMES, clip_inputs, generation_inputs, memo_pipeline
 from .video_nodes import mp4_inputs, next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
 
@@ -62,8 +62,10 @@ class MemoRenderVideo:
                                   past_frames=int(past_frames), initial_past_frames=INITIAL_PAST_FRAMES,
                                   fps=fps, crf=int(crf))
         settings.validate()
+        checks.settings_warnings(fps=fps, frames_per_clip=fpc, past_frames=int(past_frames), cfg=float(cfg))
         paste = None
         if paste_back and face.framing is not None:
+            checks.check_paste_back_size(face.framing.image_size)
             paste = dataclasses.replace(face.framing, feather=float(feather)).paste_back
         wave, rate = prepare_mux_audio(audio.audio, total, fps)
         pipe = memo_pipeline(memo_models, vae, face, fpc, float(cfg))
@@ -78,6 +80,8 @@ class MemoRenderVideo:
             target = next((t for t in unfinished_video_paths(filename_prefix)
                            if checkpoint_matches(t[0], components)), None)
         path, subfolder, filename = target or next_video_path(filename_prefix)
+        frame_wh = face.framing.image_size if paste is not None else tuple(face.reference.shape[-1:-3:-1])
+        checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(resume))
 
         bar = host.Progress(1)
         latest = {"preview": None}

@@ -152,6 +152,9 @@ class MemoSampler:
         steps, fpc, past_frames = int(steps), int(frames_per_clip), int(past_frames)
         cfg = float(cfg)
         fps = int(audio.fps)
+        from .checks import settings_warnings  # noqa: PLC0415
+
+        settings_warnings(fps=fps, frames_per_clip=int(frames_per_clip), past_frames=int(past_frames), cfg=float(cfg))
         total = audio.num_frames
         usable, labels = clip_inputs(audio, emotion, fpc)
 

@@ -28,6 +28,11 @@ class ComfyVaeCodec:
         self.vae = vae
         self.after = after
 
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the VAE's weights for resumable renders (see comfy_vae_fingerprint)."""
+        return comfy_vae_fingerprint(self.vae)
+
     def encode(self, pixels):
         """[N, 3, H, W] in [-1, 1] -> [N, 4, H/8, W/8] posterior mode x 0.18215."""
         images = ((pixels.float() + 1.0) / 2.0).movedim(1, -1).contiguous()
@@ -44,6 +49,28 @@ class ComfyVaeCodec:
         if self.after is not None:
             self.after()
         return images.float().movedim(-1, 1).clamp(0, 1)
+
+
+_FINGERPRINT_ATTR = "_memo_weights_fingerprint"
+
+
+def comfy_vae_fingerprint(vae) -> str:
+    """Hash of a ComfyUI VAE's weights (names, shapes, bytes), computed once per loaded VAE
+    and kept on it: a resumed render must not mix frames decoded by two different VAEs."""
+    cached = getattr(vae, _FINGERPRINT_ATTR, None)
+    if cached:
+        return cached
+    from ..memo_model.identity import module_weights
+
+    module = getattr(vae, "first_stage_model", None)
+    if module is None or not hasattr(module, "state_dict"):
+        raise ValueError("vae: the VAE has no weights to identify (first_stage_model is missing)")
+    fp = f"comfy-vae:{module_weights(module)}"
+    try:
+        setattr(vae, _FINGERPRINT_ATTR, fp)
+    except AttributeError:        # objects without a __dict__: hash again next time
+        pass
+    return fp
 
 
 def as_codec(vae, after: Optional[Callable[[], None]] = None, input_name: str = "vae"):

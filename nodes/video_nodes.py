@@ -154,6 +154,9 @@ class MemoVideoCombine:
         if wave is not None and wave.shape[1] == 0:
             wave, rate = None, None
         path, subfolder, filename = next_video_path(filename_prefix)
+        from .checks import check_video_output  # noqa: PLC0415
+
+        check_video_output(path, num_frames=n, fps=fps, frame_wh=(images.shape[2], images.shape[1]))
         bar = host.Progress(n)
         with Mp4Writer(path, fps=fps, num_frames=n, audio=wave, sample_rate=rate, crf=int(crf)) as writer:
             for i in range(0, n, WRITE_BATCH):

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
-           "--no-vocal-separation", "--emotion", "--resume", "--download", "--tiny-demo"]
+           "--no-vocal-separation", "--emotion", "--resume", "--download", "--tiny-demo", "--det-threshold",
+           "--allow-no-face", "--max-audio-minutes"]
 
 
 def run_cli(args, capsys):
@@ -111,7 +112,8 @@ def test_bad_emotion_override_names_the_option(tmp_path, capsys, tiny_models):
                          tiny_models["models"], "--output", tmp_path / "o.mp4", "--size", "64", "--steps", "1",
                          "--emotion", "0s:elated"], capsys)
     assert code == 2 and "--emotion: unknown emotion 'elated'" in err
-    assert list(tmp_path.iterdir()) == []                      # no scratch features file left behind
+    assert "memo: reading" not in err                          # refused before any model work
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tiny_demo_refuses_real_model_options(capsys, tmp_path):

@@ -1,4 +1,4 @@
-"""memo_model.framing: the official squash, the face crop, and an exact inverse for paste-back."""
+"""memo_model.face.framing: the official squash, the face crop, and an exact inverse for paste-back."""
 import numpy as np
 import pytest
 import torch
@@ -196,3 +196,31 @@ def test_tiny_and_huge_pictures():
     out = fr.paste_back(np.ones((64, 64, 3), np.float32))
     assert out.shape == (8000, 8000, 3)
     assert out[4200, 4200, 0] == 1.0 and out[100, 100, 0] == 0.0
+
+
+@pytest.mark.parametrize("mode,feather,face", [
+    ("crop", 0.1, (120, 90, 200, 190)),       # feathered box inside the picture
+    ("crop", 0.0, (120, 90, 200, 190)),       # hard edges
+    ("crop", 0.2, (-30, -20, 60, 70)),        # box leaves the picture (padded edges, no ramp there)
+    ("resize", 0.1, None),                    # whole picture: plain copy
+])
+def test_paste_back_uint8_equals_the_float_path_byte_for_byte(mode, feather, face):
+    """The bounded uint8 paste-back (one frame, strips of rows) is exactly to_uint8(paste_back())."""
+    from memo_model.face import framing as framing_mod
+    from memo_model.output.video import to_uint8
+
+    img = smooth_image(700, 333, seed=3)                       # more rows than one strip
+    _, fr = frame_portrait(img, face, mode=mode, size=(64, 96) if mode == "crop" else 64, feather=feather)
+    w, h = fr.size
+    frames = np.random.default_rng(1).uniform(-0.2, 1.2, (3, h, w, 3)).astype(np.float32)
+    expected = to_uint8(fr.paste_back(frames))
+    assert framing_mod._STRIP_ROWS < img.shape[0]
+    for t in range(3):
+        got = fr.paste_back_uint8(frames[t])
+        assert got.dtype == np.uint8 and got.shape == img.shape
+        np.testing.assert_array_equal(got, expected[t])
+    out = np.zeros_like(img)
+    assert fr.paste_back_uint8(torch.from_numpy(frames[0]), out=out) is out
+    np.testing.assert_array_equal(out, expected[0])
+    with pytest.raises(ValueError, match="NaN"):
+        fr.paste_back_uint8(np.full((h, w, 3), np.nan, np.float32))

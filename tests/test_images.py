@@ -1,4 +1,4 @@
-"""memo_model.images: every accepted input becomes the right RGB uint8 pixels; bad input says why."""
+"""memo_model.face.images: every accepted input becomes the right RGB uint8 pixels; bad input says why."""
 import io
 
 import numpy as np

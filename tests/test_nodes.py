@@ -547,3 +547,119 @@ def test_host_fallback(pack, monkeypatch):
     assert managed.patcher is None and managed.load() == torch.device("cpu")
     assert managed.size_bytes() > 0 and "MEMO networks" in repr(managed)
     assert json.dumps(pack.emotion.segments)
+
+
+# --------------------------------------------------------------------------- preflight (issue 11)
+
+def _copy_damaged(src: Path, dst: Path, rel: str, keep_bytes):
+    import shutil
+    shutil.copytree(src, dst)
+    target = dst / rel
+    target.write_bytes(target.read_bytes()[:keep_bytes(target.stat().st_size)])
+    return target
+
+
+def test_loaders_name_truncated_model_files(pack):
+    """A truncated wav2vec, SCRFD or MEMO file is reported by the loader, naming the input and the file."""
+    import shutil
+    root = Path(host.model_roots("memo")[0])
+    w2v = _copy_damaged(pack.ckpt / "wav2vec2-base-960h", root / "w2v_cut", "model.safetensors", lambda n: n // 2)
+    try:
+        with pytest.raises(ValueError, match=r"^wav2vec: model file .*model\.safetensors is truncated") as err:
+            M["MemoAudioModelLoader"]().load("w2v_cut", "fp32", False)
+        assert str(w2v) in str(err.value) and "download_missing" in str(err.value)
+    finally:
+        shutil.rmtree(root / "w2v_cut")
+    scrfd = _copy_damaged(pack.ckpt / "misc", root / "face_cut" / "misc",
+                          "face_analysis/models/scrfd_10g_bnkps.onnx", lambda n: n // 2)
+    try:
+        with pytest.raises(ValueError, match=r"^checkpoint: model file .*scrfd_10g_bnkps\.onnx is truncated") as err:
+            M["MemoFaceModelLoader"]().load("face_cut", False)
+        assert str(scrfd) in str(err.value)
+    finally:
+        shutil.rmtree(root / "face_cut")
+
+
+def test_render_video_checks_output_and_picture_size_before_sampling(pack, monkeypatch):
+    import dataclasses
+
+    from memo_pack.memo_model.checks import preflight
+
+    out = Path(host.output_directory()) / "MEMO"
+    before = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    calls = []
+    monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(preflight, "_writable", lambda folder: "Read-only file system")
+    with pytest.raises(ValueError, match=r"filename_prefix .*cannot write in folder .*Read-only file system"):
+        render(pack, filename_prefix="MEMO/pre")
+    monkeypatch.undo()
+    monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: calls.append(1))
+    huge = dataclasses.replace(pack.face.framing, image_size=(9000, 9000), image=None)
+    face = dataclasses.replace(pack.face, framing=huge)
+    with pytest.raises(ValueError, match=r"^paste_back: the picture is 9000x9000 \(81\.0 MP\), above the 35\.7 MP"):
+        with torch.inference_mode():
+            M["MemoRenderVideo"]().render(pack.models, pack.vae, face, pack.memo_audio, pack.emotion, steps=STEPS,
+                                          frames_per_clip=FPC, past_frames=FPC, filename_prefix="MEMO/pre")
+    assert calls == []
+    assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before   # nothing left behind
+
+
+def test_settings_far_from_trained_are_logged(pack, caplog, monkeypatch):
+    monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    with caplog.at_level("WARNING", logger="memo.nodes"), pytest.raises(RuntimeError):
+        render(pack, filename_prefix="MEMO/warn")
+    text = caplog.text
+    assert f"MEMO: fps {FPS}: MEMO was trained at 30 fps" in text
+
+
+def test_face_prep_warns_about_a_small_face_in_its_info(pack, caplog):
+    from memo_model.apps.tiny_frontends import write_demo_portrait
+    small = lib.load_image_tensor(write_demo_portrait(pack.root / "small48.png", width=48, height=48))
+    with caplog.at_level("WARNING", logger="memo.nodes"):
+        _, _, info = M["MemoFacePrep"]().prepare(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    assert "warning: the face is only 12 px tall in the picture (under 64 px)" in info
+    assert "12 px tall" in caplog.text
+
+
+def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):
+    from memo_pack.memo_model.audio import frontend
+    monkeypatch.setattr(frontend.load_voice, "__kwdefaults__", {"what": "audio", "max_seconds": 0.5})
+    with pytest.raises(ValueError, match=r"^audio: .*long; the limit is 0\.5 s.*start and duration widgets") as err:
+        M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+    assert "max_seconds" not in str(err.value)
+
+
+def test_load_audio_warns_how_much_of_a_truncated_file_was_lost(pack, caplog):
+    import av
+    import numpy as np
+    rate = 22050
+    t = np.arange(rate * 3) / rate
+    x = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    path = Path(host.input_directory()) / "cut_voice.mp3"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mp3", rate=rate)
+        s.layout = "mono"
+        for i in range(0, len(x), 1152):
+            f = av.AudioFrame.from_ndarray(x[None, i:i + 1152], format="fltp", layout="mono")
+            f.sample_rate = rate
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="memo.nodes"):
+        audio, = M["MemoLoadAudio"]().load(0.0, 0.0, "cut_voice.mp3")
+    assert 1.0 < audio["waveform"].shape[-1] / audio["sample_rate"] < 2.0
+    assert "cut_voice.mp3': only" in caplog.text and "s lost" in caplog.text
+    path.unlink()
+
+
+def test_video_combine_checks_the_output_folder_first(pack, monkeypatch):
+    from memo_pack.memo_model.checks import preflight
+
+    out = Path(host.output_directory()) / "MEMO"
+    before = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    monkeypatch.setattr(preflight, "_writable", lambda folder: "Read-only file system")
+    with pytest.raises(ValueError, match=r"^filename_prefix .*combine_ro.*cannot write in folder"):
+        M["MemoVideoCombine"]().combine(torch.rand(4, 32, 32, 3), 30.0, "MEMO/combine_ro", 18, None)
+    assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before

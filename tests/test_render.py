@@ -353,3 +353,82 @@ def test_paced_checkpoints_skip_slow_states_and_still_resume_identically(tmp_pat
     result = render(pipe, output=out, settings=SETTINGS, resume=True, max_checkpoint_share=0.1, **inputs)
     assert result.resumed_clips == 1 and len(pipe.calls) == 5
     assert out.read_bytes() == reference.read_bytes()
+
+
+class FakeComfyVae:
+    """What ComfyUI's VAELoader returns, as far as the adapter looks: first_stage_model + patcher."""
+
+    def __init__(self, seed):
+        torch.manual_seed(seed)
+        self.first_stage_model = torch.nn.Conv2d(3, 4, 3)
+        self.patcher = object()
+
+    def encode(self, pixels):
+        raise AssertionError("not used by the fake pipeline")
+
+
+@pytest.mark.parametrize("same_weights", [True, False])
+def test_comfy_vae_change_refuses_the_resume(tmp_path, same_weights):
+    """ComfyUI's VAE is fingerprinted by its weights (once per loaded VAE): a resume with
+    another VAE starts over and says the VAE differs; the same weights in a new object resume."""
+    from memo_testing.pack import load_pack
+
+    vae_adapter = load_pack().nodes.vae_adapter
+    ComfyVaeCodec, comfy_vae_fingerprint = vae_adapter.ComfyVaeCodec, vae_adapter.comfy_vae_fingerprint
+
+    inputs = make_inputs(23)
+    out = tmp_path / "out.mp4"
+    first = FakePipeline()
+    first.vae = ComfyVaeCodec(FakeComfyVae(seed=1))
+    with pytest.raises(Crash):
+        render(first, output=out, settings=SETTINGS, resume=True, progress=crash_at(3), **inputs)
+    second = FakePipeline()
+    second.vae = ComfyVaeCodec(FakeComfyVae(seed=1 if same_weights else 2))
+    assert (comfy_vae_fingerprint(second.vae.vae) == first.vae.fingerprint) == same_weights
+    assert first.vae.fingerprint.startswith("comfy-vae:")
+    messages = []
+    result = render(second, output=out, settings=SETTINGS, resume=True, log=messages.append, **inputs)
+    if same_weights:
+        assert result.resumed_clips == 3
+    else:
+        assert result.resumed_clips == 0
+        assert any("not resuming" in m and "vae" in m for m in messages), messages
+    assert not any("unknown" in m for m in messages)
+
+
+def test_comfy_vae_fingerprint_is_computed_once_per_load(monkeypatch):
+    from memo_testing.pack import load_pack
+
+    pack = load_pack()
+    ComfyVaeCodec = pack.nodes.vae_adapter.ComfyVaeCodec
+    identity = pack.memo_model.identity
+    calls = []
+    real = identity.module_weights
+    monkeypatch.setattr(identity, "module_weights", lambda m: calls.append(m) or real(m))
+    vae = FakeComfyVae(seed=3)
+    fps = {ComfyVaeCodec(vae).fingerprint for _ in range(3)}
+    assert len(fps) == 1 and len(calls) == 1
+
+
+def test_paste_back_memory_is_one_frame_not_a_float_clip(tmp_path):
+    """With a Framing's paste-back, only the box is ever float: the traced peak stays below two
+    full-size float frames, where a clip of float frames (plus its uint8 conversion) is 2x4 of them."""
+    import tracemalloc
+
+    from memo_model.face.framing import frame_portrait
+
+    picture = (np.random.default_rng(0).uniform(0, 255, (900, 1200, 3))).astype(np.uint8)
+    _, framing = frame_portrait(picture, (560, 400, 620, 480), mode="crop", size=(W, H))
+    inputs = make_inputs(8)
+    full_float = picture.size * 4
+    tracemalloc.start()
+    try:
+        render(FakePipeline(), output=tmp_path / "big.mp4", settings=SETTINGS,
+               paste_back=framing.paste_back, **inputs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * full_float, (peak, full_float)
+    assert (probe_video(tmp_path / "big.mp4").width, probe_video(tmp_path / "big.mp4").height) == (1200, 900)
+    frame = decoded(tmp_path / "big.mp4")[0].astype(np.float32)
+    assert abs(frame[:300].mean() - picture[:300].astype(np.float32).mean()) < 3   # background kept

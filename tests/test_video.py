@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from memo_model.output.media import frames_for_audio, partial_path, to_uint8
+from memo_model.audio.wav2vec import video_frames
+from memo_model.output.media import partial_path, to_uint8
 from memo_model.output.probe import probe_video, read_audio_track, read_frames
 from memo_model.output.video import EncodedSegment, Mp4Writer, SegmentMismatch, write_mp4
 
@@ -37,8 +38,8 @@ def tone(num_samples, sample_rate, channels=1):
 def test_frame_count_and_audio_duration(tmp_path, seconds, sample_rate, channels):
     n_samples = round(seconds * sample_rate)
     audio = tone(n_samples, sample_rate, channels)
-    num_frames = frames_for_audio(n_samples, sample_rate, 30)
-    assert num_frames == math.ceil(Fraction(n_samples, sample_rate) * 30)
+    num_frames = video_frames(n_samples, 30, sample_rate)
+    assert num_frames == math.ceil(Fraction(n_samples, sample_rate) * 30)   # no float edge case here
     frames = smooth_frames(num_frames, 32, 48)
     out = tmp_path / "v.mp4"
     with Mp4Writer(out, fps=30, num_frames=num_frames, audio=audio, sample_rate=sample_rate,
@@ -61,12 +62,17 @@ def test_frame_count_and_audio_duration(tmp_path, seconds, sample_rate, channels
         assert corr > 0.98, corr
 
 
-def test_exact_frame_counts_helper():
-    assert frames_for_audio(16000, 16000, 30) == 30
-    assert frames_for_audio(16001, 16000, 30) == 31
-    assert frames_for_audio(533, 16000, 30) == 1
-    assert frames_for_audio(16000 * 10, 16000, 29.97) == 300     # 299.7 -> 300
-    assert frames_for_audio(16000 * 10, 16000, 25) == 250
+def test_one_frame_count_rule():
+    """The official float expression, the only rule (media.frames_for_audio, the exact-integer
+    variant that said 249 here, is gone)."""
+    assert video_frames(16000, 30) == 30
+    assert video_frames(16001, 30) == 31
+    assert video_frames(533, 30) == 1
+    assert video_frames(16000 * 10, 29.97) == 300     # 299.7 -> 300
+    assert video_frames(16000 * 10, 25) == 250
+    assert video_frames(132800, 30) == 250            # 132800 / 16000 * 30 = 249.00000000000003
+    import memo_model.output.media as media
+    assert not hasattr(media, "frames_for_audio")
 
 
 def test_to_uint8_truncates_like_official():

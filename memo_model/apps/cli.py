@@ -8,6 +8,7 @@ chain on tiny random models, offline, in seconds: its video is noise.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "sad, surprised, unknown. The released weights follow it only weakly")
     gen.add_argument("--no-vocal-separation", action="store_true", help="feed the raw audio to wav2vec "
                      "instead of the separated voice (faster; worse with music or noise)")
+    gen.add_argument("--det-threshold", type=float, metavar="SCORE", default=0.5, help="face detection "
+                     "confidence threshold, 0..1 (default 0.5); lower it when a face is not found")
+    gen.add_argument("--allow-no-face", action="store_true", help="go on when no face is found, with the "
+                     "official zero face embedding and the whole picture squashed (--framing resize)")
+    gen.add_argument("--max-audio-minutes", type=float, metavar="MIN", default=30.0, help="refuse audio "
+                     "longer than this (default 30; MEMO renders about one frame per GPU-second)")
     run = p.add_argument_group("running")
     run.add_argument("--dtype", choices=("auto", *PRECISIONS), default="auto",
                      help="network precision (auto: bf16 on CUDA as the official code, fp32 on CPU)")
@@ -146,6 +153,16 @@ def say(message: str) -> None:
     print(f"memo: {message}", file=sys.stderr, flush=True)
 
 
+class _SayWarnings(logging.Handler):
+    """Library warnings (damaged audio, resume notes) in the memo: voice, not as bare lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(f"warning: {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - a warning must never stop a render
+            self.handleError(record)
+
+
 # --------------------------------------------------------------------------- steps
 
 def _resolve_device_dtype(device: Optional[str], dtype: str):
@@ -165,23 +182,53 @@ def _resolve_device_dtype(device: Optional[str], dtype: str):
     return dev, dt
 
 
-def _check_options(args) -> None:
-    if args.size % 8 or args.size < 64:
-        raise UsageError(f"--size {args.size}: must be a multiple of 8 and at least 64 (512 is the trained size)")
-    for name in ("steps", "fps", "frames_per_clip", "past_frames"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+def _check_options(args) -> list[str]:
+    """Problems with the command line itself, all of them (the preflight adds the rest)."""
+    problems = []
     if args.image is None or args.audio is None:
         missing = [o for o, v in (("--image", args.image), ("--audio", args.audio)) if v is None]
-        raise UsageError(f"{' and '.join(missing)} required: give a portrait picture and a voice "
-                         "recording (or try --tiny-demo)")
+        problems.append(f"{' and '.join(missing)} required: give a portrait picture and a voice "
+                        "recording (or try --tiny-demo)")
     for option, path in (("--image", args.image), ("--audio", args.audio)):
-        if not path.is_file():
-            raise UsageError(f"{option} {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    if args.output.suffix.lower() != ".mp4":
-        raise UsageError(f"--output {args.output}: the file name must end in .mp4")
-    if not args.output.parent.is_dir():
-        raise UsageError(f"--output {args.output}: folder {args.output.parent} does not exist")
+        if path is not None and not path.is_file():
+            problems.append(f"{option} {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if not 0.0 < args.det_threshold < 1.0:
+        problems.append(f"--det-threshold {args.det_threshold:g}: must lie between 0 and 1 (default 0.5)")
+    if not (args.max_audio_minutes > 0 and args.max_audio_minutes < float("inf")):
+        problems.append(f"--max-audio-minutes {args.max_audio_minutes:g}: must be a positive number of minutes")
+    if args.emotion:
+        from ..audio.emotion import parse_override
+
+        try:                                    # the times are checked against the audio's length later
+            parse_override(args.emotion, float("inf"))
+        except ValueError as exc:
+            problems.append(f"--emotion: {exc}")
+    return problems
+
+
+def _preflight(args, model_files, announce: bool = True) -> None:
+    """Every check that needs no model, before any model work; all problems in one error,
+    warnings in the memo: voice (``announce``)."""
+    from ..checks.preflight import PreflightError, preflight
+
+    problems = _check_options(args)
+    image = args.image if args.image is not None and args.image.is_file() else None
+    audio = args.audio if args.audio is not None and args.audio.is_file() else None
+    report = preflight(
+        output=args.output, model_files=model_files, image=image, audio=audio,
+        paste_back=args.paste_back, max_audio_seconds=args.max_audio_minutes * 60,
+        max_audio_name="--max-audio-minutes", resume=args.resume, frame_size=args.size,
+        settings=dict(seed=args.seed, steps=args.steps, cfg=args.cfg, fps=args.fps, size=args.size,
+                      frames_per_clip=args.frames_per_clip, past_frames=args.past_frames))
+    for warning in report.warnings if announce else ():
+        if not (args.tiny_demo and warning.startswith("--size")):    # tiny models are 64 px on purpose
+            say(f"warning: {warning}")
+    problems += [p + (" (then run again with --download)" if p.endswith("download it again") else "")
+                 for p in report.problems]
+    if problems:
+        raise UsageError(str(PreflightError(problems)))
+    if report.disk_bytes and announce:
+        say(f"about {report.disk_bytes / 1e6:,.0f} MB of disk next to {args.output} (estimate)")
 
 
 def _locations(args) -> dict:
@@ -191,15 +238,27 @@ def _locations(args) -> dict:
 
 
 def _ensure_models(args, components) -> dict:
+    """Download missing files when asked, then preflight (options, files, headers) before any
+    model work; missing model files are listed with the download command."""
     from . import download as dl
 
     locations = _locations(args)
     missing = dl.find_missing(args.models, components, locations)
     if missing and args.download:
+        _preflight(args, [], announce=False)    # do not download gigabytes for a run that cannot start
         say(f"downloading {len(missing)} missing model file(s) from the Hugging Face hub")
         dl.download(args.models, components,
                     progress=lambda i, n, f: say(f"  [{i}/{n}] {f}"), locations=locations)
         missing = dl.find_missing(args.models, components, locations)
+    absent = {m.path for m in missing}
+    present = [p for name in components for _rel, p in dl.local_files(name, args.models, locations)
+               if p not in absent]
+    try:
+        _preflight(args, present)
+    except UsageError as exc:
+        if missing:
+            raise UsageError(f"{exc}\n{dl.missing_files_message(missing)}") from None
+        raise
     if missing:
         raise UsageError(dl.missing_files_message(missing))
     return {name: dl.location(name, args.models, locations) for name in components}
@@ -212,8 +271,9 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
     so their memory does not grow with the audio (663 MB for 10 minutes otherwise)."""
     import torch
 
-    from ..audio import AudioEncoder, detect_emotion, encode_voice, load_voice
+    from ..audio import AudioEncoder, AudioTooLongError, detect_emotion, encode_voice, load_voice
     from ..audio.emotion import EmotionDetector
+    from ..checks.preflight import small_face_warning
     from ..face import FaceAnalyzer, NoFaceError, embedding_tensor, frame_portrait
     from ..face.images import load_image
 
@@ -222,19 +282,32 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
         image = load_image(args.image)
     except ValueError as exc:
         raise UsageError(f"--image: {exc}") from None
-    analyzer = FaceAnalyzer.from_pretrained(where["face"])
+    analyzer = FaceAnalyzer.from_pretrained(where["face"], det_thresh=args.det_threshold)
     try:
-        face = analyzer.get_face(image)
+        face = analyzer.get_face(image, allow_no_face=args.allow_no_face)
     except NoFaceError as exc:
-        raise UsageError(f"--image {args.image}: {exc}") from None
+        raise UsageError(f"--image {args.image}: {exc}; use a clearer frontal photo, lower "
+                         f"--det-threshold (now {args.det_threshold:g}), or pass --allow-no-face "
+                         "(MEMO then animates with a zero face embedding)") from None
     del analyzer
-    reference, framing = frame_portrait(image, face, mode=args.framing, size=args.size)
-    say(f"face at {[round(float(v)) for v in face.bbox]} in the {image.shape[1]}x{image.shape[0]} "
-        f"picture; reference {args.size}x{args.size} ({args.framing})")
+    framing_mode = args.framing
+    if face is None:
+        framing_mode = "resize"
+        say("warning: no face found (--allow-no-face): zero face embedding, the whole picture is "
+            "squashed to the square (--framing resize)")
+    reference, framing = frame_portrait(image, face, mode=framing_mode, size=args.size)
+    if face is not None:
+        say(f"face at {[round(float(v)) for v in face.bbox]} in the {image.shape[1]}x{image.shape[0]} "
+            f"picture; reference {args.size}x{args.size} ({framing_mode})")
+        small = small_face_warning(face.bbox, what=f"the face in --image {args.image}")
+        if small:
+            say(f"warning: {small}")
 
     say(f"reading {args.audio}")
     try:
-        audio = load_voice(args.audio, what="--audio")
+        audio = load_voice(args.audio, what="--audio", max_seconds=args.max_audio_minutes * 60)
+    except AudioTooLongError as exc:
+        raise UsageError(f"{exc}; trim or split it, or raise --max-audio-minutes") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     separator = None
@@ -274,7 +347,8 @@ def _inputs_fingerprint(args, where: dict) -> str:
     return identity.digest(identity.file_contents(args.image, args.audio), identity.weight_files(models),
                            identity.settings(size=args.size, framing=args.framing, fps=args.fps,
                                              frames_per_clip=args.frames_per_clip, emotion=args.emotion,
-                                             vocal_separation=not args.no_vocal_separation))
+                                             vocal_separation=not args.no_vocal_separation,
+                                             det_threshold=args.det_threshold, allow_no_face=args.allow_no_face))
 
 
 def _quiet_third_party() -> None:
@@ -293,12 +367,11 @@ def _quiet_third_party() -> None:
 def render(args) -> Path:
     """Run one render from parsed options (after the tiny-demo set-up, if any)."""
     _quiet_third_party()
-    _check_options(args)
-    device, dtype = _resolve_device_dtype(args.device, args.dtype)
     components = ["memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec"]
     if not args.no_vocal_separation:
         components.append("vocal_separator")
-    where = _ensure_models(args, components)
+    where = _ensure_models(args, components)          # the preflight: before any model work
+    device, dtype = _resolve_device_dtype(args.device, args.dtype)
     output = Path(args.output)
     features_file = output.with_name(f".{output.name}.features.safetensors")
     try:
@@ -373,6 +446,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.size = 64 if args.tiny_demo else 512
     if args.steps is None:
         args.steps = 2 if args.tiny_demo else 20
+    library_log = logging.getLogger("memo_model")
+    voice = _SayWarnings(logging.WARNING)
+    library_log.addHandler(voice)
     try:
         with tempfile.TemporaryDirectory(prefix="memo-tiny-demo-") as tmp:
             if args.tiny_demo:
@@ -398,3 +474,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print("memo: set MEMO_DEBUG=1 to see the full traceback", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        library_log.removeHandler(voice)

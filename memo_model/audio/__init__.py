@@ -3,10 +3,11 @@ separation) -> wav2vec features per video frame, and the emotion over time.
 
 `frontend` runs the whole official data flow; the command line and the nodes both call it.
 """
-from .decode import SAMPLE_RATE, Audio16k, AudioInputError, load_audio
+from .decode import SAMPLE_RATE, Audio16k, AudioInputError, AudioTooLongError, damaged_audio_message, load_audio
 from .features import AudioFeatures
 from .frontend import PreparedAudio, detect_emotion, encode_voice, load_voice, prepare_audio
 from .wav2vec import AudioEncoder
 
-__all__ = ["SAMPLE_RATE", "Audio16k", "AudioEncoder", "AudioFeatures", "AudioInputError", "PreparedAudio",
+__all__ = ["SAMPLE_RATE", "Audio16k", "AudioEncoder", "AudioFeatures", "AudioInputError", "AudioTooLongError",
+           "PreparedAudio", "damaged_audio_message",
            "detect_emotion", "encode_voice", "load_audio", "load_voice", "prepare_audio"]

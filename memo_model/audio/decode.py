@@ -33,6 +33,11 @@ class AudioInputError(ValueError):
     """An audio input that cannot be used; the message names it and says what to do."""
 
 
+class AudioTooLongError(AudioInputError):
+    """The audio is longer than ``max_seconds``; the message states the facts, the caller adds
+    how its user raises the limit (a command-line option, a node widget)."""
+
+
 # --------------------------------------------------------------------------------------------
 # 16 kHz audio as the official intermediate wav holds it
 # --------------------------------------------------------------------------------------------
@@ -153,11 +158,10 @@ def _format_seconds(seconds: float) -> str:
 
 def _too_long_error(source: str, seconds: float, max_seconds: float, partial: bool = False) -> AudioInputError:
     frames = int(math.ceil(seconds * 30))
-    return AudioInputError(
+    return AudioTooLongError(
         f"{source}: the audio is {'at least ' if partial else ''}{_format_seconds(seconds)} long; the limit is "
-        f"{_format_seconds(max_seconds)} (max_seconds={max_seconds:g}). At 30 fps that is "
-        f"{'over ' if partial else ''}{frames} video frames (MEMO renders roughly one frame per GPU-second). "
-        "Trim or split the audio, or raise max_seconds if you really mean it.")
+        f"{_format_seconds(max_seconds)}. At 30 fps that is "
+        f"{'over ' if partial else ''}{frames} video frames (MEMO renders roughly one frame per GPU-second)")
 
 
 def _check_finite(frame, source: str, seen: int) -> None:
@@ -212,10 +216,9 @@ def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
 
     container, stream, source = open_audio(path)
     with container:
-        if max_seconds is not None:
-            declared = _declared_seconds(container, stream)
-            if declared is not None and declared > max_seconds + 1.0:
-                raise _too_long_error(source, declared, max_seconds)
+        declared = declared_seconds(container, stream)
+        if max_seconds is not None and declared is not None and declared > max_seconds + 1.0:
+            raise _too_long_error(source, declared, max_seconds)
         max_samples = None if max_seconds is None else int(math.ceil(max_seconds * SAMPLE_RATE))
         pcm = _PcmResampler(source, max_samples)
         bad_packets, decoded = 0, 0
@@ -236,15 +239,34 @@ def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
             raise _too_long_error(source, exc.samples / SAMPLE_RATE, max_seconds, partial=True) from None
         except av.error.FFmpegError as exc:
             raise AudioInputError(f"{source} could not be decoded ({exc}); re-export it as wav or flac.") from exc
-    if bad_packets:
-        logger.warning("%s: %d corrupt audio packet(s) were skipped (as ffmpeg does)", source, bad_packets)
+    warn_if_damaged(source, samples.shape[1] / SAMPLE_RATE, declared, bad_packets)
     if samples.shape[1] == 0:
         raise AudioInputError(f"{source} contains no audio samples"
                               f"{' (every packet was corrupt)' if bad_packets else ''}; export the audio again.")
     return samples
 
 
-def _declared_seconds(container, stream) -> Optional[float]:
+def damaged_audio_message(source: str, decoded: float, declared: Optional[float], bad_packets: int) -> Optional[str]:
+    """How much of a damaged file was lost, or None when it decoded whole. A truncated mp3/flac
+    decodes without an error, just shorter than its header says, and the video comes out short."""
+    lost = (declared - decoded) if declared is not None else 0.0
+    if lost > max(0.1, 0.01 * (declared or 0.0)):
+        return (f"{source}: only {decoded:.2f} s of the {declared:.2f} s the file declares could be decoded "
+                f"({lost:.2f} s lost{f', {bad_packets} corrupt packet(s) skipped' if bad_packets else ''}: the "
+                "file is truncated or damaged); the video will be that much shorter. Re-export the audio")
+    if bad_packets:
+        return (f"{source}: {bad_packets} corrupt audio packet(s) were skipped (as ffmpeg does); a moment of "
+                "the audio may be missing")
+    return None
+
+
+def warn_if_damaged(source: str, decoded: float, declared: Optional[float], bad_packets: int) -> None:
+    message = damaged_audio_message(source, decoded, declared, bad_packets)
+    if message:
+        logger.warning("%s", message)
+
+
+def declared_seconds(container, stream) -> Optional[float]:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:

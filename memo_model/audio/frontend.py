@@ -26,8 +26,8 @@ def load_voice(source: AudioSource, *, what: str = "audio",
     """A file or AUDIO -> the official 16 kHz samples; errors name `what` (an option or input)."""
     try:
         audio = load_audio(source, max_seconds=max_seconds)
-    except AudioInputError as exc:
-        raise AudioInputError(f"{what}: {exc}") from None
+    except AudioInputError as exc:       # the same kind of error, naming the caller's input
+        raise type(exc)(f"{what}: {exc}") from None
     peak = float(audio.samples.abs().max()) if audio.num_samples else 0.0
     if peak < SILENCE_PEAK:
         raise AudioInputError(f"{what}: the audio is silent (peak {peak:.1e}, below -60 dBFS, over "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import AudioInputError, open_audio
+from .decode import AudioInputError, declared_seconds, open_audio, warn_if_damaged
 
 
 def decode_native(path, start: float = 0.0, duration: float = 0.0) -> tuple[np.ndarray, int]:
@@ -39,6 +39,8 @@ def decode_native(path, start: float = 0.0, duration: float = 0.0) -> tuple[np.n
                     break
         except av.error.FFmpegError as exc:
             raise AudioInputError(f"{source} could not be decoded ({exc}); re-export it as wav or flac.") from exc
+        if last is None and rate:          # decoded to the end: did the file hold what it declares?
+            warn_if_damaged(source, pos / rate, declared_seconds(container, stream), 0)
     if not chunks:
         end = "the end" if not duration else f"{start + duration:g}s"
         raise AudioInputError(f"{source}: no audio between {start:g}s and {end} (the file is "

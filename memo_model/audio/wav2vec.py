@@ -46,13 +46,20 @@ def normalize_waveform(wave: np.ndarray) -> np.ndarray:
     return (x - mean) / denom
 
 
-def frame_counts(num_samples: int, fps: int, frames_per_clip: int) -> tuple[int, int]:
-    """(true frames, padded frames): ceil(n / 16000 * fps), rounded up to whole clips.
+def video_frames(num_samples: int, fps, sample_rate: int = SAMPLE_RATE) -> int:
+    """Video frames for ``num_samples`` of audio: THE frame-count rule, used everywhere.
 
-    The float expression is the official one (`n / 16000 * fps` can land just above an
-    integer, e.g. 132800 samples at 30 fps give 250 frames, not 249).
+    The official float expression ``math.ceil(len(audio) / sample_rate * fps)`` (memoavatar/memo,
+    memo/utils/audio_utils.py), kept bit for bit: it can land just above an integer, e.g.
+    132800 samples at 30 fps give 250 frames, not the exact 249, and the official code then
+    renders 250, so this one does too.
     """
-    true_frames = math.ceil(num_samples / SAMPLE_RATE * fps)
+    return math.ceil(num_samples / sample_rate * float(fps))
+
+
+def frame_counts(num_samples: int, fps: int, frames_per_clip: int) -> tuple[int, int]:
+    """(true frames, padded frames): :func:`video_frames`, rounded up to whole clips."""
+    true_frames = video_frames(num_samples, fps)
     padded = true_frames
     if frames_per_clip > 0 and true_frames % frames_per_clip != 0:
         padded += frames_per_clip - true_frames % frames_per_clip

@@ -149,9 +149,9 @@ class FaceAnalyzer:
         if not faces:
             if allow_no_face:
                 return None
-            raise NoFaceError(f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} portrait; use a "
-                              "clearer frontal photo, lower the detection threshold, or allow "
-                              "no face (MEMO then animates with a zero face embedding)")
+            thresh = getattr(self.detector, "det_thresh", None)
+            raise NoFaceError(f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} portrait"
+                              + (f" at detection threshold {thresh:g}" if isinstance(thresh, float) else ""))
         if not -len(faces) <= index < len(faces):
             raise IndexError(f"face index {index} requested but {len(faces)} face(s) were found "
                              "(0 is the largest)")

@@ -24,12 +24,6 @@ def fps_fraction(fps) -> Fraction:
     return value
 
 
-def frames_for_audio(num_samples: int, sample_rate: int, fps) -> int:
-    """ceil(audio_seconds * fps), computed exactly in integers."""
-    rate = fps_fraction(fps)
-    return -(-num_samples * rate.numerator // (sample_rate * rate.denominator))
-
-
 def to_uint8(frames) -> np.ndarray:
     """[N,H,W,3] float in [0,1] (numpy or torch) or uint8 -> contiguous uint8 numpy.
 

@@ -90,6 +90,45 @@ def _malloc_trim():
         return None
 
 
+def _frame_paster(paste_back):
+    """frame [1,h,w,3] -> full-size uint8 [H,W,3] into ``out``: a Framing's own uint8 paste-back
+    (bounded: the picture in uint8 plus the box in float32), else the caller's function on
+    one frame at a time."""
+    framing = getattr(paste_back, "__self__", None)
+    if framing is not None and callable(getattr(framing, "paste_back_uint8", None)) \
+            and getattr(paste_back, "__name__", "") == "paste_back":
+        return lambda frame, out=None: framing.paste_back_uint8(frame[0], out=out)
+
+    def generic(frame, out=None):
+        full = to_uint8(paste_back(frame))[0]
+        if out is None:
+            return full
+        out[...] = full
+        return out
+    return generic
+
+
+def _paste_and_write(paste_back, frames, writer: Mp4Writer, keep: bool):
+    """Paste back and encode one frame at a time, so no clip of full-size frames is ever float.
+    ``keep``: also return the clip's uint8 frames (for checkpoints and ``on_clip``), the only
+    full-size clip held; else None."""
+    paste = _frame_paster(paste_back)
+    clip = None
+    scratch = None
+    for t in range(len(frames)):
+        if keep:
+            target = None if clip is None else clip[t]
+            full = paste(frames[t:t + 1], out=target)
+            if clip is None:
+                clip = np.empty((len(frames),) + full.shape, dtype=np.uint8)
+                clip[0] = full
+            writer.write(clip[t:t + 1])
+        else:
+            scratch = paste(frames[t:t + 1], out=scratch)
+            writer.write(scratch[None])
+    return clip
+
+
 # --------------------------------------------------------------------------- the job
 
 def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Tensor,
@@ -190,10 +229,12 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             frames = out.frames[:min(fpc, num_frames - c * fpc)]
             del out
             if paste_back is not None:
-                frames = paste_back(frames)
-            frames_u8 = to_uint8(frames)
+                keep = store is not None or on_clip is not None
+                frames_u8 = _paste_and_write(paste_back, frames, writer, keep=keep)
+            else:
+                frames_u8 = to_uint8(frames)
+                writer.write(frames_u8)
             del frames
-            writer.write(frames_u8)
             if store is not None and c + 1 < num_clips:
                 store.record_clip(c + 1, frames_u8)
                 if pacing.due():
