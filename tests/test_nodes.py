@@ -436,6 +436,24 @@ def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):
         M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 3, False)
 
 
+def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces(pack):
+    # the tiny detector scores 0.5 + peak / 2 with peak in -1..1: a dim picture (peak -0.53) scores 0.24
+    dim = torch.full((1, 120, 160, 3), 60 / 255)
+    with pytest.raises(ValueError) as err:
+        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    message = str(err.value)
+    assert message.startswith("image: no face found") and "detection_threshold 0.50" in message
+    widgets = set(M["MemoFacePrep"].INPUT_TYPES()["required"])
+    assert {"detection_threshold", "allow_no_face"} <= widgets
+    assert "lower detection_threshold" in message and "allow_no_face" in message
+    face, _, info = M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+                                                detection_threshold=0.2)
+    assert face.face_found and "score 0.236" in info and "detection_threshold 0.20" in info
+    with pytest.raises(ValueError, match="^detection_threshold"):
+        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+                                    detection_threshold=1.5)
+
+
 def test_silent_audio_is_an_error_naming_the_audio(pack):
     silent = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
     with pytest.raises(ValueError, match=r"^audio: the audio is silent"):
