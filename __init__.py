@@ -12,8 +12,13 @@ if _HERE not in sys.path:
     sys.path.append(_HERE)
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from .nodes.examples import install_example_inputs  # noqa: E402
 from .nodes.host import register_model_folder  # noqa: E402
 
 register_model_folder()
+install_example_inputs()      # example portrait + voice into ComfyUI's input folder, only where absent
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+# the canvas side of the nodes (audio player on MEMO Load Audio, video and info on the output nodes)
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -82,6 +82,9 @@ def _inputs(cls):
             yield section, name, entry
 
 
+FILE_COMBOS = {("MemoLoadAudio", "audio")}
+
+
 @pytest.mark.parametrize("node_id", sorted(M))
 def test_node_definition_is_valid(node_id):
     cls = M[node_id]
@@ -102,7 +105,9 @@ def test_node_definition_is_valid(node_id):
         assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
         if isinstance(kind, list):
-            assert (kind or opts.get("audio_upload")) and all(isinstance(v, str) for v in kind)
+            # input-folder file lists may be empty on a fresh folder
+            assert (kind or (node_id, name) in FILE_COMBOS) and all(isinstance(v, str) for v in kind)
+            assert not opts.get("audio_upload"), "audio_upload breaks custom nodes in the frontend (web/js adds it)"
             if "default" in opts:
                 assert opts["default"] in kind
         else:
@@ -124,10 +129,37 @@ def test_import_is_cheap_and_registers_nothing_heavy():
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['memo_pack'] = m; "
             "s.loader.exec_module(m); "
             "assert len(m.NODE_CLASS_MAPPINGS) == 14, m.NODE_CLASS_MAPPINGS; "
+            "import os; web = os.path.join(os.path.dirname(m.__file__), m.WEB_DIRECTORY); "
+            "assert os.path.isfile(os.path.join(web, 'js', 'memo_nodes.js')), web; "
             "heavy = [x for x in ('torch', 'diffusers', 'transformers', 'huggingface_hub', 'av') if x in sys.modules]; "
             "assert not heavy, heavy; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
+    from nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
+    from nodes.audio_nodes import decode_audio_file
+
+    sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
+    assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
+    (tmp_path / EXAMPLE_VOICE).write_bytes(b"the user's own file")
+    copied = install_example_inputs(tmp_path)
+    assert [p.name for p in copied] == [EXAMPLE_PORTRAIT]
+    assert (tmp_path / EXAMPLE_VOICE).read_bytes() == b"the user's own file"           # never overwritten
+    assert (tmp_path / EXAMPLE_PORTRAIT).read_bytes() == (EXAMPLES_DIR / EXAMPLE_PORTRAIT).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [EXAMPLE_PORTRAIT, EXAMPLE_VOICE]   # no leftovers
+    assert install_example_inputs(tmp_path) == []
+    monkeypatch.setenv("MEMO_NO_EXAMPLE_INPUTS", "1")
+    assert install_example_inputs(tmp_path / "other") == [] and not (tmp_path / "other").exists()
+    monkeypatch.delenv("MEMO_NO_EXAMPLE_INPUTS")
+    # without ComfyUI (no folder_paths) nothing is written anywhere
+    assert install_example_inputs() == []
+    voice = decode_audio_file(EXAMPLES_DIR / EXAMPLE_VOICE)
+    assert voice["sample_rate"] == 16000 and 3.0 < voice["waveform"].shape[-1] / 16000 < 3.6
+    assert float(voice["waveform"].abs().max()) > 0.1
+    portrait = lib.load_image_tensor(EXAMPLES_DIR / EXAMPLE_PORTRAIT)
+    assert tuple(portrait.shape) == (1, 256, 256, 3)
 
 
 def test_dropdowns_list_what_is_on_disk(pack):
