@@ -7,9 +7,10 @@
 //    widget types) the node stays a working file dropdown.
 // 2. MEMO Render Video / Video Combine: the progress previews sent while rendering take priority
 //    over the node's output in the frontend, so the finished mp4 would stay hidden behind the last
-//    preview frame; when the node reports its output the previews are dropped.
+//    preview frame; when the node reports its output the previews are dropped and the frontend
+//    shows the video as it does for core Save Video.
 // 3. MEMO State Carry shows its info text ("8 of 16 frames done ...") in a read-only box.
-import { app } from "../../scripts/app.js";
+import { app } from "../../../scripts/app.js";   // served at /extensions/<pack>/js/
 
 const AUDIO_LOADERS = new Set(["MemoLoadAudio"]);
 const VIDEO_OUTPUTS = new Set(["MemoRenderVideo", "MemoVideoCombine"]);
@@ -42,13 +43,26 @@ function hideFromPrompt(node, name) {
   }
 }
 
+const PREVIEW_WIDGETS = new Set(["$$canvas-image-preview", "$$comfy_animation_preview"]);
+
 function dropPreviews(node) {
+  // the progress frames live in app.nodePreviewImages (URLs) and node.imgs (loaded pictures)
   const previews = app.nodePreviewImages;
-  if (!previews) return;
-  const graphId = node.graph && !node.graph.isRootGraph ? `${node.graph.id}:` : "";
-  for (const key of [`${graphId}${node.id}`, String(node.id)]) {
-    if (key in previews) delete previews[key];
+  if (previews) {
+    const graphId = node.graph && !node.graph.isRootGraph ? `${node.graph.id}:` : "";
+    for (const key of [`${graphId}${node.id}`, String(node.id)]) {
+      if (key in previews) delete previews[key];
+    }
   }
+  node.imgs = undefined;
+  node.imageIndex = null;
+  if (node.widgets) {
+    for (const w of node.widgets.filter((w) => PREVIEW_WIDGETS.has(w.name))) {
+      w.onRemove?.();
+      node.widgets.splice(node.widgets.indexOf(w), 1);
+    }
+  }
+  node.setDirtyCanvas?.(true, true);
 }
 
 function addInfoBox(node) {
