@@ -87,6 +87,8 @@ def comfy_server(root: Path, comfyui_dir: str, comfyui_python: str, timeout: flo
            "--input-directory", str(root / "input"), "--user-directory", str(root / "user"),
            "--database-url", "sqlite:///:memory:", "--extra-model-paths-config", str(paths["yaml"]),
            "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_LINK]
+    if os.environ.get("COMFYUI_FRONTEND_ROOT"):        # another frontend build (its static/ folder) to test with
+        cmd += ["--front-end-root", os.environ["COMFYUI_FRONTEND_ROOT"]]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
     env.pop("MEMO_NO_EXAMPLE_INPUTS", None)
     started = time.monotonic()

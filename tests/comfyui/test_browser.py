@@ -212,10 +212,13 @@ def test_workflow_runs_from_the_ui_and_shows_its_result(browser, name):
         if o["type"] == "PreviewImage":
             assert o["image"] and o["image"]["width"] == 64, o
         if o["type"] == "MemoryStateCarry":
-            assert o["info"] and "frames" in o["info"], o
+            assert o["info"] == "\n".join(o["ui"]["text"]), o               # the node shows its info text
     if name == "memo_long_chunks":
-        saver = next(o for o in outputs.values() if o["type"] == "MemoryStateCarry" and "save" in o["title"])
-        assert "8 of" in saver["info"] and "memo/long_video.safetensors" in saver["info"], saver["info"]
+        loader, saver = (next(o for o in outputs.values() if o["type"] == "MemoryStateCarry" and word in o["title"])
+                         for word in ("load", "save"))
+        assert loader["info"].endswith("a new video starts"), loader["info"]
+        assert "8 of" in saver["info"] and "frames" in saver["info"], saver["info"]
+        assert "memo/long_video.safetensors" in saver["info"], saver["info"]
 
 
 def test_no_face_error_names_existing_widgets(browser):
