@@ -113,7 +113,9 @@ def main(plan_path: str, results_path: str) -> int:
                                    "LiteGraph.registered_node_types['MemoSampler'])", timeout=180_000)
             page.wait_for_timeout(1500)
             page.evaluate(RECORD_EVENTS)
-            results["boot"] = {"seconds": round(time.monotonic() - t, 1), **seen.take()}
+            results["boot"] = {"seconds": round(time.monotonic() - t, 1),
+                               "frontend": page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null"),
+                               **seen.take()}
             results["nodes"] = _create_nodes(page, plan["node_ids"], shots, seen)
             for wf in plan["workflows"]:
                 results["workflows"][wf["name"]] = _workflow(page, wf, plan, shots, seen)
@@ -154,6 +156,8 @@ def _dialogs(page) -> dict:
       const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
       return {
         dialogs: [...document.querySelectorAll('.p-dialog')].filter(visible).map((d) => d.innerText.slice(0, 2000)),
+        alerts: [...document.querySelectorAll('[role=alert], [role=alertdialog]')].filter(visible)
+          .map((d) => d.innerText.slice(0, 1000)),
         toasts: [...document.querySelectorAll('.p-toast-message')].filter(visible).map((d) => ({
           severity: [...d.classList].find((c) => c.startsWith('p-toast-message-') && c !== 'p-toast-message-content'),
           text: d.innerText.slice(0, 1000)})),

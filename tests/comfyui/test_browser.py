@@ -62,6 +62,10 @@ VIEW = (1600, 1000)
 # The frontend's own chrome: side toolbar on the left, menu bar on top, minimap bottom right.
 FREE_AREA = (48, 40, VIEW[0], VIEW[1])
 OUTPUT_NODES = {"MemoVideoCombine", "MemoRenderVideo", "SaveVideo", "PreviewImage"}
+PINNED_FRONTEND = "1.27."          # what ComfyUI 0.3.64 pins; other frontends (COMFYUI_FRONTEND_ROOT) differ in chrome
+# Requests whose failure would be ours (files, our extension, queueing); a newer frontend on this backend also asks
+# for endpoints the backend lacks (/api/jobs on 1.58), which says nothing about the pack.
+OUR_REQUESTS = ("/view", "/extensions/", "/upload/", "/prompt", "/object_info", "/history")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +100,7 @@ def browser(tmp_path_factory):
     print(f"\nbrowser screenshots: {shots}")
     summary = {n: {k: w.get(k) for k in ("load_seconds", "run_seconds", "queued_with")} | {
         "finish": w["finish"]["type"]} for n, w in results["workflows"].items()}
-    print("browser workflows:", json.dumps(summary))
+    print("browser workflows (frontend", results["boot"]["frontend"], "):", json.dumps(summary))
     return results
 
 
@@ -105,7 +109,8 @@ def _no_errors(seen: dict, what: str) -> None:
     assert seen["dialogs"] == [], f"{what}: dialogs {seen['dialogs']}"
     assert not [t for t in seen["toasts"] if t["severity"] in ("p-toast-message-error", "p-toast-message-warn")], \
         f"{what}: toasts {seen['toasts']}"
-    assert seen["http_errors"] == [], f"{what}: failed requests {seen['http_errors']}"
+    ours = [h for h in seen["http_errors"] if any(part in h for part in OUR_REQUESTS)]
+    assert ours == [], f"{what}: failed requests {ours}"
 
 
 def test_frontend_boots_without_errors_from_the_pack(browser):
@@ -161,11 +166,14 @@ def test_ui_api_export_equals_the_shipped_twin(browser, name):
     for node in exported.values():
         if node["class_type"] == "LoadAudio":
             node["inputs"].pop("audioUI", None)
+        node["_meta"] = {"title": node["_meta"]["title"]}    # newer frontends add e.g. cnr_id (informational)
     assert exported == twin
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_layout_is_readable_at_the_saved_view(browser, name):
+    if not browser["boot"]["frontend"].startswith(PINNED_FRONTEND):
+        pytest.skip(f"layout checked against the pinned frontend's chrome, not {browser['boot']['frontend']}")
     layout = browser["workflows"][name]["layout"]
     saved = json.loads((lib.WORKFLOWS / f"{name}.json").read_text())["extra"]["ds"]
     assert layout["scale"] == pytest.approx(saved["scale"]) and layout["viewport"] == list(VIEW)
@@ -226,8 +234,10 @@ def test_no_face_error_names_existing_widgets(browser):
     assert nf["finish"]["type"] == "execution_error"
     detail = nf["finish"]["detail"]
     assert detail["node_type"] == "MemoFacePrep" and detail["exception_message"].startswith("image: no face found")
-    shown = "\n".join(nf["shown"]["dialogs"])
-    assert "MemoFacePrep" in shown and "detection_threshold" in shown and "allow_no_face" in shown, nf["shown"]
+    assert nf["node_colors"]["last_error_node"] == "11"                # the frontend marks MEMO Face Prep
+    shown = "\n".join(nf["shown"]["dialogs"] + nf["shown"]["alerts"])
+    if browser["boot"]["frontend"].startswith(PINNED_FRONTEND):        # 1.27 shows the message in a dialog
+        assert "MemoFacePrep" in shown and "detection_threshold" in shown and "allow_no_face" in shown, nf["shown"]
     assert nf["page_errors"] == []
 
 
