@@ -121,6 +121,7 @@ def main(plan_path: str, results_path: str) -> int:
                 results["workflows"][wf["name"]] = _workflow(page, wf, plan, shots, seen)
             results["no_face"] = _no_face(page, plan, shots, seen)
             results["cancel"] = _cancel(page, plan, shots, seen)
+            results["without_extension"] = _without_extension(ctx, plan, shots)
         finally:
             ctx.close()
     Path(results_path).write_text(json.dumps(results, indent=2, default=str))
@@ -370,6 +371,31 @@ def _cancel(page, plan, shots, seen) -> dict:
     page.screenshot(path=str(shots / "cancel_2_stopped.png"))
     _close_dialogs(page)
     out.update(seen.take())
+    return out
+
+
+def _without_extension(ctx, plan, shots) -> dict:
+    """A frontend that does not run the pack's web extension (blocked here) still gets working nodes."""
+    page = ctx.new_page()
+    seen = _Watch(page)
+    page.route("**/extensions/memo_pack/**", lambda route: route.abort())
+    page.goto(plan["url"])
+    page.wait_for_function("!!(window.app && app.graph && app.canvas && window.LiteGraph && "
+                           "LiteGraph.registered_node_types['MemoSampler'])", timeout=180_000)
+    page.wait_for_timeout(1500)
+    seen.take()
+    wf = next(w for w in plan["workflows"] if w["name"] == plan["no_face"]["workflow"])
+    _load(page, json.loads(Path(wf["ui"]).read_text()), "without_extension")
+    out = {"load": {**_dialogs(page), "node_problems": page.evaluate(NODE_PROBLEMS), **seen.take()}}
+    out["memo_load_audio"] = page.evaluate("""() => {
+      const n = LiteGraph.createNode("MemoLoadAudio");
+      const loaded = app.graph._nodes.find((x) => x.type === "MemoLoadAudio");
+      return {created: !!n, widgets: n ? n.widgets.map((w) => w.name) : null,
+              loaded_widgets: loaded ? loaded.widgets.map((w) => [w.name, w.value]) : null};
+    }""")
+    out["api_export"] = page.evaluate("async () => (await app.graphToPrompt()).output")
+    page.screenshot(path=str(shots / "without_extension.png"))
+    page.close()
     return out
 
 

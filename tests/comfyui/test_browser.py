@@ -249,6 +249,18 @@ def test_cancel_stops_the_sampler(browser):
     assert c["shown"]["dialogs"] == [] and c["page_errors"] == []
 
 
+def test_without_the_web_extension_memo_load_audio_is_a_working_dropdown(browser):
+    """Graceful degradation: a frontend that does not run web/js/memo_nodes.js gets no broken node."""
+    w = browser["without_extension"]
+    _no_errors(w["load"], "without the extension")
+    assert w["load"]["node_problems"] == []
+    audio = w["memo_load_audio"]
+    assert audio["created"] and audio["widgets"] == ["start", "duration", "audio"]
+    assert audio["loaded_widgets"] == [["start", 0], ["duration", 0], ["audio", bw.VOICE]]
+    twin = json.loads((lib.WORKFLOWS / "api" / "memo_basic.api.json").read_text())
+    assert {k: v["inputs"] for k, v in w["api_export"].items()} == {k: v["inputs"] for k, v in twin.items()}
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
