@@ -74,15 +74,15 @@ class MemoLoadAudio:
 
     @classmethod
     def INPUT_TYPES(cls):
-        # the file combo comes last: the frontend adds its audio player and upload button right after it,
-        # so widget values of saved workflows stay aligned whatever it adds there
+        # The file combo comes last and is a plain combo: web/js/memo_nodes.js adds core Load Audio's
+        # player and upload button after it (the frontend's own `audio_upload` handling breaks custom
+        # nodes), so a frontend without the extension still gets a working dropdown.
         return {"required": {
             "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01,
                                 "tooltip": "Skip this many seconds at the beginning."}),
             "duration": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01,
                                    "tooltip": "Seconds to keep after start; 0 = until the end."}),
             "audio": (host.list_input_files(("audio", "video")), {
-                "audio_upload": True,
                 "tooltip": "Audio or video file in ComfyUI's input folder (upload with the button). Any format "
                            "FFmpeg reads: wav, flac, mp3, m4a/aac, ogg, opus, mp4 soundtracks."}),
         }}

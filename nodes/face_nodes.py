@@ -43,6 +43,10 @@ class MemoFacePrep:
                                           "tooltip": "When no face is found: error (default), or go on with the "
                                                      "official zero face embedding (crop mode then frames the "
                                                      "whole picture as in resize mode)."}),
+            "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 0.99, "step": 0.01,
+                                              "tooltip": "Minimum face-detector score (0.5 is InsightFace's and "
+                                                         "MEMO's). Lower it when a real face is missed (small, "
+                                                         "turned or dark faces); raise it to skip false faces."}),
         }}
 
     RETURN_TYPES = (MEMO_FACE, "IMAGE", "STRING")
@@ -55,7 +59,7 @@ class MemoFacePrep:
     DESCRIPTION = "Detects and embeds the face and frames the portrait for MEMO."
 
     def prepare(self, face_model, image, mode="crop", width=512, height=512, crop_scale=2.0, offset_y=0.0,
-                face_index=0, allow_no_face=False):
+                face_index=0, allow_no_face=False, detection_threshold=0.5):
         from ..memo_model.face import NoFaceError, embedding_tensor, frame_portrait
         from ..memo_model.face.images import to_rgb_uint8
 
@@ -67,11 +71,18 @@ class MemoFacePrep:
             rgb = to_rgb_uint8(image[:1], name="image", batch_index=0)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"image: {exc}") from exc
+        threshold = float(detection_threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"detection_threshold: must be between 0 and 1, got {threshold}")
         try:
-            face = face_model.analyzer.get_face(rgb, index=int(face_index), allow_no_face=bool(allow_no_face))
-        except NoFaceError as exc:
-            raise ValueError(f"image: {exc}; use a clearer frontal photo, or switch on allow_no_face "
-                             "(MEMO then animates with a zero face embedding)") from exc
+            face = face_model.analyzer.get_face(rgb, index=int(face_index), allow_no_face=bool(allow_no_face),
+                                                det_thresh=threshold)
+        except NoFaceError:
+            # name the widgets that exist on this node, not the library's parameters
+            raise ValueError(f"image: no face found in the {rgb.shape[1]}x{rgb.shape[0]} portrait at "
+                             f"detection_threshold {threshold:.2f}; use a clearer frontal photo, lower "
+                             "detection_threshold, or switch allow_no_face on (MEMO then animates with a zero "
+                             "face embedding)") from None
         except IndexError as exc:
             raise ValueError(f"face_index: {exc}") from exc
         used_mode = mode
@@ -99,7 +110,8 @@ class MemoFacePrep:
         info = [f"picture {w0}x{h0}, generated {int(width)}x{int(height)}, mode {used_mode}"]
         if face is not None:
             box = ", ".join(f"{v:.0f}" for v in face.bbox)
-            info.append(f"face #{int(face_index)}: box ({box}), score {face.score:.3f}")
+            info.append(f"face #{int(face_index)}: box ({box}), score {face.score:.3f} "
+                        f"(detection_threshold {threshold:.2f})")
         info.append(f"framing box {tuple(int(v) for v in framing.box)}")
         info += notes
         memo_face = MemoFace(reference=reference, embedding=embedding, framing=framing, face_found=face is not None,

@@ -83,6 +83,9 @@ def _inputs(cls):
             yield section, name, entry
 
 
+FILE_COMBOS = {("MemoLoadAudio", "audio")}
+
+
 @pytest.mark.parametrize("node_id", sorted(M))
 def test_node_definition_is_valid(node_id):
     cls = M[node_id]
@@ -103,7 +106,9 @@ def test_node_definition_is_valid(node_id):
         assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
         if isinstance(kind, list):
-            assert (kind or opts.get("audio_upload")) and all(isinstance(v, str) for v in kind)
+            # input-folder file lists may be empty on a fresh folder
+            assert (kind or (node_id, name) in FILE_COMBOS) and all(isinstance(v, str) for v in kind)
+            assert not opts.get("audio_upload"), "audio_upload breaks custom nodes in the frontend (web/js adds it)"
             if "default" in opts:
                 assert opts["default"] in kind
         else:
@@ -125,10 +130,37 @@ def test_import_is_cheap_and_registers_nothing_heavy():
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['memo_pack'] = m; "
             "s.loader.exec_module(m); "
             "assert len(m.NODE_CLASS_MAPPINGS) == 14, m.NODE_CLASS_MAPPINGS; "
+            "import os; web = os.path.join(os.path.dirname(m.__file__), m.WEB_DIRECTORY); "
+            "assert os.path.isfile(os.path.join(web, 'js', 'memo_nodes.js')), web; "
             "heavy = [x for x in ('torch', 'diffusers', 'transformers', 'huggingface_hub', 'av') if x in sys.modules]; "
             "assert not heavy, heavy; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
+    from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
+    from memo_pack.nodes.audio_nodes import decode_audio_file
+
+    sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
+    assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
+    (tmp_path / EXAMPLE_VOICE).write_bytes(b"the user's own file")
+    copied = install_example_inputs(tmp_path)
+    assert [p.name for p in copied] == [EXAMPLE_PORTRAIT]
+    assert (tmp_path / EXAMPLE_VOICE).read_bytes() == b"the user's own file"           # never overwritten
+    assert (tmp_path / EXAMPLE_PORTRAIT).read_bytes() == (EXAMPLES_DIR / EXAMPLE_PORTRAIT).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [EXAMPLE_PORTRAIT, EXAMPLE_VOICE]   # no leftovers
+    assert install_example_inputs(tmp_path) == []
+    monkeypatch.setenv("MEMO_NO_EXAMPLE_INPUTS", "1")
+    assert install_example_inputs(tmp_path / "other") == [] and not (tmp_path / "other").exists()
+    monkeypatch.delenv("MEMO_NO_EXAMPLE_INPUTS")
+    # without ComfyUI (no folder_paths) nothing is written anywhere
+    assert install_example_inputs() == []
+    voice = decode_audio_file(EXAMPLES_DIR / EXAMPLE_VOICE)
+    assert voice["sample_rate"] == 16000 and 3.0 < voice["waveform"].shape[-1] / 16000 < 3.6
+    assert float(voice["waveform"].abs().max()) > 0.1
+    portrait = lib.load_image_tensor(EXAMPLES_DIR / EXAMPLE_PORTRAIT)
+    assert tuple(portrait.shape) == (1, 256, 256, 3)
 
 
 def test_dropdowns_list_what_is_on_disk(pack):
@@ -435,6 +467,24 @@ def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):
     assert "no face found" in info
     with pytest.raises(ValueError, match="^face_index"):
         M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 3, False)
+
+
+def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces(pack):
+    # the tiny detector scores 0.5 + peak / 2 with peak in -1..1: a dim picture (peak -0.53) scores 0.24
+    dim = torch.full((1, 120, 160, 3), 60 / 255)
+    with pytest.raises(ValueError) as err:
+        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    message = str(err.value)
+    assert message.startswith("image: no face found") and "detection_threshold 0.50" in message
+    widgets = set(M["MemoFacePrep"].INPUT_TYPES()["required"])
+    assert {"detection_threshold", "allow_no_face"} <= widgets
+    assert "lower detection_threshold" in message and "allow_no_face" in message
+    face, _, info = M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+                                                detection_threshold=0.2)
+    assert face.face_found and "score 0.236" in info and "detection_threshold 0.20" in info
+    with pytest.raises(ValueError, match="^detection_threshold"):
+        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+                                    detection_threshold=1.5)
 
 
 def test_silent_audio_is_an_error_naming_the_audio(pack):

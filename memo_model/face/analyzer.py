@@ -138,20 +138,23 @@ class FaceAnalyzer:
             self._embed(rgb, f)
         return faces
 
-    def get_face(self, image, *, index: int = 0, allow_no_face: bool = False) -> Face | None:
+    def get_face(self, image, *, index: int = 0, allow_no_face: bool = False,
+                 det_thresh: float | None = None) -> Face | None:
         """The face MEMO conditions on: ``index`` 0 is the largest (official); only it is embedded.
 
         No face raises :class:`NoFaceError` unless ``allow_no_face``, which returns None
-        (``embedding_tensor(None)`` is then the official zero embedding).
+        (``embedding_tensor(None)`` is then the official zero embedding). ``det_thresh``
+        overrides the detector's minimum score for this picture (None: the one it was loaded with).
         """
         rgb = to_rgb_uint8(image)
-        faces = self._faces(rgb, order_largest_first(self.detector.detect(rgb)))
+        found = self.detector.detect(rgb) if det_thresh is None else self.detector.detect(rgb, threshold=det_thresh)
+        faces = self._faces(rgb, order_largest_first(found))
         if not faces:
             if allow_no_face:
                 return None
-            thresh = getattr(self.detector, "det_thresh", None)
+            thresh = det_thresh if det_thresh is not None else getattr(self.detector, "det_thresh", None)
             raise NoFaceError(f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} portrait"
-                              + (f" at detection threshold {thresh:g}" if isinstance(thresh, float) else ""))
+                              + (f" at detection threshold {thresh:g}" if isinstance(thresh, (int, float)) else ""))
         if not -len(faces) <= index < len(faces):
             raise IndexError(f"face index {index} requested but {len(faces)} face(s) were found "
                              "(0 is the largest)")

@@ -156,8 +156,11 @@ class ScrfdDetector:
         x = (canvas.astype(np.float32) - 127.5) * np.float32(1.0 / 128.0)
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
-    def detect(self, image_rgb: np.ndarray) -> Detections:
-        """Faces in an RGB uint8 [H, W, 3] image, highest score first after NMS."""
+    def detect(self, image_rgb: np.ndarray, threshold: float | None = None) -> Detections:
+        """Faces in an RGB uint8 [H, W, 3] image, highest score first after NMS.
+
+        ``threshold`` overrides ``det_thresh`` (the minimum score) for this call only."""
+        threshold = self.det_thresh if threshold is None else float(threshold)
         canvas, det_scale = letterbox(image_rgb, self.input_wh)
         outs = self.session.run(self.output_names, {self.input_name: self._blob(canvas)})
         if self.batched:
@@ -178,7 +181,7 @@ class ScrfdDetector:
                 if arr is not None and arr.size != n * width:
                     raise ValueError(f"{self.model_path.name}: stride {stride} {label} output has "
                                      f"shape {arr.shape}, expected {n}x{width}")
-            s, b, k = decode_stride(centers, stride, sc, bb, kp, self.det_thresh)
+            s, b, k = decode_stride(centers, stride, sc, bb, kp, threshold)
             scores_l.append(s)
             boxes_l.append(b)
             if k is not None:
@@ -222,8 +225,11 @@ class MediaPipeDetector:
             raise ValueError(f"cannot load MediaPipe face detector {str(self.model_path)!r}: "
                              f"{exc}") from exc
 
-    def detect(self, image_rgb: np.ndarray) -> Detections:
-        """Faces in an RGB uint8 [H, W, 3] image, in MediaPipe's order; kps are ArcFace's 5."""
+    def detect(self, image_rgb: np.ndarray, threshold: float | None = None) -> Detections:
+        """Faces in an RGB uint8 [H, W, 3] image, in MediaPipe's order; kps are ArcFace's 5.
+
+        ``threshold`` drops faces scoring below it; MediaPipe itself already dropped those below
+        the ``min_confidence`` it was built with, so a lower threshold finds nothing more."""
         from .embed import estimate_mouth_corners
 
         h, w = image_rgb.shape[:2]
@@ -237,9 +243,10 @@ class MediaPipeDetector:
             scores.append(d.categories[0].score if d.categories else 0.0)
             pts = np.array([[k.x * w, k.y * h] for k in d.keypoints[:4]], dtype=np.float64)
             kps.append(estimate_mouth_corners(pts))
-        return Detections(np.asarray(boxes, np.float32).reshape(-1, 4),
-                          np.asarray(scores, np.float32),
-                          np.asarray(kps, np.float32).reshape(-1, 5, 2))
+        det = Detections(np.asarray(boxes, np.float32).reshape(-1, 4),
+                         np.asarray(scores, np.float32),
+                         np.asarray(kps, np.float32).reshape(-1, 5, 2))
+        return det if threshold is None else det.take(np.nonzero(det.scores >= float(threshold))[0])
 
     def close(self) -> None:
         """Free the MediaPipe graph now rather than at interpreter exit."""

@@ -4,8 +4,11 @@
 
 The graphs are defined once below; both formats are generated from them, the UI files with
 widget values in the order the ComfyUI frontend expects (inputs in declaration order, a
-"control_after_generate" value after seeds, the upload widgets of file combos). Only core nodes
-and this pack are used. tests/test_workflows.py checks the files against this definition.
+"control_after_generate" value after seeds, the upload widgets of file combos), one group per
+stage with a note, display titles, and a saved view that shows the output nodes in a 1600x1000
+window at a zoom where the frontend still draws text. Only core nodes and this pack are used.
+tests/test_workflows.py checks the files against this definition; tests/comfyui/test_browser.py
+loads and runs them in the real frontend.
 """
 from __future__ import annotations
 
@@ -34,8 +37,29 @@ CORE = {
 UPLOAD_EXTRA = {"image_upload": ["image"], "audio_upload": [None, None]}
 
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
-PORTRAIT = "memo_portrait.png"
-VOICE = "memo_speech.wav"
+PORTRAIT = "memo_example_portrait.png"     # shipped in example_inputs/, copied into input/ by the pack
+VOICE = "memo_example_voice.wav"
+# Widgets the pack's web extension (web/js/memo_nodes.js) adds after a file combo: audio player + upload button.
+FRONTEND_EXTRA = {"MemoLoadAudio": {"audio": [None, None]}}
+
+# Canvas layout. Body sizes (without the 30 px title bar) as the 1.27 frontend computes them for each node
+# (LiteGraph computeSize, measured in the browser test), plus room for image/video previews.
+TITLE_H = 30
+GAP = 36
+COLUMN_W = 340
+WIDE = {"MemoRenderVideo": 420}
+BODY_H = {"MemoModelLoader": 106, "VAELoader": 58, "MemoAudioModelLoader": 106, "MemoEmotionModelLoader": 130,
+          "MemoVocalSeparatorLoader": 82, "MemoFaceModelLoader": 82, "LoadImage": 330, "MemoLoadAudio": 184,
+          "LoadAudio": 136, "MemoAudioEncode": 146, "MemoDetectEmotion": 78, "MemoFacePrep": 266, "MemoSampler": 440,
+          "MemoryStateCarry": 198, "MemoPasteBack": 78, "MemoVideoCombine": 150, "MemoRenderVideo": 402,
+          "CreateVideo": 78, "SaveVideo": 130, "PreviewImage": 250}
+GROUP_PAD = 15
+GROUP_TITLE_H = 44
+GROUP_GAP = 40
+VIEW_SCALE = 0.7                 # above the frontend's text level-of-detail threshold (8 px / 14 px = 0.57)
+VIEW_MARGIN = (64, 56)           # screen px left free for the side toolbar and the top menu
+GROUP_COLORS = {"models": "#3f789e", "inputs": "#8a8", "prepare": "#b58b2a", "generate": "#a1309b", "output": "#88a"}
+NOTE_COLORS = {"color": "#432", "bgcolor": "#653"}
 
 
 def _pack_nodes():
@@ -52,7 +76,7 @@ def node_def(class_type: str):
         return inputs, outputs, extra, set()
     cls = _pack_nodes().NODE_CLASS_MAPPINGS[class_type]
     spec = cls.INPUT_TYPES()
-    inputs, extra, seeds = [], {}, set()
+    inputs, extra, seeds = [], dict(FRONTEND_EXTRA.get(class_type, {})), set()
     for section in ("required", "optional"):
         for name, entry in spec.get(section, {}).items():
             kind = entry[0]
@@ -67,125 +91,190 @@ def node_def(class_type: str):
     return inputs, outputs, extra, seeds
 
 
-def _loaders(x=0, y=0):
+def _loaders():
     return [
-        (1, "MemoModelLoader", (x, y), {"checkpoint": "memo", "precision": "auto", "download_missing": False}),
-        (2, "VAELoader", (x, y + 150), {"vae_name": VAE_FILE}),
-        (3, "MemoAudioModelLoader", (x, y + 250),
-         {"wav2vec": "wav2vec2-base-960h", "precision": "fp32", "download_missing": False}),
-        (4, "MemoEmotionModelLoader", (x, y + 400),
-         {"emotion2vec": "emotion2vec_plus_large", "classifier": "memo", "precision": "fp32",
-          "download_missing": False}),
-        (5, "MemoVocalSeparatorLoader", (x, y + 570), {"checkpoint": "memo", "download_missing": False}),
-        (6, "MemoFaceModelLoader", (x, y + 690), {"checkpoint": "memo", "download_missing": False}),
+        (1, "MemoModelLoader", {"checkpoint": "memo", "precision": "auto", "download_missing": False}),
+        (2, "VAELoader", {"vae_name": VAE_FILE}),
+        (3, "MemoAudioModelLoader", {"wav2vec": "wav2vec2-base-960h", "precision": "fp32", "download_missing": False}),
+        (4, "MemoEmotionModelLoader", {"emotion2vec": "emotion2vec_plus_large", "classifier": "memo",
+                                       "precision": "fp32", "download_missing": False}),
+        (5, "MemoVocalSeparatorLoader", {"checkpoint": "memo", "download_missing": False}),
+        (6, "MemoFaceModelLoader", {"checkpoint": "memo", "download_missing": False}),
     ]
 
 
-def _front_ends(audio_node, mode, x=420, y=0):
+def _front_ends(audio_node, mode):
     return [
-        (7, "LoadImage", (x, y), {"image": PORTRAIT}),
-        (9, "MemoAudioEncode", (x, y + 560),
-         {"wav2vec": (3, 0), "audio": (audio_node, 0), "fps": 30, "vocal_separation": True, "frames_per_clip": 16,
-          "separator": (5, 0)}),
-        (10, "MemoDetectEmotion", (x, y + 760), {"audio": (audio_node, 0), "emotion_model": (4, 0), "override": ""}),
-        (11, "MemoFacePrep", (x + 400, y),
-         {"face_model": (6, 0), "image": (7, 0), "mode": mode, "width": 512, "height": 512, "crop_scale": 2.0,
-          "offset_y": 0.0, "face_index": 0, "allow_no_face": False}),
+        (7, "LoadImage", {"image": PORTRAIT}),
+        (9, "MemoAudioEncode", {"wav2vec": (3, 0), "audio": (audio_node, 0), "fps": 30, "vocal_separation": True,
+                                "frames_per_clip": 16, "separator": (5, 0)}),
+        (10, "MemoDetectEmotion", {"audio": (audio_node, 0), "emotion_model": (4, 0), "override": ""}),
+        (11, "MemoFacePrep", {"face_model": (6, 0), "image": (7, 0), "mode": mode, "width": 512, "height": 512,
+                              "crop_scale": 2.0, "offset_y": 0.0, "face_index": 0, "allow_no_face": False,
+                              "detection_threshold": 0.5}),
     ]
 
 
-def _sampler(x=820, y=360, state=None, max_frames=0):
+def _sampler(state=None, max_frames=0):
     inputs = {"memo_models": (1, 0), "vae": (2, 0), "face": (11, 0), "audio": (9, 0), "emotion": (10, 0),
               "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "max_frames": max_frames}
     if state is not None:
         inputs["state"] = state
-    return (12, "MemoSampler", (x, y), inputs)
+    return (12, "MemoSampler", inputs)
+
+
+_MEMO_LOAD_AUDIO = (8, "MemoLoadAudio", {"start": 0.0, "duration": 0.0, "audio": VOICE})
+MODELS_NOTE = ("Models: put MEMO's files in models/memo/ and sd-vae-ft-mse as models/vae/" + VAE_FILE + ", or switch "
+               "download_missing on in the MEMO loaders (fetches exactly the missing files once).")
+INPUTS_NOTE = ("Inputs: your portrait and your voice (upload buttons, or drop files on the nodes). The example "
+               "portrait and voice come with the pack (see its example_inputs/README.md).")
+PREPARE_NOTE = ("Prepare: Face Prep finds and frames the face (raise or lower detection_threshold if it finds none); "
+                "Audio Encode turns the voice into MEMO's audio features; Detect Emotion reads its emotion.")
+
+
+def _groups(generate_note, output_note, generate, output, prepare_extra=(), inputs=(7, 8)):
+    """The stages left to right; output nodes sit at the top of their group so that the video or
+    picture they show when done grows into free space (and clear of the frontend's minimap)."""
+    return [
+        ("models", "1 · Models", MODELS_NOTE, [1, 2, 3, 4, 5, 6]),
+        ("inputs", "2 · Inputs", INPUTS_NOTE, list(inputs)),
+        ("prepare", "3 · Prepare", PREPARE_NOTE, [11, 9, 10, *prepare_extra]),
+        ("generate", "4 · Generate", generate_note, list(generate)),
+        *([("output", "5 · Output", output_note, list(output))] if output else []),
+    ]
 
 
 WORKFLOWS = {
     "memo_basic": {
-        "note": ("MEMO basic: portrait + speech -> mp4.\n\nPut the models in models/memo/ (or switch on "
-                 "download_missing on the loaders) and sd-vae-ft-mse as models/vae/" + VAE_FILE + ". "
-                 "Pick your picture in Load Image and your voice in MEMO Load Audio. 'resize' framing is the "
-                 "official MEMO behaviour (the picture squashed to 512x512): use a square portrait."),
-        "nodes": _loaders() + [(8, "MemoLoadAudio", (420, 380), {"start": 0.0, "duration": 0.0, "audio": VOICE})]
-        + _front_ends(8, "resize") + [
+        "titles": {},
+        "nodes": _loaders() + [_MEMO_LOAD_AUDIO] + _front_ends(8, "resize") + [
             _sampler(),
-            (13, "MemoVideoCombine", (1240, 360),
+            (13, "MemoVideoCombine",
              {"images": (12, 0), "fps": (12, 2), "filename_prefix": "MEMO/basic", "crf": 18, "audio": (12, 1)}),
         ],
+        "groups": _groups(
+            "Generate: MEMO animates the portrait to the voice, 16 frames per clip. 'resize' framing (Prepare) is the "
+            "official MEMO behaviour: the picture squashed to 512x512, so use a square portrait.",
+            "Output: an H.264 + AAC mp4 in output/MEMO/basic_NNNNN_.mp4, played on the node when done.",
+            generate=[12], output=[13]),
     },
     "memo_crop_pasteback": {
-        "note": ("MEMO crop + paste-back for any picture size and aspect ratio.\n\nMEMO Face Prep cuts a 512x512 "
-                 "crop around the face (crop_scale = crop size / face size), MEMO animates the crop and MEMO "
-                 "Paste Back blends the animated crop into the full picture. The result goes through the core "
-                 "Create Video -> Save Video nodes. Audio comes from the core Load Audio node."),
-        "nodes": _loaders() + [(8, "LoadAudio", (420, 380), {"audio": VOICE})] + _front_ends(8, "crop") + [
+        "titles": {8: "Load Audio (voice)", 14: "Preview Image (MEMO's crop)"},
+        "nodes": _loaders() + [(8, "LoadAudio", {"audio": VOICE})] + _front_ends(8, "crop") + [
             _sampler(),
-            (14, "PreviewImage", (1240, 0), {"images": (11, 1)}),
-            (13, "MemoPasteBack", (1240, 360), {"images": (12, 0), "face": (11, 0), "feather": 0.1}),
-            (15, "CreateVideo", (1640, 360), {"images": (13, 0), "fps": (12, 2), "audio": (12, 1)}),
-            (16, "SaveVideo", (1640, 520),
+            (14, "PreviewImage", {"images": (11, 1)}),
+            (13, "MemoPasteBack", {"images": (12, 0), "face": (11, 0), "feather": 0.1}),
+            (15, "CreateVideo", {"images": (13, 0), "fps": (12, 2), "audio": (12, 1)}),
+            (16, "SaveVideo",
              {"video": (15, 0), "filename_prefix": "MEMO/pasteback", "format": "auto", "codec": "auto"}),
         ],
+        "groups": _groups(
+            "Generate: MEMO animates the 512x512 crop around the face (crop_scale = crop size / face size; the "
+            "preview in Prepare shows the crop). Paste Back blends the animated crop into the full picture (any "
+            "size and aspect ratio) and the core Create Video makes a video of it.",
+            "Output: the core Save Video writes output/MEMO/pasteback_NNNNN_.mp4 and plays it when done.",
+            generate=[12, 13, 15], output=[16], prepare_extra=[14]),
     },
     "memo_long_chunks": {
-        "note": ("MEMO long audio in chunks.\n\nEach queue run renders the next max_frames frames (rounded to whole "
-                 "16-frame clips) and writes them as MEMO/long_part_NNNNN_.mp4. MEMO State Carry loads the state "
-                 "the previous run saved (output/memo/long_video.safetensors) and saves the new one, so the "
-                 "video continues exactly where it stopped. Queue again until the sampler reports that the whole "
-                 "audio is rendered; delete the state file (or change file_name) to start over. The same works "
-                 "over the API: post the same prompt repeatedly (scripts/memo_api.py --until-done)."),
-        "nodes": _loaders() + [(8, "MemoLoadAudio", (420, 380), {"start": 0.0, "duration": 0.0, "audio": VOICE})]
-        + _front_ends(8, "crop") + [
-            (17, "MemoryStateCarry", (820, 160), {"mode": "load or start", "file_name": "memo/long_video"}),
+        "titles": {17: "MEMO State Carry: load the previous run", 18: "MEMO State Carry: save for the next run"},
+        "nodes": _loaders() + [_MEMO_LOAD_AUDIO] + _front_ends(8, "crop") + [
+            (17, "MemoryStateCarry", {"mode": "load or start", "file_name": "memo/long_video"}),
             _sampler(state=(17, 0), max_frames=160),
-            (18, "MemoryStateCarry", (1240, 160), {"mode": "save", "file_name": "memo/long_video", "state": (12, 3)}),
-            (13, "MemoVideoCombine", (1240, 400),
+            (18, "MemoryStateCarry", {"mode": "save", "file_name": "memo/long_video", "state": (12, 3)}),
+            (13, "MemoVideoCombine",
              {"images": (12, 0), "fps": (12, 2), "filename_prefix": "MEMO/long_part", "crf": 18, "audio": (12, 1)}),
         ],
-    },    "memo_long_stream": {
-        "note": ("MEMO long audio in one run, streamed to one mp4.\n\nMEMO Render Video samples clip by clip and "
-                 "pastes, encodes and releases each clip at once, so memory stays flat for any audio length and "
-                 "the mp4 has exactly as many frames as the audio lasts. With resume on, a checkpoint is kept "
-                 "next to the output while it renders (MEMO/long_NNNNN_.mp4.memo-resume/): if the run is "
-                 "cancelled or ComfyUI stops, queue the same workflow again and it continues from the last "
-                 "finished clip. Keep the seed fixed (control_after_generate: fixed) to resume."),
-        "nodes": _loaders() + [(8, "MemoLoadAudio", (420, 380), {"start": 0.0, "duration": 0.0, "audio": VOICE})]
-        + _front_ends(8, "crop") + [
-            (12, "MemoRenderVideo", (820, 360),
+        "groups": _groups(
+            "Generate: each run renders the next max_frames frames (whole 16-frame clips). State Carry loads the "
+            "state the last run saved (output/memo/long_video.safetensors) and saves the new one, so the video "
+            "continues exactly. Queue again until the sampler says the audio is done; delete the file to start "
+            "over. Over the API: scripts/memo_api.py --until-done.",
+            "Output: State Carry saves the state and shows the frames done; one part per run, "
+            "output/MEMO/long_part_NNNNN_.mp4.",
+            generate=[17, 12], output=[18, 13]),
+    },
+    "memo_long_stream": {
+        "titles": {},
+        "nodes": _loaders() + [_MEMO_LOAD_AUDIO] + _front_ends(8, "crop") + [
+            (12, "MemoRenderVideo",
              {"memo_models": (1, 0), "vae": (2, 0), "face": (11, 0), "audio": (9, 0), "emotion": (10, 0),
               "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "paste_back": True,
               "feather": 0.1, "filename_prefix": "MEMO/long", "crf": 18, "resume": True}),
         ],
+        "groups": _groups(
+            "Generate + output: Render Video samples clip by clip and pastes, encodes and releases each clip, so "
+            "memory stays flat for any audio length; output/MEMO/long_NNNNN_.mp4 plays on the node when done. "
+            "With resume on, queue the same workflow again after Cancel or a crash (same seed, control 'fixed') "
+            "and it continues from the last finished clip.",
+            None, generate=[12], output=[]),
     },
 }
 
 
 def display_name(class_type: str) -> str:
     if class_type in CORE:
-        return class_type
+        return CORE_TITLES[class_type]
     return _pack_nodes().NODE_DISPLAY_NAME_MAPPINGS[class_type]
+
+
+CORE_TITLES = {"LoadImage": "Load Image (portrait)", "LoadAudio": "Load Audio", "VAELoader": "Load VAE (sd-vae-ft-mse)",
+               "CreateVideo": "Create Video", "SaveVideo": "Save Video", "PreviewImage": "Preview Image",
+               "PreviewAudio": "Preview Audio"}
+
+
+def node_title(graph: dict, nid: int, class_type: str) -> str:
+    return graph.get("titles", {}).get(nid) or display_name(class_type)
+
+
+def _note_height(text: str, width: int) -> int:
+    chars_per_line = max(20, (width - 24) // 7)
+    lines = sum(max(1, -(-len(par) // chars_per_line)) for par in text.split("\n"))
+    return 20 + 17 * lines
+
+
+def layout(graph: dict) -> dict:
+    """Positions of the nodes, one group per stage left to right, a note on top of each group.
+
+    Returns {"nodes": {id: (x, y, w, h)}, "notes": [(group key, x, y, w, h, text)], "groups": [(key, title,
+    [x, y, w, h])], "view": {"scale", "offset"}} in canvas units (a node's rect is its body; its title bar is above)."""
+    kinds = {nid: ctype for nid, ctype, _i in graph["nodes"]}
+    x = 0
+    nodes, notes, groups = {}, [], []
+    for key, title, note, members in graph["groups"]:
+        width = max([COLUMN_W] + [WIDE.get(kinds[m], COLUMN_W) for m in members])
+        y = GROUP_TITLE_H
+        nh = _note_height(note, width)
+        notes.append((key, x + GROUP_PAD, y + TITLE_H, width, nh, note))
+        y += TITLE_H + nh + GAP
+        for m in members:
+            h = BODY_H[kinds[m]]
+            nodes[m] = (x + GROUP_PAD, y + TITLE_H, width, h)
+            y += TITLE_H + h + GAP
+        groups.append((key, title, [x, 0, width + 2 * GROUP_PAD, y - GAP + GROUP_PAD]))
+        x += width + 2 * GROUP_PAD + GROUP_GAP
+    offset = [round(VIEW_MARGIN[0] / VIEW_SCALE, 1), round(VIEW_MARGIN[1] / VIEW_SCALE, 1)]
+    return {"nodes": nodes, "notes": notes, "groups": groups, "view": {"scale": VIEW_SCALE, "offset": offset}}
 
 
 def to_api(graph: dict) -> dict:
     api = {}
-    for nid, ctype, _pos, inputs in graph["nodes"]:
+    for nid, ctype, inputs in graph["nodes"]:
         api[str(nid)] = {
             "class_type": ctype,
             "inputs": {k: ([str(v[0]), v[1]] if isinstance(v, tuple) else v) for k, v in inputs.items()},
-            "_meta": {"title": display_name(ctype)},
+            "_meta": {"title": node_title(graph, nid, ctype)},
         }
     return dict(sorted(api.items(), key=lambda kv: int(kv[0])))
 
 
 def to_ui(name: str, graph: dict) -> dict:
     nodes_out, links = [], []
-    defs = {nid: node_def(ctype) for nid, ctype, _p, _i in graph["nodes"]}
+    defs = {nid: node_def(ctype) for nid, ctype, _i in graph["nodes"]}
+    place = layout(graph)
     out_links: dict = {}
     link_id = 0
     link_of: dict = {}
-    for nid, ctype, _pos, inputs in graph["nodes"]:
+    for nid, ctype, inputs in graph["nodes"]:
         in_defs = defs[nid][0]
         for slot, (iname, itype, _opt) in enumerate(in_defs):
             v = inputs.get(iname)
@@ -197,7 +286,7 @@ def to_ui(name: str, graph: dict) -> dict:
                 link_of[(nid, iname)] = link_id
                 out_links.setdefault((src, src_slot), []).append(link_id)
     order = {nid: i for i, (nid, *_rest) in enumerate(sorted(graph["nodes"], key=lambda n: _depth(graph, n[0])))}
-    for nid, ctype, pos, inputs in graph["nodes"]:
+    for nid, ctype, inputs in graph["nodes"]:
         in_defs, out_defs, extra, seeds = defs[nid]
         ui_inputs, widgets = [], []
         for iname, itype, optional in in_defs:
@@ -223,29 +312,32 @@ def to_ui(name: str, graph: dict) -> dict:
         outputs = [{"name": oname, "type": otype, "links": out_links.get((nid, i), []),
                     **({"slot_index": i} if out_links.get((nid, i)) else {})}
                    for i, (oname, otype) in enumerate(out_defs)]
-        height = 46 + 24 * (len(ui_inputs) + len(widgets)) + (250 if ctype in ("LoadImage", "PreviewImage") else 0)
+        x, y, w, h = place["nodes"][nid]
         nodes_out.append({
-            "id": nid, "type": ctype, "pos": [pos[0], pos[1]], "size": [360, height], "flags": {},
+            "id": nid, "type": ctype, "pos": [x, y], "size": [w, h], "flags": {},
             "order": order[nid], "mode": 0, "inputs": ui_inputs, "outputs": outputs,
             "properties": {"Node name for S&R": ctype, **({"cnr_id": "comfy-core"} if ctype in CORE else {})},
-            "widgets_values": widgets, "title": display_name(ctype),
+            "widgets_values": widgets, "title": node_title(graph, nid, ctype),
         })
-    note_id = max(n["id"] for n in nodes_out) + 1
-    nodes_out.append({"id": note_id, "type": "Note", "pos": [-420, 0], "size": [380, 300], "flags": {},
-                      "order": len(nodes_out), "mode": 0, "inputs": [], "outputs": [], "properties": {},
-                      "widgets_values": [graph["note"]], "color": "#432", "bgcolor": "#653"})
+    next_id = max(n["id"] for n in nodes_out) + 1
+    for i, (_key, x, y, w, h, text) in enumerate(place["notes"]):
+        nodes_out.append({"id": next_id + i, "type": "Note", "pos": [x, y], "size": [w, h], "flags": {},
+                          "order": len(nodes_out), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                          "widgets_values": [text], "title": "Note", **NOTE_COLORS})
     nodes_out.sort(key=lambda n: n["id"])
+    groups = [{"id": i + 1, "title": title, "bounding": bounding, "color": GROUP_COLORS[key], "font_size": 24,
+               "flags": {}} for i, (key, title, bounding) in enumerate(place["groups"])]
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"memo-comfyui/{name}")),
-        "revision": 0, "last_node_id": note_id, "last_link_id": link_id,
-        "nodes": nodes_out, "links": links, "groups": [], "config": {},
-        "extra": {"ds": {"scale": 0.8, "offset": [480, 40]}, "memo_workflow": name},
+        "revision": 0, "last_node_id": max(n["id"] for n in nodes_out), "last_link_id": link_id,
+        "nodes": nodes_out, "links": links, "groups": groups, "config": {},
+        "extra": {"ds": place["view"], "memo_workflow": name},
         "version": 0.4,
     }
 
 
 def _depth(graph, nid, seen=None) -> int:
-    inputs = next(i for n, _c, _p, i in graph["nodes"] if n == nid)
+    inputs = next(i for n, _c, i in graph["nodes"] if n == nid)
     srcs = [v[0] for v in inputs.values() if isinstance(v, tuple)]
     return 0 if not srcs else 1 + max(_depth(graph, s) for s in srcs)
 
