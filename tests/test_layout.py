@@ -1,0 +1,70 @@
+"""The layout rules hold: the suite runs from any clone folder name, the pack leaves sys.path alone,
+no module imports another module's private names, library modules stay small, and the code passes
+the project's ruff configuration."""
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_LINES = 420
+
+
+def library_modules():
+    return sorted(p for p in (REPO / "memo_model").rglob("*.py"))
+
+
+def test_no_private_names_cross_modules():
+    crossing = []
+    for path in library_modules() + sorted((REPO / "nodes").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                crossing += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names
+                             if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not crossing, crossing
+
+
+def test_library_modules_stay_small():
+    big = [f"{p.relative_to(REPO)}: {n}" for p in library_modules()
+           if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    assert not big, f"split these modules (over {MAX_LINES} lines): {big}"
+
+
+def test_importing_the_pack_leaves_sys_path_alone():
+    code = ("import importlib.util as u, sys; before = list(sys.path); "
+            f"s = u.spec_from_file_location('pack_x', r'{REPO / '__init__.py'}', "
+            f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['pack_x'] = m; "
+            "s.loader.exec_module(m); assert sys.path == before, sys.path; "
+            "assert 'memo_model' not in sys.modules, 'the pack imported a global memo_model'; "
+            "print(len(m.NODE_CLASS_MAPPINGS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 14
+
+
+def test_suite_runs_from_a_folder_with_a_hyphen(tmp_path):
+    """Cloned as the README says (`memo-talking-head`), pytest imports the tests, the pack and the library."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "memo-talking-head"
+    for name in files.stdout.splitlines():
+        if (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_identity.py", "tests/test_nodes.py::test_import_is_cheap_and_registers_nothing_heavy"],
+                         cwd=clone, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert " passed" in out.stdout
+
+
+def test_ruff_passes():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -r requirements-test.txt)")
+    out = subprocess.run([ruff, "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:]
