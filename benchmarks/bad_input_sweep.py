@@ -138,7 +138,7 @@ def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     folder_mp4 = tmp / "outdir_case" / "talk.mp4"
     folder_mp4.mkdir(parents=True)
 
-    I, A = ["--image", str(portrait)], ["--audio", str(voice)]
+    IMG, A = ["--image", str(portrait)], ["--audio", str(voice)]
     cases = [
         ("no --image", A, models),
         ("--image not found", ["--image", str(tmp / "nope.png")] + A, models),
@@ -149,50 +149,50 @@ def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
         ("--image 48x48 (12 px face)", ["--image", str(small_face)] + A, models),
         ("--image no face", ["--image", str(black)] + A, models),
         ("--image no face + --allow-no-face", ["--image", str(black), "--allow-no-face"] + A, models),
-        ("--det-threshold 2", I + A + ["--det-threshold", "2"], models),
+        ("--det-threshold 2", IMG + A + ["--det-threshold", "2"], models),
         ("--image 42 MP + --paste-back", ["--image", str(huge), "--paste-back"] + A, models),
-        ("--audio not found", I + ["--audio", str(tmp / "nope.wav")], models),
-        ("--audio empty file", I + ["--audio", str(empty)], models),
-        ("--audio is a picture", I + ["--audio", str(portrait)], models),
-        ("--audio silent", I + ["--audio", str(silent)], models),
-        ("--audio truncated mp3", I + ["--audio", str(truncated_mp3)], models),
-        ("--audio truncated flac", I + ["--audio", str(truncated_flac)], models),
-        ("--audio over --max-audio-minutes", I + ["--audio", str(long_voice), "--max-audio-minutes", "0.01"], models),
-        ("--output is a folder", I + A + ["--output", str(folder_mp4)], models),
-        ("--output folder missing", I + A + ["--output", str(tmp / "no" / "dir" / "o.mp4")], models),
-        ("--output not .mp4", I + A + ["--output", str(tmp / "o.avi")], models),
-        ("--output unwritable (/proc)", I + A + ["--output", "/proc/memo.mp4"], models),
-        ("--seed 2**70", I + A + ["--seed", str(2 ** 70)], models),
-        ("--seed -1", I + A + ["--seed", "-1"], models),
-        ("--cfg nan", I + A + ["--cfg", "nan"], models),
-        ("--cfg -1", I + A + ["--cfg", "-1"], models),
-        ("--fps 0", I + A + ["--fps", "0"], models),
-        ("--fps 1000", I + A + ["--fps", "1000"], models),
-        ("--steps 0", I + A + ["--steps", "0"], models),
-        ("--size 100", I + A + ["--size", "100"], models),
-        ("--frames-per-clip 0", I + A + ["--frames-per-clip", "0"], models),
-        ("--past-frames 64", I + A + ["--past-frames", "64"], models),
-        ("--device cuda (none)", I + A + ["--device", "cuda"], models),
-        ("--models missing", I + A + ["--models", str(tmp / "nomodels")], None),
-        ("MEMO checkpoint truncated", I + A, damaged("diffusion_net/diffusion_pytorch_model.safetensors", half)),
-        ("wav2vec model.safetensors truncated", I + A, damaged("wav2vec2-base-960h/model.safetensors", half)),
-        ("VAE truncated", I + A, damaged("vae/diffusion_pytorch_model.safetensors", half)),
-        ("VAE replaced by another model", I + A, damaged(
+        ("--audio not found", IMG + ["--audio", str(tmp / "nope.wav")], models),
+        ("--audio empty file", IMG + ["--audio", str(empty)], models),
+        ("--audio is a picture", IMG + ["--audio", str(portrait)], models),
+        ("--audio silent", IMG + ["--audio", str(silent)], models),
+        ("--audio truncated mp3", IMG + ["--audio", str(truncated_mp3)], models),
+        ("--audio truncated flac", IMG + ["--audio", str(truncated_flac)], models),
+        ("--audio over --max-audio-minutes", IMG + ["--audio", str(long_voice), "--max-audio-minutes", "0.01"], models),
+        ("--output is a folder", IMG + A + ["--output", str(folder_mp4)], models),
+        ("--output folder missing", IMG + A + ["--output", str(tmp / "no" / "dir" / "o.mp4")], models),
+        ("--output not .mp4", IMG + A + ["--output", str(tmp / "o.avi")], models),
+        ("--output unwritable (/proc)", IMG + A + ["--output", "/proc/memo.mp4"], models),
+        ("--seed 2**70", IMG + A + ["--seed", str(2 ** 70)], models),
+        ("--seed -1", IMG + A + ["--seed", "-1"], models),
+        ("--cfg nan", IMG + A + ["--cfg", "nan"], models),
+        ("--cfg -1", IMG + A + ["--cfg", "-1"], models),
+        ("--fps 0", IMG + A + ["--fps", "0"], models),
+        ("--fps 1000", IMG + A + ["--fps", "1000"], models),
+        ("--steps 0", IMG + A + ["--steps", "0"], models),
+        ("--size 100", IMG + A + ["--size", "100"], models),
+        ("--frames-per-clip 0", IMG + A + ["--frames-per-clip", "0"], models),
+        ("--past-frames 64", IMG + A + ["--past-frames", "64"], models),
+        ("--device cuda (none)", IMG + A + ["--device", "cuda"], models),
+        ("--models missing", IMG + A + ["--models", str(tmp / "nomodels")], None),
+        ("MEMO checkpoint truncated", IMG + A, damaged("diffusion_net/diffusion_pytorch_model.safetensors", half)),
+        ("wav2vec model.safetensors truncated", IMG + A, damaged("wav2vec2-base-960h/model.safetensors", half)),
+        ("VAE truncated", IMG + A, damaged("vae/diffusion_pytorch_model.safetensors", half)),
+        ("VAE replaced by another model", IMG + A, damaged(
             "vae/diffusion_pytorch_model.safetensors",
             lambda d: (models / "image_proj/diffusion_pytorch_model.safetensors").read_bytes())),
-        ("SCRFD .onnx truncated", I + A, damaged("misc/face_analysis/models/scrfd_10g_bnkps.onnx", half)),
-        ("glintr100 .onnx truncated", I + A, damaged("misc/face_analysis/models/glintr100.onnx", half)),
-        ("Kim_Vocal_2 .onnx truncated", I + A, damaged("misc/vocal_separator/Kim_Vocal_2.onnx", lambda d: d[:60])),
-        ("emotion2vec model.pt truncated", I + A, damaged("emotion2vec_plus_large/model.pt", half)),
-        ("VAE config.json broken", I + A, damaged("vae/config.json", lambda d: d[:20])),
-        ("all at once (seed, cfg, output, file)", I + A + ["--seed", str(2 ** 70), "--cfg", "nan", "--output",
+        ("SCRFD .onnx truncated", IMG + A, damaged("misc/face_analysis/models/scrfd_10g_bnkps.onnx", half)),
+        ("glintr100 .onnx truncated", IMG + A, damaged("misc/face_analysis/models/glintr100.onnx", half)),
+        ("Kim_Vocal_2 .onnx truncated", IMG + A, damaged("misc/vocal_separator/Kim_Vocal_2.onnx", lambda d: d[:60])),
+        ("emotion2vec model.pt truncated", IMG + A, damaged("emotion2vec_plus_large/model.pt", half)),
+        ("VAE config.json broken", IMG + A, damaged("vae/config.json", lambda d: d[:20])),
+        ("all at once (seed, cfg, output, file)", IMG + A + ["--seed", str(2 ** 70), "--cfg", "nan", "--output",
                                                            str(folder_mp4)],
          damaged("wav2vec2-base-960h/model.safetensors", half)),
     ]
     if os.geteuid() != 0:
         unreadable = damaged("misc/face_analysis/models/scrfd_10g_bnkps.onnx", lambda d: d)
         (unreadable / "misc/face_analysis/models/scrfd_10g_bnkps.onnx").chmod(0)
-        cases.append(("SCRFD .onnx unreadable (chmod 0)", I + A, unreadable))
+        cases.append(("SCRFD .onnx unreadable (chmod 0)", IMG + A, unreadable))
     return cases
 
 

@@ -147,7 +147,8 @@ def check_long_path(seconds: float, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
-    ap.add_argument("--parts", nargs="+", default=["wav2vec", "emotion"], choices=["wav2vec", "wav2vec_to_file", "emotion"])
+    ap.add_argument("--parts", nargs="+", default=["wav2vec", "emotion"],
+                    choices=["wav2vec", "wav2vec_to_file", "emotion"])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--check-long-path", action="store_true")
     ap.add_argument("--one", nargs=2, metavar=("PART", "SECONDS"), help=argparse.SUPPRESS)

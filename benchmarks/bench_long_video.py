@@ -89,7 +89,7 @@ class FakePipeline:
             gen.set_state(state.rng_state)
             prev, index = state.past_frames[-1], state.clip_index
         frames = []
-        for i in range(len(audio_features)):
+        for _ in range(len(audio_features)):
             shift = torch.rand(3, 1, 1, generator=gen) * 0.2 - 0.1
             prev = (prev.roll(1, dims=-1) + shift).clamp(-1, 1)
             frames.append(prev)
@@ -201,7 +201,8 @@ def main() -> None:
                 out = Path(tmp) / f"{model}-{seconds:g}.mp4"
                 argv = ["--model", model, "--seconds", str(seconds), "--checkpoint", str(ckpt),
                         "--output", str(out), "--steps", str(args.steps), "--cfg", str(args.cfg),
-                        "--pipeline", args.pipeline, "--features", args.features] + (["--resume"] if args.resume else [])
+                        "--pipeline", args.pipeline, "--features", args.features]
+                argv += ["--resume"] if args.resume else []
                 info, peak = run_child(argv)
                 row = {"pipeline": args.pipeline, "model": model, "size": SIZES[model], "audio_s": seconds,
                        "steps": args.steps, "cfg": args.cfg, "resume": args.resume, "features": args.features,

@@ -66,7 +66,8 @@ class MemoFacePrep:
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
         if getattr(image, "dim", lambda: 0)() != 4 or image.shape[0] < 1:
-            raise ValueError(f"image: expected IMAGE [batch, height, width, 3], got {tuple(getattr(image, 'shape', ()))}")
+            shape = tuple(getattr(image, "shape", ()))
+            raise ValueError(f"image: expected IMAGE [batch, height, width, 3], got {shape}")
         try:
             rgb = to_rgb_uint8(image[:1], name="image", batch_index=0)
         except (TypeError, ValueError) as exc:

@@ -53,7 +53,8 @@ def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[t
     pattern = _counter_pattern(name)
     found = []
     for p in folder.iterdir():
-        m = pattern.fullmatch(p.name[:-len(suffix + RESUME_SUFFIX)]) if p.name.endswith(suffix + RESUME_SUFFIX) else None
+        ending = suffix + RESUME_SUFFIX
+        m = pattern.fullmatch(p.name[:-len(ending)]) if p.name.endswith(ending) else None
         target = folder / p.name[:-len(RESUME_SUFFIX)]
         if m and p.is_dir() and not target.exists():
             found.append((int(m.group(1)), target))

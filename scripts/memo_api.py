@@ -151,7 +151,7 @@ def apply_assignments(prompt: dict, assignments: list[str]) -> None:
 
 
 def set_media(prompt: dict, image: str | None, audio: str | None) -> None:
-    for nid, node in prompt.items():
+    for node in prompt.values():
         if image is not None and node["class_type"] in IMAGE_LOADERS:
             node["inputs"]["image"] = image
         if audio is not None and node["class_type"] in AUDIO_LOADERS:
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
         if args.seed is not None:
             set_input(prompt, "MemoSampler", "seed", args.seed)
         apply_assignments(prompt, args.set)
-        for n in range(1, args.max_runs + 1):
+        for _ in range(args.max_runs):
             prompt_id, entry, files = run(args.server, prompt, args.out, args.timeout)
             for f in files:
                 print(f"saved {f}")

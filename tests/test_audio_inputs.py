@@ -90,7 +90,7 @@ def test_video_without_audio_stream(tmp_path):
     with av.open(str(path), "w") as out:
         v = out.add_stream("mpeg4", rate=10)
         v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
-        for i in range(5):
+        for _ in range(5):
             for p in v.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
                 out.mux(p)
         for p in v.encode(None):

@@ -103,7 +103,8 @@ def test_unexpected_missing_and_misshaped_keys_are_refused(tmp_path):
 
 def test_extra_blocks_need_an_explicit_choice(tmp_path):
     folder, state = copy_fixture(tmp_path)
-    extra = {k.replace("blocks.1.", "blocks.2."): v + 1 for k, v in state.items() if k.startswith("d2v_model.blocks.1.")}
+    extra = {k.replace("blocks.1.", "blocks.2."): v + 1 for k, v in state.items()
+             if k.startswith("d2v_model.blocks.1.")}
     torch.save({**state, **extra}, folder / "model.pt")
     with pytest.raises(Emotion2vecError, match="ignore_extra_blocks=True"):
         load_emotion2vec(folder)

@@ -56,7 +56,8 @@ def test_suite_runs_from_a_folder_with_a_hyphen(tmp_path):
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, clone / name)
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/test_identity.py", "tests/test_nodes.py::test_import_is_cheap_and_registers_nothing_heavy"],
+                          "tests/test_identity.py",
+                          "tests/test_nodes.py::test_import_is_cheap_and_registers_nothing_heavy"],
                          cwd=clone, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert " passed" in out.stdout

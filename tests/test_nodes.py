@@ -139,8 +139,8 @@ def test_import_is_cheap_and_registers_nothing_heavy():
 
 
 def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
-    from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
     from memo_pack.nodes.audio_nodes import decode_audio_file
+    from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
 
     sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
     assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
@@ -231,7 +231,8 @@ def test_face_prep_crop_framing(pack):
     x0, y0, x1, y1 = face.framing.box
     assert x1 - x0 == y1 - y0 and 0 < x0 and x1 < 320                  # a square crop inside the wide picture
     with torch.inference_mode():
-        resized, _, _ = M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "resize", SIZE, SIZE, 2.0, 0.0, 0, False)
+        resized, _, _ = M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "resize", SIZE, SIZE, 2.0, 0.0, 0,
+                                                    False)
     assert tuple(resized.framing.box) == (0, 0, 320, 200)
     assert torch.equal(resized.embedding, face.embedding)              # same face, same embedding
 
@@ -296,7 +297,8 @@ def test_end_to_end_to_mp4(pack):
         result = M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/e2e", 18, audio)
     assert tuple(pasted.shape) == (16, 200, 320, 3)
     x0, _, x1, _ = pack.face.framing.box
-    np.testing.assert_allclose(pasted[:, :, : x0 - 1].numpy(), pack.image[:, :, : x0 - 1].expand(16, -1, -1, -1).numpy(),
+    left = pack.image[:, :, : x0 - 1].expand(16, -1, -1, -1).numpy()
+    np.testing.assert_allclose(pasted[:, :, : x0 - 1].numpy(), left,
                                atol=1e-6)                                   # outside the crop: the original
     assert not torch.allclose(pasted[:, 80:120, x0 + 20:x1 - 20], pack.image[:, 80:120, x0 + 20:x1 - 20])
     path = Path(result["result"][0])
@@ -655,7 +657,10 @@ def test_render_video_checks_output_and_picture_size_before_sampling(pack, monke
 
 
 def test_settings_far_from_trained_are_logged(pack, caplog, monkeypatch):
-    monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    def fail(*_a, **_k):
+        raise RuntimeError("x")
+
+    monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", fail)
     with caplog.at_level("WARNING", logger="memo.nodes"), pytest.raises(RuntimeError):
         render(pack, filename_prefix="MEMO/warn")
     text = caplog.text

@@ -32,7 +32,8 @@ def golden_memory(clip: dict, net) -> dict:
         blocks, k = [], 0
         while f"memory.{path}.temporal_transformer.transformer_blocks.{k}.attention_blocks.0.KV" in clip:
             j = 0
-            while (base := f"memory.{path}.temporal_transformer.transformer_blocks.{k}.attention_blocks.{j}") + ".KV" in clip:
+            block = f"memory.{path}.temporal_transformer.transformer_blocks.{k}"
+            while (base := f"{block}.attention_blocks.{j}") + ".KV" in clip:
                 blocks.append((clip[base + ".KV"], clip[base + ".Z"]))
                 j += 1
             k += 1

@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 from memo_model.apps import cli
-
-from memo_model.checks import model_files
-
-from memo_model.checks import preflight
 from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
+from memo_model.checks import model_files, preflight
 
 WORK_STARTED = "memo: reading"          # the CLI's first line of real work (face / audio)
 
@@ -354,8 +351,8 @@ def test_decompression_bomb_is_a_problem_not_a_crash(tmp_path, monkeypatch):
 
 
 def test_expected_tensors_are_checked_in_a_vae_folder_named_otherwise(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     path = tmp_path / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors"
     path.parent.mkdir()

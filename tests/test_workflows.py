@@ -46,7 +46,7 @@ def test_files_are_up_to_date():
 
 def ui_to_api(ui: dict) -> dict:
     """What the frontend's "Export (API)" does, for the widget kinds these workflows use."""
-    links = {l[0]: l for l in ui["links"]}
+    links = {link[0]: link for link in ui["links"]}
     api = {}
     for node in ui["nodes"]:
         if node["type"] in VIRTUAL:
@@ -122,7 +122,8 @@ def test_ui_layout_groups_notes_titles_and_example_files(name):
     for x, y, w, h in groups:
         assert (x + ds["offset"][0]) * ds["scale"] >= 0 and (x + w + ds["offset"][0]) * ds["scale"] <= 1600
         assert (y + ds["offset"][1]) * ds["scale"] >= 0 and (y + h + ds["offset"][1]) * ds["scale"] <= 1000
-    assert {n["_meta"]["title"] for n in _api(name).values()} == {n["title"] for n in ui["nodes"] if n["type"] != "Note"}
+    titles = {n["title"] for n in ui["nodes"] if n["type"] != "Note"}
+    assert {n["_meta"]["title"] for n in _api(name).values()} == titles
 
 
 def _overlap(a, b) -> bool:
@@ -240,7 +241,8 @@ def run_prompt(prompt: dict, env) -> dict:
         return out
 
     outputs = [nid for nid, n in prompt.items()
-               if n["class_type"] in ("SaveVideo", "PreviewImage") or getattr(M.get(n["class_type"]), "OUTPUT_NODE", False)]
+               if n["class_type"] in ("SaveVideo", "PreviewImage")
+               or getattr(M.get(n["class_type"]), "OUTPUT_NODE", False)]
     with torch.inference_mode():
         for nid in outputs:
             run(nid)
@@ -284,7 +286,8 @@ def test_long_chunks_workflow_continues_across_runs(env):
     parts = []
     for run in range(2):
         ui = run_prompt(prompt, env)
-        saver = next(k for k, n in prompt.items() if n["class_type"] == "MemoryStateCarry" and n["inputs"]["mode"] == "save")
+        saver = next(k for k, n in prompt.items()
+                     if n["class_type"] == "MemoryStateCarry" and n["inputs"]["mode"] == "save")
         state = ui[saver]["memo_state"][0]
         assert state["frames_done"] == 8 * (run + 1) and state["file"] == "memo/long_video.safetensors"
         video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]

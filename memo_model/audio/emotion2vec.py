@@ -55,7 +55,7 @@ def parse_conv_spec(spec: Union[str, list]) -> tuple:
         layers = value(ast.parse(spec, mode="eval").body)
     except SyntaxError as exc:
         raise Emotion2vecError(f"feature_encoder_spec {spec!r} is not a list expression") from exc
-    if not isinstance(layers, list) or not all(isinstance(l, tuple) and len(l) == 3 for l in layers):
+    if not isinstance(layers, list) or not all(isinstance(layer, tuple) and len(layer) == 3 for layer in layers):
         raise Emotion2vecError(f"feature_encoder_spec {spec!r} must be a list of (dim, kernel, stride)")
     return tuple(layers)
 

@@ -123,7 +123,8 @@ def load_emotion2vec(folder: Union[str, Path], *, device="cpu", dtype=torch.floa
         parts = [f"{len(missing)} missing: {show(missing)}" if missing else "",
                  f"{len(unexpected)} unexpected: {show(unexpected)}" if unexpected else "",
                  f"{len(misshaped)} with other shapes: {show(misshaped)}" if misshaped else ""]
-        raise Emotion2vecError(f"{folder / 'model.pt'} does not match config.yaml ({'; '.join(p for p in parts if p)}). "
+        found = "; ".join(p for p in parts if p)
+        raise Emotion2vecError(f"{folder / 'model.pt'} does not match config.yaml ({found}). "
                                "Use the config.yaml that came with this model.pt.")
     tensors = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
     model.load_state_dict(tensors, strict=True, assign=True)

@@ -120,7 +120,8 @@ def check_output(output, *, name: str = "--output", suffix: Optional[str] = ".mp
     if suffix and out.suffix.lower() != suffix:
         return [f"{name} {out}: the file name must end in {suffix}"]
     if out.is_dir():
-        return [f"{name} {out}: is an existing folder; give a file name inside it, e.g. {out / ('video' + (suffix or ''))}"]
+        example = out / ("video" + (suffix or ""))
+        return [f"{name} {out}: is an existing folder; give a file name inside it, e.g. {example}"]
     folder = out.parent
     if not folder.exists():
         return [f"{name} {out}: folder {folder} does not exist; create it first"]
@@ -167,9 +168,9 @@ def check_settings(*, name: Callable[[str], str] = cli_name, seed=None, steps=No
                               "faces come out distorted or blurred")
     if fps is not None and whole("fps", fps, 1, MAX_FPS):
         if not TRAINED_FPS / 2 <= fps <= TRAINED_FPS * 2:
+            look = "sped up" if fps < TRAINED_FPS else f"slowed, and take {fps / TRAINED_FPS:.0f}x as long"
             r.warnings.append(f"{name('fps')} {fps}: MEMO was trained at {TRAINED_FPS} fps; at {fps} fps it "
-                              f"renders {fps} frames per second of audio and the motion will look "
-                              f"{'sped up' if fps < TRAINED_FPS else 'slowed, and take ' + format(fps / TRAINED_FPS, '.0f') + 'x as long'}")
+                              f"renders {fps} frames per second of audio and the motion will look {look}")
     for key, trained in (("frames_per_clip", TRAINED_FRAMES_PER_CLIP), ("past_frames", TRAINED_PAST_FRAMES)):
         value = {"frames_per_clip": frames_per_clip, "past_frames": past_frames}[key]
         if value is not None and whole(key, value, 1, 256):

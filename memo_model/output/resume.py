@@ -275,9 +275,10 @@ class CheckpointPacing:
     of the render's time, else after every few clips (``max_share=None``: always).
 
     The state holds every temporal layer's memory: kilobytes for test models, but several GB at
-    512x512 (a KV memory per temporal attention block, both CFG halves), which on a fast GPU can take as long to write as a clip
-    takes to generate. The clips in between are still recorded, so a crash loses at most the
-    clips since the last state, and a resumed file is byte-identical either way."""
+    512x512 (a KV memory per temporal attention block, both CFG halves), which on a fast GPU can
+    take as long to write as a clip takes to generate. The clips in between are still recorded, so
+    a crash loses at most the clips since the last state, and a resumed file is byte-identical
+    either way."""
 
     def __init__(self, max_share: Optional[float]):
         self.max_share = max_share

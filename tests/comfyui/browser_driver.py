@@ -192,7 +192,8 @@ def _create_nodes(page, node_ids, shots, seen) -> dict:
       return out;
     }""", node_ids)
     page.wait_for_timeout(800)
-    page.evaluate("() => { app.canvas.ds.scale = 0.6; app.canvas.ds.offset = [20, 40]; app.canvas.setDirty(true, true); }")
+    page.evaluate("() => { app.canvas.ds.scale = 0.6; app.canvas.ds.offset = [20, 40]; "
+                  "app.canvas.setDirty(true, true); }")
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "nodes_created.png"))
     copy = page.evaluate("""async () => {

@@ -18,10 +18,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import memo_pack_testlib as lib
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-import memo_pack_testlib as lib
 
 PACK_LINK = "memo_pack"
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
@@ -97,7 +97,7 @@ def comfy_server(root: Path, comfyui_dir: str, comfyui_python: str, timeout: flo
                         break
                 except OSError:
                     if proc.poll() is not None or time.monotonic() - started > timeout:
-                        raise RuntimeError("ComfyUI did not start:\n" + log_path.read_text()[-4000:])
+                        raise RuntimeError("ComfyUI did not start:\n" + log_path.read_text()[-4000:]) from None
                     time.sleep(0.5)
             host = Host(url=url, root=root, proc=proc, log=log_path, startup_s=round(time.monotonic() - started, 1))
             yield host
