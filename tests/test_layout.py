@@ -45,6 +45,7 @@ def test_importing_the_pack_leaves_sys_path_alone():
     assert int(out.stdout) >= 14
 
 
+@pytest.mark.slow
 def test_suite_runs_from_a_folder_with_a_hyphen(tmp_path):
     """Cloned as the README says (`memo-talking-head`), pytest imports the tests, the pack and the library."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)

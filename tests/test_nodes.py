@@ -189,6 +189,7 @@ def test_audio_encode_and_emotion(pack):
     assert plain.fingerprint != pack.memo_audio.fingerprint
 
 
+@pytest.mark.slow
 def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypatch):
     from memo_pack.nodes import audio_nodes
 
@@ -314,6 +315,7 @@ def test_end_to_end_to_mp4(pack):
     assert Path(again["result"][0]).name == "e2e_00002_.mp4" and probe_video(again["result"][0]).audio_seconds is None
 
 
+@pytest.mark.slow
 def test_chunked_render_through_state_file_equals_one_run(pack):
     carry = M["MemoryStateCarry"]()
     full, full_audio, _, _ = sample(pack)
@@ -391,6 +393,7 @@ def render(ns, **kw):
         return M["MemoRenderVideo"]().render(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
 
 
+@pytest.mark.slow
 def test_streaming_render_equals_sampler_pasteback_combine(pack):
     """MemoRenderVideo (clip by clip, pasted and encoded as it goes) writes the same video as
     MemoSampler -> MemoPasteBack -> MemoVideoCombine, with the same audio track."""
@@ -423,6 +426,7 @@ def test_streaming_render_equals_sampler_pasteback_combine(pack):
         assert np.array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_streaming_render_resumes_after_interrupt(pack):
     from memo_model.output.render import resume_dir_for
 

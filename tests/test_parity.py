@@ -68,6 +68,7 @@ def test_audio_tokens(golden, nets, clip):
     assert rel(tokens, golden[clip]["audio_tensor"]) < TOL
 
 
+@pytest.mark.slow
 def test_diffusion_net_every_step_teacher_forced(golden, nets):
     net = nets.diffusion_net
     previous = None
@@ -130,6 +131,7 @@ def test_emotion_classifier(parity_dir):
     assert i == 5
 
 
+@pytest.mark.slow
 def test_end_to_end_video(golden, parity_dir):
     """Both clips chained from the dumped inputs and seed 42: the official video."""
     pipe = MemoPipeline.from_pretrained(parity_dir / "ckpt", parity_dir / "ckpt" / "vae")

@@ -260,6 +260,7 @@ def tiny_prompt(name: str, **extra) -> dict:
     return api
 
 
+@pytest.mark.slow
 def test_basic_workflow_runs(env):
     from memo_model.output.probe import probe_video
 
@@ -270,6 +271,7 @@ def test_basic_workflow_runs(env):
     assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
 
 
+@pytest.mark.slow
 def test_crop_pasteback_workflow_runs_through_core_video_nodes(env):
     from memo_model.output.probe import probe_video
 
@@ -279,6 +281,7 @@ def test_crop_pasteback_workflow_runs_through_core_video_nodes(env):
     assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
 
 
+@pytest.mark.slow
 def test_long_chunks_workflow_continues_across_runs(env):
     from memo_model.output.probe import probe_video
 
@@ -299,6 +302,7 @@ def test_long_chunks_workflow_continues_across_runs(env):
         run_prompt(prompt, env)
 
 
+@pytest.mark.slow
 def test_long_stream_workflow_writes_one_pasted_back_video(env):
     from memo_model.output.probe import probe_video
     from memo_model.output.render import resume_dir_for
