@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                "audio_proj/ misc/ (hub repo memoavatar/memo), vae/ (stabilityai/sd-vae-ft-mse), "
                "wav2vec2-base-960h/ (facebook/wav2vec2-base-960h), emotion2vec_plus_large/ "
                "(emotion2vec/emotion2vec_plus_large). Example: python -m memo_model --image me.jpg "
-               "--audio speech.wav --output me.mp4 --download")
+               "--audio speech.wav --output me.mp4 --download. Many videos (on several GPUs or machines): "
+               "python -m memo_model batch --help")
     io = p.add_argument_group("inputs and output")
     io.add_argument("--image", type=Path, metavar="FILE", help="portrait picture (png, jpg, webp) with one clearly "
                     "visible face; the largest face is animated")
@@ -203,8 +204,19 @@ def _ensure_models(args, components) -> dict:
     return {name: dl.location(name, args.models, locations) for name in components}
 
 
-def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
-    """Face, framing, audio, features and emotion labels; front-end models are freed after use.
+def _frontend(frontends: Optional[dict], key: tuple, load):
+    """A front-end model: loaded for this job (freed after use), or kept in `frontends`, the
+    cache of a process that renders job after job (``python -m memo_model batch`` workers)."""
+    if frontends is None:
+        return load()
+    if key not in frontends:
+        frontends[key] = load()
+    return frontends[key]
+
+
+def _prepare_inputs(args, where: dict, device, features_file: Path, frontends: Optional[dict] = None) -> dict:
+    """Face, framing, audio, features and emotion labels; front-end models are freed after use
+    (unless `frontends` keeps them, see :func:`_frontend`).
 
     The wav2vec features go to `features_file` layer by layer and are read back clip by clip,
     so their memory does not grow with the audio (663 MB for 10 minutes otherwise)."""
@@ -220,7 +232,8 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
         image = load_image(args.image)
     except ValueError as exc:
         raise UsageError(f"--image: {exc}") from None
-    analyzer = FaceAnalyzer.from_pretrained(where["face"])
+    analyzer = _frontend(frontends, ("face", str(where["face"])),
+                         lambda: FaceAnalyzer.from_pretrained(where["face"]))
     try:
         face = analyzer.get_face(image)
     except NoFaceError as exc:
@@ -244,13 +257,19 @@ def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
         from .vocal_separation import VocalSeparator
 
         say("separating the voice from the background")
-        voice = VocalSeparator.from_file(where["vocal_separator"]).separate(audio)
+        separator = _frontend(frontends, ("vocal_separator", str(where["vocal_separator"])),
+                              lambda: VocalSeparator.from_file(where["vocal_separator"]))
+        voice = separator.separate(audio)
+        del separator
     say(f"{audio.duration:.2f} s of audio -> wav2vec features")
-    encoder = AudioEncoder.from_pretrained(where["wav2vec"], device=device)
+    encoder = _frontend(frontends, ("wav2vec", str(where["wav2vec"]), str(device)),
+                        lambda: AudioEncoder.from_pretrained(where["wav2vec"], device=device))
     features = encoder.encode(voice, args.fps, args.frames_per_clip, to_file=features_file)
     del encoder, voice
     say("detecting the emotion of the speech")
-    detector = EmotionDetector.from_pretrained(where["emotion2vec"], where["emotion_classifier"], device=device)
+    detector = _frontend(frontends, ("emotion", str(where["emotion2vec"]), str(device)),
+                         lambda: EmotionDetector.from_pretrained(where["emotion2vec"],
+                                                                 where["emotion_classifier"], device=device))
     labels = detector.detect(audio, features.num_frames)
     del detector
     if device.type == "cuda":
@@ -303,6 +322,17 @@ def _quiet_third_party() -> None:
 
 def render(args) -> Path:
     """Run one render from parsed options (after the tiny-demo set-up, if any)."""
+    return render_job(args).path
+
+
+def render_job(args, *, pipeline=None, frontends: Optional[dict] = None, progress=None,
+               max_checkpoint_share: Optional[float] = 0.1):
+    """One render from parsed options (defaults filled in) -> :class:`~memo_model.render.RenderResult`.
+
+    For processes that render job after job (``python -m memo_model batch`` workers): `pipeline`
+    is MEMO already loaded by :func:`load_pipeline` for the same models/device/dtype options,
+    `frontends` a dict that keeps the face/audio/emotion models loaded between calls, `progress`
+    replaces the text progress bar, `max_checkpoint_share` is render_video's."""
     _quiet_third_party()
     _check_options(args)
     device, dtype = _resolve_device_dtype(args.device, args.dtype)
@@ -313,20 +343,36 @@ def render(args) -> Path:
     output = Path(args.output)
     features_file = output.with_name(f".{output.name}.features.safetensors")
     try:
-        return _render_prepared(args, where, device, dtype, features_file)
+        return _render_prepared(args, where, device, dtype, features_file, pipeline=pipeline,
+                                frontends=frontends, progress=progress,
+                                max_checkpoint_share=max_checkpoint_share)
     finally:
         features_file.unlink(missing_ok=True)
 
 
-def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> Path:
-    from .pipeline import MemoPipeline
-    from .render import RenderSettings, render_video, resume_dir_for
+def load_pipeline(args):
+    """MEMO's networks and VAE for the model, device and dtype options, loaded once for many
+    :func:`render_job` calls."""
+    _quiet_third_party()
+    device, dtype = _resolve_device_dtype(args.device, args.dtype)
+    return _load_pipeline(_ensure_models(args, ["memo", "vae"]), device, dtype)
 
-    inputs = _prepare_inputs(args, where, device, features_file)
-    framing = inputs.pop("framing")
+
+def _load_pipeline(where: dict, device, dtype):
+    from .pipeline import MemoPipeline
 
     say(f"loading MEMO ({str(dtype).replace('torch.', '')} on {device})")
-    pipe = MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype)
+    return MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype)
+
+
+def _render_prepared(args, where: dict, device, dtype, features_file: Path, *, pipeline=None,
+                     frontends=None, progress=None, max_checkpoint_share=0.1):
+    from .render import RenderSettings, render_video, resume_dir_for
+
+    inputs = _prepare_inputs(args, where, device, features_file, frontends)
+    framing = inputs.pop("framing")
+
+    pipe = pipeline if pipeline is not None else _load_pipeline(where, device, dtype)
     settings = RenderSettings(steps=args.steps, cfg=args.cfg, seed=args.seed,
                               frames_per_clip=args.frames_per_clip, past_frames=args.past_frames,
                               initial_past_frames=args.past_frames, fps=args.fps)
@@ -337,9 +383,9 @@ def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> P
     try:
         result = render_video(pipe, output=args.output, settings=settings,
                               paste_back=framing.paste_back if args.paste_back else None,
-                              resume=args.resume, progress=TextProgress(), log=say,
+                              resume=args.resume, progress=progress or TextProgress(), log=say,
                               inputs_fingerprint=_inputs_fingerprint(args, where) if args.resume else None,
-                              **inputs)
+                              max_checkpoint_share=max_checkpoint_share, **inputs)
     except KeyboardInterrupt:
         if args.resume:
             say(f"interrupted; the finished clips are kept in {resume_dir_for(args.output)}: run the "
@@ -349,7 +395,7 @@ def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> P
         raise
     say(f"wrote {result.path} ({result.width}x{result.height}, {result.num_frames} frames"
         + (f", {result.resumed_clips} clip(s) from the checkpoint" if result.resumed_clips else "") + ")")
-    return result.path
+    return result
 
 
 def _tiny_demo(args, workdir: Path) -> None:
@@ -375,15 +421,24 @@ def _tiny_demo(args, workdir: Path) -> None:
         args.dtype = "fp32"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _quiet_third_party()
-    args.models_given = any(a == "--models" or a.startswith("--models=") for a in (argv or sys.argv[1:]))
+def fill_defaults(args) -> None:
+    """Defaults that depend on other options (--size, --steps)."""
     if args.size is None:
         args.size = 64 if args.tiny_demo else 512
     if args.steps is None:
         args.steps = 2 if args.tiny_demo else 20
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["batch"]:
+        from .batch import main as batch_main     # Ray is imported by the batch command only
+
+        return batch_main((sys.argv[1:] if argv is None else list(argv))[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_third_party()
+    args.models_given = any(a == "--models" or a.startswith("--models=") for a in (argv or sys.argv[1:]))
+    fill_defaults(args)
     try:
         with tempfile.TemporaryDirectory(prefix="memo-tiny-demo-") as tmp:
             if args.tiny_demo:

@@ -1,0 +1,747 @@
+"""``python -m memo_model batch JOBS --out DIR``: many talking-head videos on one machine or a Ray cluster.
+
+MEMO renders one video's clips in order (each clip conditions on the previous ones), so the unit of
+parallel work is the video, a *job*. Ray schedules the work: one actor per GPU (or ``--workers``
+on CPU) loads the models once and renders job after job through the single-job command's own
+code (:func:`memo_model.cli.render_job`, the streaming, resumable render), writing each mp4
+atomically into the shared output folder.
+
+Fault tolerance is Ray plus resume. Every job renders with checkpoints (``<output>.memo-resume/``).
+When a worker process or its node dies, Ray restarts the actor (``max_restarts``) and the driver
+sends the job again, at most ``--retries`` times; the job continues from its last checkpoint, and
+the finished file is byte-identical to an uninterrupted render. A job whose output exists is
+skipped, so running the same command again finishes a batch. A job with bad input fails alone,
+with its message in ``DIR/batch_report.json``.
+
+Ray is optional (``pip install "ray[default]"``) and imported by this command only: the node
+pack and the single-job command never import it, and this module imports it lazily.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import cli
+
+REPORT_NAME = "batch_report.json"
+LOGS_DIR = "batch_logs"
+REPORT_FORMAT = "memo-batch-report/1"
+INSTALL_HINT = ('the batch command needs Ray: pip install "ray[default]" (or pip install '
+                '"memo-talking-head[batch]"), then run the same command again')
+# Single-job options a job line must not set: every worker loads the models once for all jobs.
+WORKER_OPTIONS = ("models", "vae", "wav2vec", "emotion2vec", "face_models", "vocal_separator",
+                  "download", "dtype", "device")
+NOT_IN_BATCH = ("image", "audio", "output", "tiny_demo")      # per job (JOBS) / single-job only
+LOCAL_OBJECT_STORE = 256 << 20     # jobs exchange only small dicts; keep Ray's shared memory small
+
+
+class BatchError(Exception):
+    """A problem with the batch command line, the jobs file or the cluster; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- jobs file
+
+@dataclass
+class Job:
+    """One line of the jobs file: what to render (``args``, the single-job options) or why not."""
+
+    line: int                         # line number in the jobs file
+    name: str                         # output path relative to the output folder
+    args: Optional[argparse.Namespace] = None
+    error: Optional[str] = None
+    estimated_frames: Optional[int] = None
+    status: str = "pending"           # pending | running | done | skipped | failed | interrupted
+    attempts: list = field(default_factory=list)
+    result: dict = field(default_factory=dict)
+    started: Optional[float] = None
+    deaths: int = 0                   # workers lost while rendering this job
+
+    @property
+    def output(self) -> Optional[Path]:
+        return None if self.args is None else Path(self.args.output)
+
+
+def _raising_parser() -> argparse.ArgumentParser:
+    """The single-job command's parser, raising :class:`BatchError` instead of exiting."""
+    parser = cli.build_parser()
+
+    def error(message):
+        raise BatchError(message)
+
+    parser.error = error
+    return parser
+
+
+def job_options(parser: Optional[argparse.ArgumentParser] = None) -> dict:
+    """The options a job line may set: the single-job command's "generation" group, by name."""
+    parser = parser or cli.build_parser()
+    group = next(g for g in parser._action_groups if g.title == "generation")
+    return {a.dest: a for a in group._group_actions}
+
+
+def parse_defaults(argv: Sequence[str]) -> argparse.Namespace:
+    """The single-job options given on the batch command line: the defaults of every job."""
+    parser = _raising_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except BatchError as exc:
+        raise BatchError(f"{exc} (options after JOBS are the single-job command's, see "
+                         "python -m memo_model --help)") from None
+    given = [f"--{d.replace('_', '-')}" for d in NOT_IN_BATCH if getattr(args, d)]
+    if given:
+        raise BatchError(f"{', '.join(given)}: not a batch option; the jobs file gives each job's "
+                         "image, audio and output, and --models the models")
+    return args
+
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off", ""}
+
+
+def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
+    """A job line's option fields -> (single-job command-line tokens, flags it switches off)."""
+    tokens, off = [], []
+    for key, value in fields.items():
+        action = options[key]
+        flag = action.option_strings[0]
+        if action.nargs == 0:                            # a store_true flag: a yes/no value
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or text in _TRUE | _FALSE:
+                on = value if isinstance(value, bool) else text in _TRUE
+                tokens += [flag] if on else []
+                off += [] if on else [key]
+                continue
+            raise BatchError(f"{key}: {value!r} is not true or false")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue                                     # empty CSV cell: the default
+        if isinstance(value, bool) or isinstance(value, (list, dict)):
+            raise BatchError(f"{key}: {json.dumps(value)} is not a valid value for {flag}")
+        tokens += [flag, str(value).strip()]
+    return tokens, off
+
+
+def _read_rows(jobs_file: Path):
+    """(line number, dict) for every job line of a JSON-lines or CSV file."""
+    if jobs_file.suffix.lower() == ".csv":
+        with open(jobs_file, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise BatchError(f"{jobs_file}: empty CSV file; the first row names the columns "
+                                 "(image,audio,output,steps,...)")
+            for row in reader:
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue
+                if None in row:
+                    yield reader.line_num, ValueError("more cells than the header has columns")
+                    continue
+                yield reader.line_num, row
+        return
+    with open(jobs_file, encoding="utf-8") as fh:
+        for number, text in enumerate(fh, 1):
+            text = text.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                yield number, ValueError(f"not valid JSON ({exc})")
+                continue
+            yield number, row if isinstance(row, dict) else ValueError(
+                'a job line is a JSON object, e.g. {"image": "a.png", "audio": "a.wav"}')
+
+
+def _estimate_frames(audio: Path, fps: int) -> Optional[int]:
+    """ceil(declared audio seconds x fps) for the progress bar; None when it cannot tell cheaply."""
+    try:
+        import av
+
+        from .audio import _declared_seconds
+
+        with av.open(str(audio)) as container:
+            seconds = _declared_seconds(container, container.streams.audio[0])
+        return None if seconds is None else max(1, math.ceil(seconds * fps - 1e-9))
+    except Exception:  # noqa: BLE001 - only a progress estimate
+        return None
+
+
+def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
+    """Every job of ``jobs_file`` with its full single-job options (``defaults`` overridden by the
+    line); a line that cannot be a job gets its ``error`` and is reported, not rendered.
+
+    image/audio paths may be relative to the jobs file; output names are relative to ``out_dir``
+    (default ``<image stem>_<audio stem>.mp4``, as the single-job command)."""
+    jobs_file, out_dir = Path(jobs_file), Path(out_dir)
+    if not jobs_file.is_file():
+        raise BatchError(f"JOBS {jobs_file}: file not found")
+    parser = _raising_parser()
+    options = job_options(parser)
+    allowed = ", ".join(["image", "audio", "output"] + sorted(options))
+    base = jobs_file.resolve().parent
+    jobs: list[Job] = []
+    by_name: dict[str, int] = {}
+    for line, row in _read_rows(jobs_file):
+        job = Job(line=line, name="?")
+        jobs.append(job)
+        try:
+            if isinstance(row, Exception):
+                raise BatchError(str(row))
+            fields = {str(k).strip().lower().replace("-", "_"): v for k, v in row.items()}
+            for key in ("image", "audio"):
+                if not str(fields.get(key) or "").strip():
+                    raise BatchError(f"{key} missing: every job needs an image and an audio file")
+            image = base / str(fields.pop("image")).strip()
+            audio = base / str(fields.pop("audio")).strip()
+            name = str(fields.pop("output", None) or "").strip() or f"{image.stem}_{audio.stem}.mp4"
+            job.name = name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BatchError(f"output {name!r}: give a name inside the output folder, not a path")
+            worker = sorted(set(fields) & set(WORKER_OPTIONS))
+            if worker:
+                raise BatchError(f"{', '.join(worker)}: set on the batch command line, for all jobs "
+                                 "(every worker loads the models once)")
+            unknown = sorted(set(fields) - set(options))
+            if unknown:
+                raise BatchError(f"unknown field(s) {', '.join(unknown)}; a job line may have {allowed}")
+            tokens, off = _job_tokens(fields, options)
+            argv = _defaults_argv(defaults) + tokens + ["--image", str(image), "--audio", str(audio),
+                                                        "--output", str(out_dir / name)]
+            args = parser.parse_args(argv)
+            for key in off:
+                setattr(args, key, False)
+            cli.fill_defaults(args)
+            args.resume, args.download, args.models_given = True, False, True
+            job.args = args
+            if name in by_name:
+                raise BatchError(f"output {name} is also written by line {by_name[name]}; give each "
+                                 "job its own output name")
+            by_name[name] = line
+            job.estimated_frames = _estimate_frames(audio, args.fps)
+        except BatchError as exc:
+            job.error = f"line {line}: {exc}"
+            job.status = "failed"
+    if not jobs:
+        raise BatchError(f"JOBS {jobs_file}: no jobs in it (one JSON object per line, or CSV with a "
+                         "header row)")
+    return jobs
+
+
+def _defaults_argv(defaults: argparse.Namespace) -> list:
+    """The batch-wide single-job options as command-line tokens (re-parsed with each job's)."""
+    parser = cli.build_parser()
+    argv = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help",) + NOT_IN_BATCH:
+            continue
+        value = getattr(defaults, action.dest, None)
+        if action.nargs == 0:
+            argv += [action.option_strings[0]] if value else []
+        elif value is not None and value != action.default:
+            argv += [action.option_strings[0], str(value)]
+    return argv
+
+
+# --------------------------------------------------------------------------- the Ray side
+
+def import_ray():
+    """``ray``, or :class:`BatchError` with the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise BatchError(INSTALL_HINT) from None
+    return ray
+
+
+class ProgressBoard:
+    """A Ray actor the workers report to (job started, fraction done); the driver polls it."""
+
+    def __init__(self):
+        self.jobs = {}
+
+    def started(self, name: str, worker: dict, resumed_checkpoint: bool) -> None:
+        self.jobs[name] = {"worker": worker, "fraction": 0.0, "checkpoint_at_start": resumed_checkpoint}
+
+    def progress(self, name: str, fraction: float) -> None:
+        if name in self.jobs:
+            self.jobs[name]["fraction"] = float(fraction)
+
+    def snapshot(self) -> dict:
+        return self.jobs
+
+
+class _BoardProgress:
+    """render_video's progress callback in a worker: the fraction to the board, at most twice a second."""
+
+    def __init__(self, board, name: str):
+        self.board, self.name, self.last = board, name, 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if p.step == p.num_steps or now - self.last >= 0.5:
+            self.last = now
+            self.board.progress.remote(self.name, p.fraction)
+
+
+class BatchWorker:
+    """A Ray actor: loads MEMO once, then renders job after job with the single-job command's code.
+
+    Errors of a job (bad input, a failed render) are returned as its result; only a dead process
+    (killed, out of memory, lost node) reaches the driver as a Ray error, and the job is retried."""
+
+    def __init__(self, worker_args: dict, board, out_dir: str, threads: Optional[int],
+                 keep_frontends: bool = True):
+        import ray
+
+        self.board = board
+        self.logs = Path(out_dir) / LOGS_DIR
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        context = ray.get_runtime_context()
+        self.info = {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
+                     "pid": os.getpid(), "device": None}
+        self.frontends = {} if keep_frontends else None
+        self.pipeline, self.error = None, None
+        started = time.monotonic()
+        log = self.logs / f"worker-{self.info['node']}-{os.getpid()}.log"
+        try:
+            with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stderr(fh):
+                self.pipeline = cli.load_pipeline(argparse.Namespace(**worker_args))
+            self.info["device"] = str(getattr(self.pipeline.networks, "device", "?"))
+        except (cli.UsageError, FileNotFoundError, ValueError) as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops using this worker
+            self.error = f"loading the models failed: {type(exc).__name__}: {exc}"
+        self.info["load_seconds"] = round(time.monotonic() - started, 3)
+
+    def ready(self) -> dict:
+        return {**self.info, "error": self.error}
+
+    def render(self, name: str, args: dict, max_checkpoint_share: Optional[float]) -> dict:
+        from .render import resume_dir_for
+
+        started = time.monotonic()
+        args = argparse.Namespace(**args)
+        checkpoint = (resume_dir_for(args.output) / "manifest.json").is_file()
+        self.board.started.remote(name, self.info, checkpoint)
+        out = {"worker": dict(self.info), "checkpoint_at_start": checkpoint}
+        if self.error:
+            return {**out, "status": "failed", "error": self.error, "seconds": 0.0}
+        log = self.logs / (name + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stderr(fh):
+                print(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} on "
+                      f"{self.info['node']} pid {self.info['pid']}", file=fh, flush=True)
+                result = cli.render_job(args, pipeline=self.pipeline, frontends=self.frontends,
+                                        progress=_BoardProgress(self.board, name),
+                                        max_checkpoint_share=max_checkpoint_share)
+        except (cli.UsageError, FileNotFoundError, ValueError) as exc:
+            return {**out, "status": "failed", "error": str(exc),
+                    "seconds": round(time.monotonic() - started, 3)}
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the worker
+            return {**out, "status": "failed", "seconds": round(time.monotonic() - started, 3),
+                    "error": f"the render failed: {type(exc).__name__}: {exc} (see {log})"}
+        return {**out, "status": "done", "frames": result.num_frames, "clips": result.num_clips,
+                "resumed_clips": result.resumed_clips, "width": result.width, "height": result.height,
+                "seconds": round(time.monotonic() - started, 3)}
+
+
+@dataclass
+class _Worker:
+    handle: object
+    ready_ref: object = None
+    info: Optional[dict] = None
+    failures: int = 0
+
+
+def _local_ray_init(ray, num_cpus: Optional[int]) -> str:
+    """Start a private local Ray: no dashboard, small object store, session files in a temp dir."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    temp = tempfile.mkdtemp(prefix="memo-ray-")
+    package_parent = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    import logging
+
+    ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+             object_store_memory=LOCAL_OBJECT_STORE, _temp_dir=temp, log_to_driver=False,
+             logging_level=logging.ERROR, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    return temp
+
+
+def _cluster_init(ray, address: str) -> None:
+    """Connect to a running cluster, shipping this memo_model package to its workers."""
+    import logging
+
+    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR,
+             runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
+
+
+# --------------------------------------------------------------------------- progress on the driver
+
+class _DriverProgress:
+    """Bars over jobs and frames (tqdm on a terminal), else one line per finished job."""
+
+    def __init__(self, total_jobs: int, total_frames: int, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = enabled
+        self.jobs = self.frames = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.jobs = tqdm(total=total_jobs, desc="jobs  ", unit="job", position=0, file=self.stream,
+                             dynamic_ncols=True)
+            self.frames = tqdm(total=total_frames or None, desc="frames", unit="frame", position=1,
+                               file=self.stream, dynamic_ncols=True)
+
+    def update(self, jobs_done: int, frames_done: float, frames_total: int) -> None:
+        if self.tty:
+            self.jobs.n = jobs_done
+            self.frames.total = max(frames_total, int(frames_done)) or None
+            self.frames.n = int(frames_done)
+            self.jobs.refresh()
+            self.frames.refresh()
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.jobs.write(text, file=self.stream)
+        elif self.enabled:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            self.frames.close()
+            self.jobs.close()
+
+
+# --------------------------------------------------------------------------- the batch
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+class _Report:
+    """DIR/batch_report.json, replaced atomically after every change."""
+
+    def __init__(self, path: Path, jobs: list[Job], header: dict):
+        self.path, self.jobs, self.header = path, jobs, header
+        self.workers: dict = {}
+        self.started = time.monotonic()
+
+    def job_entry(self, job: Job) -> dict:
+        entry = {"line": job.line, "output": job.name, "status": job.status, "error": job.error,
+                 "seconds": job.result.get("seconds_total"), "frames": job.result.get("frames"),
+                 "clips": job.result.get("clips"), "resumed_clips": job.result.get("resumed_clips"),
+                 "worker": job.result.get("worker"), "retries": max(0, len(job.attempts) - 1),
+                 "attempts": job.attempts}
+        return entry
+
+    def data(self) -> dict:
+        entries = [self.job_entry(j) for j in self.jobs]
+        counts = {s: sum(e["status"] == s for e in entries)
+                  for s in ("done", "skipped", "failed", "interrupted", "pending")}
+        seconds = time.monotonic() - self.started
+        frames = sum(e["frames"] or 0 for e in entries if e["status"] == "done")
+        return {"format": REPORT_FORMAT, **self.header, "seconds": round(seconds, 3),
+                "summary": {**counts, "jobs": len(entries), "frames_rendered": frames,
+                            "frames_per_second": round(frames / seconds, 4) if seconds > 0 else None},
+                "workers": list(self.workers.values()), "jobs": entries}
+
+    def write(self) -> dict:
+        data = self.data()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.path)
+        return data
+
+
+def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, address: Optional[str] = None,
+              workers: Optional[int] = None, gpus_per_job: float = 1.0, cpus_per_worker: int = 1,
+              retries: int = 2, keep_frontends: bool = True,
+              max_checkpoint_share: Optional[float] = 0.1, progress: bool = True) -> dict:
+    """Render every job of ``jobs_file`` into ``out_dir``; returns the report (also written to
+    ``out_dir/batch_report.json``).
+
+    ``single_job_argv``: single-job command options, the defaults of every job. ``address``: a Ray
+    cluster (``auto``, ``ray://host:10001``); without it an already initialised Ray is used, else
+    a private local one is started (and stopped). ``workers``: actors (default: one per
+    ``gpus_per_job`` GPUs, or 1 on CPU). ``retries``: how often a job is sent again after its
+    worker died. ``max_checkpoint_share``: see :class:`memo_model.render.CheckpointPacing`
+    (None: a checkpoint after every clip).
+    """
+    defaults = parse_defaults(single_job_argv)
+    cli.fill_defaults(defaults)
+    for name in WORKER_OPTIONS:                     # workers may run in another folder or machine
+        if isinstance(getattr(defaults, name), Path):
+            setattr(defaults, name, getattr(defaults, name).resolve())
+    out_dir = Path(out_dir).resolve()
+    if retries < 0 or (workers is not None and workers < 1) or gpus_per_job <= 0 or cpus_per_worker < 1:
+        raise BatchError("--retries must be >= 0, --workers and --cpus-per-worker >= 1, "
+                         "--gpus-per-job > 0")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = read_jobs(jobs_file, out_dir, defaults)
+    for job in jobs:
+        if job.status == "pending" and job.output.is_file():
+            job.status = "skipped"
+            job.error = None
+        elif job.status == "pending":
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs if j.status == "pending"]
+    report = _Report(out_dir / REPORT_NAME, jobs, {
+        "jobs_file": str(Path(jobs_file).resolve()), "out": str(out_dir), "started": _now(),
+        "options": _defaults_argv(defaults), "retries": retries})
+    if not todo:                                  # nothing to render: no Ray at all
+        return report.write()
+    ray = import_ray()
+
+    if address is None and defaults.download:
+        cli._ensure_models(defaults, ["memo", "vae", "face", "wav2vec", "emotion2vec",
+                                      "emotion_classifier", "vocal_separator"])
+    started_here, temp = False, None
+    if not ray.is_initialized():
+        if address:
+            _cluster_init(ray, address)
+        else:
+            temp = _local_ray_init(ray, None)
+        started_here = True
+    try:
+        return _run(ray, jobs, todo, report, defaults, out_dir, workers=workers,
+                    gpus_per_job=gpus_per_job, cpus_per_worker=cpus_per_worker, retries=retries,
+                    keep_frontends=keep_frontends, max_checkpoint_share=max_checkpoint_share,
+                    progress=progress)
+    finally:
+        if started_here:
+            ray.shutdown()
+        if temp:
+            import shutil
+
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _worker_plan(ray, defaults, workers, gpus_per_job, cpus_per_worker, n_jobs):
+    """(number of actors, actor options, device, threads) from the cluster's resources."""
+    resources = ray.cluster_resources()
+    gpus = float(resources.get("GPU", 0))
+    cpus = float(resources.get("CPU", 0))
+    use_gpu = gpus > 0 and not (defaults.device or "").startswith("cpu")
+    if (defaults.device or "").startswith("cuda") and gpus == 0:
+        raise BatchError(f"--device {defaults.device}: the Ray cluster has no GPUs; use --device cpu")
+    if use_gpu:
+        fit = int(gpus // gpus_per_job + 1e-9)
+        if fit < 1:
+            raise BatchError(f"--gpus-per-job {gpus_per_job:g}: the cluster has {gpus:g} GPU(s)")
+        n = workers or fit
+        options = {"num_gpus": gpus_per_job, "num_cpus": 1}
+        device, threads = "cuda", None
+    else:
+        if cpus_per_worker > cpus:
+            raise BatchError(f"--cpus-per-worker {cpus_per_worker}: the cluster has {cpus:g} CPU(s)")
+        n = workers or 1
+        options = {"num_cpus": cpus_per_worker}
+        device, threads = "cpu", cpus_per_worker
+    return min(n, n_jobs), options, device, threads
+
+
+def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, cpus_per_worker,
+         retries, keep_frontends, max_checkpoint_share, progress) -> dict:
+    from ray.exceptions import RayActorError, WorkerCrashedError
+
+    n_workers, actor_options, device, threads = _worker_plan(
+        ray, defaults, workers, gpus_per_job, cpus_per_worker, len(todo))
+    worker_args = vars(defaults).copy()
+    worker_args.update(device=device, download=False, models_given=True)
+    max_restarts = retries + 1
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    remote_worker = ray.remote(max_restarts=max_restarts, max_task_retries=0, **actor_options)(BatchWorker)
+    pool = [_Worker(remote_worker.remote(worker_args, board, str(out_dir), threads, keep_frontends))
+            for _ in range(n_workers)]
+    for w in pool:
+        w.ready_ref = w.handle.ready.remote()
+    say = _DriverProgress(len(jobs), sum(j.estimated_frames or 0 for j in todo), progress)
+    say.line(f"memo batch: {len(todo)} job(s) to render, {len(jobs) - len(todo)} skipped or invalid; "
+             f"{n_workers} worker(s) on {device}")
+    queue = deque(todo)
+    idle: list[_Worker] = []
+    running: dict = {}                       # ObjectRef -> (job, worker, dispatch time)
+    starting = {w.ready_ref: w for w in pool}
+    init_errors: list[str] = []
+    finished = sum(j.status != "pending" for j in jobs)
+    report.write()
+    try:
+        while queue or running:
+            while queue and idle:
+                job, w = queue.popleft(), idle.pop(0)
+                job.status = "running"
+                job.started = job.started or time.monotonic()
+                ref = w.handle.render.remote(job.name, vars(job.args), max_checkpoint_share)
+                running[ref] = (job, w, time.monotonic())
+            if not running and not starting:         # no worker left to run the queue
+                reason = "; ".join(dict.fromkeys(init_errors)) or "every worker died"
+                for job in queue:
+                    job.status, job.error = "failed", f"no worker could run it: {reason}"
+                    finished += 1
+                queue.clear()
+                break
+            ready, _ = ray.wait(list(running) + list(starting), num_returns=1, timeout=0.5)
+            for ref in ready:
+                if ref in starting:
+                    w = starting.pop(ref)
+                    try:
+                        info = ray.get(ref)
+                    except (RayActorError, WorkerCrashedError) as exc:
+                        info = {"error": f"the worker could not start: {_short(exc)}"}
+                    if info.get("error"):
+                        init_errors.append(info["error"])
+                        ray.kill(w.handle)
+                    else:
+                        w.info = info
+                        report.workers[id(w)] = info
+                        idle.append(w)
+                    continue
+                job, w, dispatched = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except (RayActorError, WorkerCrashedError) as exc:
+                    seen = ray.get(board.snapshot.remote()).get(job.name, {})
+                    w.failures += 1
+                    job.deaths += 1
+                    job.attempts.append({"worker": seen.get("worker") or w.info, "outcome": "worker died",
+                                         "error": _short(exc),
+                                         "seconds": round(time.monotonic() - dispatched, 3)})
+                    if w.failures <= max_restarts:
+                        idle.append(w)                # Ray restarts it; calls wait for the restart
+                    if job.deaths <= retries:
+                        job.status = "pending"
+                        queue.appendleft(job)
+                        say.line(f"memo batch: line {job.line} {job.name}: its worker died "
+                                 f"({job.deaths}/{retries} retries); sent again, it resumes from "
+                                 "its checkpoint")
+                    else:
+                        job.status = "failed"
+                        job.error = (f"line {job.line}: the worker died {job.deaths} time(s) while "
+                                     f"rendering it (last: {_short(exc)}); not retried again")
+                        finished += 1
+                    report.write()
+                    continue
+                idle.append(w)
+                if result.get("worker"):
+                    report.workers[id(w)] = {**(w.info or {}), **result["worker"]}
+                result["seconds_total"] = round(time.monotonic() - job.started, 3)
+                job.attempts.append({k: result.get(k) for k in ("worker", "status", "seconds",
+                                                                 "resumed_clips", "checkpoint_at_start")})
+                job.attempts[-1]["outcome"] = job.attempts[-1].pop("status")
+                job.result = result
+                job.status = result["status"]
+                job.error = None if job.status == "done" else f"line {job.line}: {result.get('error')}"
+                finished += 1
+                if job.status == "done":
+                    resumed = (f", resumed at clip {result['resumed_clips'] + 1}"
+                               if result.get("resumed_clips") else "")
+                    say.line(f"memo batch: [{finished}/{len(jobs)}] done {job.name} ({result['frames']} "
+                             f"frames, {result['seconds']:.1f} s on {result['worker']['node']} pid "
+                             f"{result['worker']['pid']}{resumed})")
+                else:
+                    say.line(f"memo batch: [{finished}/{len(jobs)}] FAILED {job.error}")
+                report.write()
+            if say.tty:
+                board_now = ray.get(board.snapshot.remote())
+                frames_total = sum(j.estimated_frames or j.result.get("frames") or 0 for j in todo)
+                done = sum(j.result.get("frames") or 0 for j in todo if j.status == "done")
+                done += sum((board_now.get(j.name, {}).get("fraction", 0.0)) * (j.estimated_frames or 0)
+                            for j in todo if j.status == "running")
+                say.update(finished, done, frames_total)
+    except KeyboardInterrupt:
+        for job in jobs:
+            if job.status in ("running", "pending") and job.args is not None and job.error is None:
+                job.status = "interrupted"
+        say.line("memo batch: interrupted; finished videos and checkpoints are kept: run the same "
+                 "command again to continue")
+        raise
+    finally:
+        for w in pool:
+            ray.kill(w.handle)
+        ray.kill(board)
+        say.close()
+        report.write()
+    return report.write()
+
+
+# --------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m memo_model batch",
+        description="Render many talking-head videos with Ray: one worker per GPU (or --workers on "
+                    "CPU) loads the models once and renders job after job; a lost worker's job is "
+                    "sent again and resumes from its checkpoint. Needs pip install \"ray[default]\".",
+        epilog="Any option of the single-job command (python -m memo_model --help) may follow, e.g. "
+               "--models DIR --steps 20 --size 512: it is the default of every job, and a job line "
+               "overrides the generation options (size, framing, paste_back, steps, cfg, seed, fps, "
+               "frames_per_clip, past_frames, no_vocal_separation). JOBS example (JSON lines): "
+               '{"image": "anna.jpg", "audio": "lesson1.wav", "output": "lesson1.mp4", "seed": 7}. '
+               "CSV: a header row image,audio,output,seed,... and one job per row. Relative paths are "
+               "relative to the JOBS file. Re-running the same command skips finished videos and "
+               f"resumes unfinished ones. DIR/{REPORT_NAME} lists every job's outcome.")
+    p.add_argument("jobs", type=Path, metavar="JOBS", help="jobs file: JSON lines (.jsonl) or CSV (.csv)")
+    p.add_argument("--out", type=Path, metavar="DIR", required=True, help="output folder (shared by "
+                   "every machine of a cluster); created if missing")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to use: auto (the cluster this "
+                   "machine belongs to, after ray start) or ray://HEAD:10001; default: start a local "
+                   "Ray with this machine's GPUs (or CPU)")
+    p.add_argument("--workers", type=int, metavar="N", help="number of workers (default: one per "
+                   "--gpus-per-job GPUs of the cluster, 1 without GPUs)")
+    p.add_argument("--gpus-per-job", type=float, metavar="G", default=1.0, help="GPUs per worker "
+                   "(default 1; 0.5 puts two workers on each GPU)")
+    p.add_argument("--cpus-per-worker", type=int, metavar="N", default=1, help="CPU workers: cores "
+                   "(torch threads) per worker (default 1)")
+    p.add_argument("--retries", type=int, metavar="N", default=2, help="how often a job whose worker "
+                   "died (killed, out of memory, node lost) is sent again; it resumes from its "
+                   "checkpoint (default 2)")
+    p.add_argument("--free-frontends", action="store_true", help="load the face, wav2vec and "
+                   "emotion models for every job and free them after, as the single-job command "
+                   "does (saves about 1.6 GB of GPU memory per worker; default: keep them loaded)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m memo_model batch ...``: exit 0 when every job is done or skipped."""
+    parser = build_parser()
+    args, single_job_argv = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        data = run_batch(args.jobs, args.out, single_job_argv, address=args.address,
+                         workers=args.workers, gpus_per_job=args.gpus_per_job,
+                         cpus_per_worker=args.cpus_per_worker, retries=args.retries,
+                         keep_frontends=not args.free_frontends, progress=not args.quiet)
+    except BatchError as exc:
+        print(f"memo batch: error: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    except KeyboardInterrupt:
+        return cli.EXIT_INTERRUPTED
+    s = data["summary"]
+    print(f"memo batch: {s['done']} done, {s['skipped']} skipped, {s['failed']} failed "
+          f"({s['frames_rendered']} frames in {data['seconds']:.1f} s); report: "
+          f"{Path(args.out) / REPORT_NAME}", file=sys.stderr)
+    for job in data["jobs"]:
+        if job["status"] == "failed":
+            print(f"memo batch: failed: {job['error']}", file=sys.stderr)
+    return cli.EXIT_FAILED if s["failed"] else 0
