@@ -67,6 +67,7 @@ class Job:
     result: dict = field(default_factory=dict)
     started: Optional[float] = None
     deaths: int = 0                   # workers lost while rendering this job
+    dispatches: int = 0               # times sent to a worker
 
     @property
     def output(self) -> Optional[Path]:
@@ -107,7 +108,7 @@ def parse_defaults(argv: Sequence[str]) -> argparse.Namespace:
 
 
 _TRUE = {"1", "true", "yes", "y", "on"}
-_FALSE = {"0", "false", "no", "n", "off", ""}
+_FALSE = {"0", "false", "no", "n", "off"}
 
 
 def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
@@ -116,6 +117,8 @@ def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
     for key, value in fields.items():
         action = options[key]
         flag = action.option_strings[0]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue                                     # empty CSV cell / null: the default
         if action.nargs == 0:                            # a store_true flag: a yes/no value
             text = str(value).strip().lower()
             if isinstance(value, bool) or text in _TRUE | _FALSE:
@@ -124,8 +127,6 @@ def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
                 off += [] if on else [key]
                 continue
             raise BatchError(f"{key}: {value!r} is not true or false")
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue                                     # empty CSV cell: the default
         if isinstance(value, bool) or isinstance(value, (list, dict)):
             raise BatchError(f"{key}: {json.dumps(value)} is not a valid value for {flag}")
         tokens += [flag, str(value).strip()]
@@ -269,8 +270,9 @@ class ProgressBoard:
     def __init__(self):
         self.jobs = {}
 
-    def started(self, name: str, worker: dict, resumed_checkpoint: bool) -> None:
-        self.jobs[name] = {"worker": worker, "fraction": 0.0, "checkpoint_at_start": resumed_checkpoint}
+    def started(self, name: str, attempt: int, worker: dict, resumed_checkpoint: bool) -> None:
+        self.jobs[name] = {"attempt": attempt, "worker": worker, "fraction": 0.0,
+                           "checkpoint_at_start": resumed_checkpoint}
 
     def progress(self, name: str, fraction: float) -> None:
         if name in self.jobs:
@@ -299,11 +301,11 @@ class BatchWorker:
     Errors of a job (bad input, a failed render) are returned as its result; only a dead process
     (killed, out of memory, lost node) reaches the driver as a Ray error, and the job is retried."""
 
-    def __init__(self, worker_args: dict, board, out_dir: str, threads: Optional[int],
+    def __init__(self, worker_args: dict, board_name: str, out_dir: str, threads: Optional[int],
                  keep_frontends: bool = True):
         import ray
 
-        self.board = board
+        self.board = ray.get_actor(board_name)
         self.logs = Path(out_dir) / LOGS_DIR
         self.logs.mkdir(parents=True, exist_ok=True)
         if threads:
@@ -330,13 +332,13 @@ class BatchWorker:
     def ready(self) -> dict:
         return {**self.info, "error": self.error}
 
-    def render(self, name: str, args: dict, max_checkpoint_share: Optional[float]) -> dict:
+    def render(self, name: str, attempt: int, args: dict, max_checkpoint_share: Optional[float]) -> dict:
         from .render import resume_dir_for
 
         started = time.monotonic()
         args = argparse.Namespace(**args)
         checkpoint = (resume_dir_for(args.output) / "manifest.json").is_file()
-        self.board.started.remote(name, self.info, checkpoint)
+        self.board.started.remote(name, attempt, self.info, checkpoint)
         out = {"worker": dict(self.info), "checkpoint_at_start": checkpoint}
         if self.error:
             return {**out, "status": "failed", "error": self.error, "seconds": 0.0}
@@ -570,12 +572,20 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
     worker_args = vars(defaults).copy()
     worker_args.update(device=device, download=False, models_given=True)
     max_restarts = retries + 1
-    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    board_name = f"memo-batch-progress-{os.getpid()}-{time.time_ns()}"
+    board = ray.remote(num_cpus=0)(ProgressBoard).options(name=board_name).remote()
+    ray.get(board.snapshot.remote())
     remote_worker = ray.remote(max_restarts=max_restarts, max_task_retries=0, **actor_options)(BatchWorker)
-    pool = [_Worker(remote_worker.remote(worker_args, board, str(out_dir), threads, keep_frontends))
+    pool = [_Worker(remote_worker.remote(worker_args, board_name, str(out_dir), threads, keep_frontends))
             for _ in range(n_workers)]
+
+    def when_ready(w: _Worker):
+        """Ask for the worker's info; the call waits while Ray (re)starts the actor."""
+        w.ready_ref = w.handle.ready.options(max_task_retries=-1).remote()
+        return w.ready_ref
+
     for w in pool:
-        w.ready_ref = w.handle.ready.remote()
+        when_ready(w)
     say = _DriverProgress(len(jobs), sum(j.estimated_frames or 0 for j in todo), progress)
     say.line(f"memo batch: {len(todo)} job(s) to render, {len(jobs) - len(todo)} skipped or invalid; "
              f"{n_workers} worker(s) on {device}")
@@ -592,7 +602,8 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 job, w = queue.popleft(), idle.pop(0)
                 job.status = "running"
                 job.started = job.started or time.monotonic()
-                ref = w.handle.render.remote(job.name, vars(job.args), max_checkpoint_share)
+                job.dispatches += 1
+                ref = w.handle.render.remote(job.name, job.dispatches, vars(job.args), max_checkpoint_share)
                 running[ref] = (job, w, time.monotonic())
             if not running and not starting:         # no worker left to run the queue
                 reason = "; ".join(dict.fromkeys(init_errors)) or "every worker died"
@@ -621,16 +632,19 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 try:
                     result = ray.get(ref)
                 except (RayActorError, WorkerCrashedError) as exc:
-                    seen = ray.get(board.snapshot.remote()).get(job.name, {})
                     w.failures += 1
+                    if w.failures <= max_restarts:    # Ray restarts it; back in the pool when ready
+                        starting[when_ready(w)] = w
+                    seen = ray.get(board.snapshot.remote()).get(job.name, {})
+                    job.status = "pending"
+                    if seen.get("attempt") != job.dispatches:     # it never started: not a retry
+                        queue.appendleft(job)
+                        continue
                     job.deaths += 1
                     job.attempts.append({"worker": seen.get("worker") or w.info, "outcome": "worker died",
                                          "error": _short(exc),
                                          "seconds": round(time.monotonic() - dispatched, 3)})
-                    if w.failures <= max_restarts:
-                        idle.append(w)                # Ray restarts it; calls wait for the restart
                     if job.deaths <= retries:
-                        job.status = "pending"
                         queue.appendleft(job)
                         say.line(f"memo batch: line {job.line} {job.name}: its worker died "
                                  f"({job.deaths}/{retries} retries); sent again, it resumes from "
