@@ -448,6 +448,8 @@ class _Report:
         self.path, self.jobs, self.header = path, jobs, header
         self.workers: dict = {}
         self.started = time.monotonic()
+        self.timings: dict = {}           # ray_start_s; render_s: first dispatch to last job's end
+        self.first_dispatch: Optional[float] = None
 
     def job_entry(self, job: Job) -> dict:
         entry = {"line": job.line, "output": job.name, "status": job.status, "error": job.error,
@@ -463,9 +465,12 @@ class _Report:
                   for s in ("done", "skipped", "failed", "interrupted", "pending")}
         seconds = time.monotonic() - self.started
         frames = sum(e["frames"] or 0 for e in entries if e["status"] == "done")
+        render_s = self.timings.get("render_s")
         return {"format": REPORT_FORMAT, **self.header, "seconds": round(seconds, 3),
+                "timings": self.timings,
                 "summary": {**counts, "jobs": len(entries), "frames_rendered": frames,
-                            "frames_per_second": round(frames / seconds, 4) if seconds > 0 else None},
+                            "frames_per_second": round(frames / seconds, 4) if seconds > 0 else None,
+                            "render_frames_per_second": round(frames / render_s, 4) if render_s else None},
                 "workers": list(self.workers.values()), "jobs": entries}
 
     def write(self) -> dict:
@@ -520,11 +525,13 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
                                       "emotion_classifier", "vocal_separator"])
     started_here, temp = False, None
     if not ray.is_initialized():
+        t0 = time.monotonic()
         if address:
             _cluster_init(ray, address)
         else:
             temp = _local_ray_init(ray, None)
         started_here = True
+        report.timings["ray_start_s"] = round(time.monotonic() - t0, 3)
     try:
         return _run(ray, jobs, todo, report, defaults, out_dir, workers=workers,
                     gpus_per_job=gpus_per_job, cpus_per_worker=cpus_per_worker, retries=retries,
@@ -603,6 +610,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 job.status = "running"
                 job.started = job.started or time.monotonic()
                 job.dispatches += 1
+                report.first_dispatch = report.first_dispatch or time.monotonic()
                 ref = w.handle.render.remote(job.name, job.dispatches, vars(job.args), max_checkpoint_share)
                 running[ref] = (job, w, time.monotonic())
             if not running and not starting:         # no worker left to run the queue
@@ -667,6 +675,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 job.status = result["status"]
                 job.error = None if job.status == "done" else f"line {job.line}: {result.get('error')}"
                 finished += 1
+                report.timings["render_s"] = round(time.monotonic() - report.first_dispatch, 3)
                 if job.status == "done":
                     resumed = (f", resumed at clip {result['resumed_clips'] + 1}"
                                if result.get("resumed_clips") else "")
@@ -710,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any option of the single-job command (python -m memo_model --help) may follow, e.g. "
                "--models DIR --steps 20 --size 512: it is the default of every job, and a job line "
                "overrides the generation options (size, framing, paste_back, steps, cfg, seed, fps, "
-               "frames_per_clip, past_frames, no_vocal_separation). JOBS example (JSON lines): "
+               "frames_per_clip, past_frames, emotion, no_vocal_separation). JOBS example (JSON lines): "
                '{"image": "anna.jpg", "audio": "lesson1.wav", "output": "lesson1.mp4", "seed": 7}. '
                "CSV: a header row image,audio,output,seed,... and one job per row. Relative paths are "
                "relative to the JOBS file. Re-running the same command skips finished videos and "

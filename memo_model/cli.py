@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default 16, as trained)")
     gen.add_argument("--past-frames", type=int, metavar="N", default=16, help="previous frames each clip "
                      "conditions on (default 16)")
+    gen.add_argument("--emotion", metavar="NAME", default=None, help="EXPERIMENTAL: animate the whole video "
+                     "with this emotion instead of the one detected in the speech: angry, disgusted, "
+                     "fearful, happy, neutral, other, sad, surprised or unknown (the released weights "
+                     "follow it only weakly, memoavatar/memo#32); the emotion models are then not needed")
     gen.add_argument("--no-vocal-separation", action="store_true", help="feed the raw audio to wav2vec "
                      "instead of the separated voice (faster; worse with music or noise)")
     run = p.add_argument_group("running")
@@ -177,6 +181,13 @@ def _check_options(args) -> None:
     for option, path in (("--image", args.image), ("--audio", args.audio)):
         if not path.is_file():
             raise UsageError(f"{option} {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if getattr(args, "emotion", None) is not None:
+        from .projections import EMOTION_NAMES
+
+        if args.emotion.strip().lower() not in EMOTION_NAMES:
+            raise UsageError(f"--emotion {args.emotion!r}: not an emotion MEMO knows; use one of "
+                             f"{', '.join(EMOTION_NAMES)}")
+        args.emotion = args.emotion.strip().lower()
     if args.output.suffix.lower() != ".mp4":
         raise UsageError(f"--output {args.output}: the file name must end in .mp4")
     if not args.output.parent.is_dir():
@@ -266,17 +277,23 @@ def _prepare_inputs(args, where: dict, device, features_file: Path, frontends: O
                         lambda: AudioEncoder.from_pretrained(where["wav2vec"], device=device))
     features = encoder.encode(voice, args.fps, args.frames_per_clip, to_file=features_file)
     del encoder, voice
-    say("detecting the emotion of the speech")
-    detector = _frontend(frontends, ("emotion", str(where["emotion2vec"]), str(device)),
-                         lambda: EmotionDetector.from_pretrained(where["emotion2vec"],
-                                                                 where["emotion_classifier"], device=device))
-    labels = detector.detect(audio, features.num_frames)
-    del detector
+    if getattr(args, "emotion", None):
+        from .projections import EMOTION_NAMES
+
+        say(f"emotion: {args.emotion} for the whole video (--emotion; experimental)")
+        emotion = torch.full((features.num_frames,), EMOTION_NAMES.index(args.emotion), dtype=torch.int64)
+    else:
+        say("detecting the emotion of the speech")
+        detector = _frontend(frontends, ("emotion", str(where["emotion2vec"]), str(device)),
+                             lambda: EmotionDetector.from_pretrained(where["emotion2vec"],
+                                                                     where["emotion_classifier"], device=device))
+        emotion = detector.detect(audio, features.num_frames).labels
+        del detector
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return dict(reference=reference, face_embedding=embedding_tensor(face),
                 audio_features=features.features, num_frames=features.audio_frames,
-                emotion=labels.labels, audio=audio.samples, sample_rate=audio.sample_rate,
+                emotion=emotion, audio=audio.samples, sample_rate=audio.sample_rate,
                 framing=framing)
 
 
@@ -290,6 +307,8 @@ def _inputs_fingerprint(args, where: dict) -> str:
     for path in (args.image, args.audio):
         digest.update(Path(path).read_bytes())
     options = (args.size, args.framing, args.fps, args.frames_per_clip, args.no_vocal_separation)
+    if getattr(args, "emotion", None):
+        options += (("emotion", args.emotion),)
     digest.update(repr(options).encode())
     for name in ("face", "wav2vec", "emotion2vec", "emotion_classifier", "vocal_separator"):
         if name not in where:
@@ -337,6 +356,8 @@ def render_job(args, *, pipeline=None, frontends: Optional[dict] = None, progres
     _check_options(args)
     device, dtype = _resolve_device_dtype(args.device, args.dtype)
     components = ["memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec"]
+    if getattr(args, "emotion", None):
+        components = [c for c in components if c not in ("emotion_classifier", "emotion2vec")]
     if not args.no_vocal_separation:
         components.append("vocal_separator")
     where = _ensure_models(args, components)

@@ -103,7 +103,7 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
     shutil.copy(tiny / "in" / "face.png", jobs_dir / "me.png")
     rows = [{"image": "me.png", "audio": "v.wav"},
             {"image": "me.png", "audio": "v.wav", "output": "x/seven.mp4", "seed": 7, "paste_back": True,
-             "steps": 5, "framing": "resize"},
+             "steps": 5, "framing": "resize", "Emotion": "sad"},
             {"image": "me.png", "audio": "v.wav", "output": "bad.mp4", "models": "/elsewhere"},
             {"image": "me.png", "audio": "v.wav", "output": "bad2.mp4", "stepz": 3},
             {"image": "me.png", "audio": "v.wav", "output": "bad3.mp4", "framing": "zoom"},
@@ -122,6 +122,7 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
     assert (first.steps, first.seed, first.size, first.paste_back, first.framing) == (3, 42, 512, True, "crop")
     assert first.resume is True and first.download is False
     assert (second.steps, second.seed, second.framing, second.paste_back) == (5, 7, "resize", True)
+    assert second.emotion == "sad" and first.emotion is None
     assert second.output == tmp_path / "out" / "x" / "seven.mp4"
     errors = [j.error for j in jobs[2:]]
     assert "line 3: models: set on the batch command line" in errors[0]
@@ -176,7 +177,7 @@ GOOD = [  # (job line, the same job's single-job options)
     ({"image": "in/face.png", "audio": "in/short.wav", "output": "c.mp4", "paste_back": True, "cfg": 2.0},
      ["--paste-back", "--cfg", "2.0"]),
     ({"image": "in/face.png", "audio": "in/short.wav", "output": "sub/d.mp4", "steps": 1,
-      "framing": "resize"}, ["--steps", "1", "--framing", "resize"]),
+      "framing": "resize", "emotion": "happy"}, ["--steps", "1", "--framing", "resize", "--emotion", "happy"]),
 ]
 
 

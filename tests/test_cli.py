@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
-           "--no-vocal-separation", "--resume", "--download", "--tiny-demo"]
+           "--no-vocal-separation", "--resume", "--download", "--tiny-demo", "--emotion"]
 
 
 def run_cli(args, capsys):
@@ -104,6 +104,32 @@ def test_silent_audio_is_a_clear_error(tmp_path, capsys, tiny_models):
     code, err = run_cli(["--image", tiny_models["image"], "--audio", silent, "--models",
                          tiny_models["models"], "--output", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "--audio" in err and "silent" in err
+
+
+def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_models):
+    """--emotion NAME: every frame gets that label and the emotion models are not needed."""
+    import shutil
+    from argparse import Namespace
+
+    from memo_model.projections import EMOTION_NAMES
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["models"], models)
+    shutil.rmtree(models / "emotion2vec_plus_large")
+    argv = ["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--models", models,
+            "--output", tmp_path / "o.mp4", "--device", "cpu", "--size", "64"]
+    code, err = run_cli(argv + ["--emotion", "Loud"], capsys)
+    assert code == 2 and "--emotion 'Loud': not an emotion MEMO knows; use one of angry, disgusted" in err
+    args = cli.build_parser().parse_args([str(a) for a in argv + ["--emotion", " SAD"]])
+    cli.fill_defaults(args)
+    cli._check_options(args)
+    assert args.emotion == "sad"
+    where = cli._ensure_models(args, ["face", "wav2vec", "vocal_separator"])     # no emotion models
+    inputs = cli._prepare_inputs(args, where, __import__("torch").device("cpu"), tmp_path / "f.safetensors")
+    assert inputs["emotion"].tolist() == [EMOTION_NAMES.index("sad")] * 16
+    assert "emotion: sad for the whole video" in capsys.readouterr().err
+    plain = Namespace(**{**vars(args), "emotion": None})
+    assert cli._inputs_fingerprint(args, where) != cli._inputs_fingerprint(plain, where)
 
 
 def test_tiny_demo_refuses_real_model_options(capsys, tmp_path):
