@@ -518,11 +518,13 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
         "options": _defaults_argv(defaults), "retries": retries})
     if not todo:                                  # nothing to render: no Ray at all
         return report.write()
+    if address is None:        # workers on this machine: missing models are one clear error, now
+        needed = list(dict.fromkeys(c for j in todo for c in cli.required_components(j.args)))
+        try:
+            cli._ensure_models(defaults, needed)
+        except cli.UsageError as exc:
+            raise BatchError(str(exc)) from None
     ray = import_ray()
-
-    if address is None and defaults.download:
-        cli._ensure_models(defaults, ["memo", "vae", "face", "wav2vec", "emotion2vec",
-                                      "emotion_classifier", "vocal_separator"])
     started_here, temp = False, None
     if not ray.is_initialized():
         t0 = time.monotonic()

@@ -355,12 +355,7 @@ def render_job(args, *, pipeline=None, frontends: Optional[dict] = None, progres
     _quiet_third_party()
     _check_options(args)
     device, dtype = _resolve_device_dtype(args.device, args.dtype)
-    components = ["memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec"]
-    if getattr(args, "emotion", None):
-        components = [c for c in components if c not in ("emotion_classifier", "emotion2vec")]
-    if not args.no_vocal_separation:
-        components.append("vocal_separator")
-    where = _ensure_models(args, components)
+    where = _ensure_models(args, required_components(args))
     output = Path(args.output)
     features_file = output.with_name(f".{output.name}.features.safetensors")
     try:
@@ -369,6 +364,16 @@ def render_job(args, *, pipeline=None, frontends: Optional[dict] = None, progres
                                 max_checkpoint_share=max_checkpoint_share)
     finally:
         features_file.unlink(missing_ok=True)
+
+
+def required_components(args) -> list:
+    """The model components a render with these options reads (see memo_model.download)."""
+    components = ["memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec"]
+    if getattr(args, "emotion", None):
+        components = [c for c in components if c not in ("emotion_classifier", "emotion2vec")]
+    if not args.no_vocal_separation:
+        components.append("vocal_separator")
+    return components
 
 
 def load_pipeline(args):

@@ -144,6 +144,9 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
     assert (b.args.seed, b.args.paste_back, b.args.cfg) == (9, True, 2.5)
     assert c.error == "line 4: paste_back: 'maybe' is not true or false"
 
+    missing = write_jsonl(tmp_path / "one.jsonl", [{"image": str(jobs_dir / "me.png"), "audio": "v.wav"}])
+    with pytest.raises(batch.BatchError, match="reference_net/diffusion_pytorch_model.safetensors"):
+        batch.run_batch(missing, tmp_path / "out", ["--models", str(tmp_path / "nomodels")], progress=False)
     with pytest.raises(batch.BatchError, match="--image: not a batch option"):
         batch.parse_defaults(["--image", "x.png"])
     with pytest.raises(batch.BatchError, match="unrecognized arguments: --stepz"):
@@ -278,3 +281,4 @@ def test_a_killed_worker_is_replaced_and_the_job_resumes(ray_cluster, tiny, tmp_
     expected = single_job(tiny, tmp_path / "killed.mp4", "face.png", "long.wav", "--seed", "3")
     assert (out / "killed.mp4").read_bytes() == expected
     assert not (out / "killed.mp4.memo-resume").exists()
+    assert not list(out.glob(".*"))          # the dead attempt's partial mp4 and features are gone
