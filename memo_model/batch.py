@@ -355,11 +355,22 @@ class BatchWorker:
             return {**out, "status": "failed", "error": str(exc),
                     "seconds": round(time.monotonic() - started, 3)}
         except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the worker
+            _release_gpu_memory()          # e.g. after out-of-memory, for the next job
             return {**out, "status": "failed", "seconds": round(time.monotonic() - started, 3),
                     "error": f"the render failed: {type(exc).__name__}: {exc} (see {log})"}
         return {**out, "status": "done", "frames": result.num_frames, "clips": result.num_clips,
                 "resumed_clips": result.resumed_clips, "width": result.width, "height": result.height,
                 "seconds": round(time.monotonic() - started, 3)}
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
