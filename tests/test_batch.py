@@ -229,8 +229,9 @@ def test_rerun_of_a_finished_batch_skips_everything(four_jobs, tiny):
     print(f"re-run of a finished 4-job batch: {seconds:.1f} s")
 
 
-def test_bad_jobs_are_reported_and_the_others_finish(ray_cluster, tiny):
-    """A missing file, a picture without a face and silent audio among good jobs (CSV jobs file)."""
+def test_bad_jobs_are_reported_and_the_others_finish(four_jobs, tiny):
+    """A missing file, a picture without a face and silent audio among good jobs (CSV jobs file),
+    through ``python -m memo_model batch`` with its own local Ray and --free-frontends."""
     jobs = tiny / "mixed.csv"
     jobs.write_text("image,audio,output\n"
                     "in/face.png,in/short.wav,good1.mp4\n"
@@ -239,12 +240,17 @@ def test_bad_jobs_are_reported_and_the_others_finish(ray_cluster, tiny):
                     "in/face.png,in/silent.wav,silent.mp4\n"
                     "in/face.png,in/long.wav,good2.mp4\n")
     out = tiny / "out_mixed"
-    report = batch.run_batch(jobs, out, ["--models", str(tiny / "models"), *COMMON], workers=2,
-                             progress=False)
+    proc = subprocess.run([sys.executable, "-m", "memo_model", "batch", str(jobs), "--out", str(out),
+                           "--workers", "2", "--free-frontends", "--models", str(tiny / "models"), *COMMON],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr                 # 1: some job failed
+    assert "2 done, 0 skipped, 3 failed" in proc.stderr
+    report = json.loads((out / "batch_report.json").read_text())
     by_name = {j["output"]: j for j in report["jobs"]}
     assert [by_name[n]["status"] for n in ("good1.mp4", "missing.mp4", "noface.mp4", "silent.mp4",
                                             "good2.mp4")] == ["done", "failed", "failed", "failed", "done"]
-    assert by_name["missing.mp4"]["error"] == f"line 3: --image {tiny / 'in' / 'missing.png'}: file not found"
+    missing = f"line 3: --image {tiny / 'in' / 'missing.png'}: file not found"
+    assert by_name["missing.mp4"]["error"] == missing and f"memo batch: failed: {missing}" in proc.stderr
     assert by_name["noface.mp4"]["error"].startswith(f"line 4: --image {tiny / 'in' / 'black.png'}: no face found")
     assert by_name["silent.mp4"]["error"].startswith(f"line 5: --audio {tiny / 'in' / 'silent.wav'}: the audio "
                                                      "is silent")
@@ -252,6 +258,8 @@ def test_bad_jobs_are_reported_and_the_others_finish(ray_cluster, tiny):
     assert sorted(p.name for p in out.glob("*.mp4")) == ["good1.mp4", "good2.mp4"]
     assert not list(out.glob(".*"))          # no partial files or features left behind
     assert (out / "batch_logs" / "noface.mp4.log").is_file()
+    # the same job as four_jobs' a.mp4, front-end models loaded per job this time: same bytes
+    assert (out / "good1.mp4").read_bytes() == (four_jobs[1] / "a.mp4").read_bytes()
 
 
 def test_a_killed_worker_is_replaced_and_the_job_resumes(ray_cluster, tiny, tmp_path):
