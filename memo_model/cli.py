@@ -456,10 +456,11 @@ def fill_defaults(args) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    if (sys.argv[1:] if argv is None else list(argv))[:1] == ["batch"]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["batch"]:
         from .batch import main as batch_main     # Ray is imported by the batch command only
 
-        return batch_main((sys.argv[1:] if argv is None else list(argv))[1:])
+        return batch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_third_party()
