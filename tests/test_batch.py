@@ -153,6 +153,25 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
         batch.parse_defaults(["--stepz", "3"])
 
 
+def test_worker_plan_follows_the_cluster_resources():
+    """One worker per --gpus-per-job GPUs (capped by the jobs), CPU workers otherwise."""
+    from types import SimpleNamespace
+
+    def plan(resources, device=None, workers=None, gpus_per_job=1.0, jobs=10):
+        ray = SimpleNamespace(cluster_resources=lambda: resources)
+        return batch._worker_plan(ray, SimpleNamespace(device=device), workers, gpus_per_job, 1, jobs)
+
+    assert plan({"CPU": 32, "GPU": 4}) == (4, {"num_gpus": 1.0, "num_cpus": 1}, "cuda", None)
+    assert plan({"CPU": 32, "GPU": 4}, gpus_per_job=0.5) == (8, {"num_gpus": 0.5, "num_cpus": 1}, "cuda", None)
+    assert plan({"CPU": 32, "GPU": 4}, jobs=3)[0] == 3
+    assert plan({"CPU": 32, "GPU": 4}, device="cpu", workers=2) == (2, {"num_cpus": 1}, "cpu", 1)
+    assert plan({"CPU": 2}) == (1, {"num_cpus": 1}, "cpu", 1)
+    with pytest.raises(batch.BatchError, match="--gpus-per-job 2: the cluster has 1 GPU"):
+        plan({"CPU": 8, "GPU": 1}, gpus_per_job=2)
+    with pytest.raises(batch.BatchError, match="--device cuda: the Ray cluster has no GPUs"):
+        plan({"CPU": 8}, device="cuda")
+
+
 # ------------------------------------------------------------------ on a local Ray
 
 @pytest.fixture(scope="module")
