@@ -754,7 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoint (default 2)")
     p.add_argument("--free-frontends", action="store_true", help="load the face, wav2vec and "
                    "emotion models for every job and free them after, as the single-job command "
-                   "does (saves about 1.6 GB of GPU memory per worker; default: keep them loaded)")
+                   "does (saves their GPU memory, wav2vec2-base and emotion2vec+ large in fp32, on each worker "
+                   "while it renders; default: keep them loaded)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
