@@ -62,7 +62,7 @@ def test_comfy_audio_of_a_16_bit_file_gives_the_official_16k_samples():
 
 def test_one_silence_rule_names_the_input(tmp_path):
     quiet = {"waveform": torch.full((1, 1, 16000), 5e-4), "sample_rate": 16000}
-    with pytest.raises(AudioInputError, match=r"^--audio: the audio is silent \(peak 4.9e-04"):
+    with pytest.raises(AudioInputError, match=r"^--audio: ComfyUI AUDIO input is silent \(peak 4.9e-04"):
         load_voice(quiet, what="--audio")
     speech = {"waveform": torch.full((1, 1, 16000), 5e-4) * torch.sin(torch.arange(16000.0)) * 40,
               "sample_rate": 16000}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memo_model.apps import cli
+from memo_model.apps import cli, console
 from memo_model.output.probe import probe_video, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +116,34 @@ def test_bad_emotion_override_names_the_option(tmp_path, capsys, tiny_models):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_models):
+    """--emotion NAME (an override from 0 s): every frame gets that label and the emotion models are not needed."""
+    import shutil
+    from argparse import Namespace
+
+    from memo_model.apps import job
+    from memo_model.networks.projections import EMOTION_NAMES
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["models"], models)
+    shutil.rmtree(models / "emotion2vec_plus_large")
+    argv = ["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--models", models,
+            "--output", tmp_path / "o.mp4", "--device", "cpu", "--size", "64"]
+    code, err = run_cli(argv + ["--emotion", "Loud"], capsys)
+    assert code == 2 and "--emotion: unknown emotion 'loud'; use one of angry, disgusted" in err
+    args = cli.build_parser().parse_args([str(a) for a in argv + ["--emotion", " SAD"]])
+    cli.fill_defaults(args)
+    assert job.check_options(args) == []
+    assert job.required_components(args) == ["memo", "face", "vae", "wav2vec", "vocal_separator"]
+    where = job.ensure_models(args, job.required_components(args))              # no emotion models
+    inputs = job._prepare_inputs(args, where, __import__("torch").device("cpu"), tmp_path / "f.safetensors")
+    assert inputs["emotion"].tolist() == [EMOTION_NAMES.index("sad")] * 16
+    assert "emotion:  SAD (--emotion; experimental)" in capsys.readouterr().err
+    plain = Namespace(**{**vars(args), "emotion": ""})
+    assert job._inputs_fingerprint(args, where) != job._inputs_fingerprint(plain, where)
+    assert "emotion2vec" in job.required_components(plain)
+
+
 def test_tiny_demo_refuses_real_model_options(capsys, tmp_path):
     code, err = run_cli(["--tiny-demo", "--models", tmp_path], capsys)
     assert code == 2 and "drop --models" in err
@@ -198,18 +226,18 @@ def test_interrupted_render_resumes(tmp_path, capsys, tiny_models, monkeypatch):
     out = tmp_path / "talk.mp4"
     argv = ["--image", tiny_models["image"], "--audio", voice, "--models", tiny_models["models"],
             "--output", out, "--size", "64", "--steps", "1", "--device", "cpu", "--resume"]
-    real_call = cli.TextProgress.__call__
+    real_call = console.TextProgress.__call__
 
     def interrupt(self, p):
         if p.clip == 1:
             raise KeyboardInterrupt
         real_call(self, p)
 
-    monkeypatch.setattr(cli.TextProgress, "__call__", interrupt)
+    monkeypatch.setattr(console.TextProgress, "__call__", interrupt)
     code, err = run_cli(argv, capsys)
     assert code == 130 and "run the same command again to continue" in err
     assert not out.exists() and (tmp_path / "talk.mp4.memo-resume" / "manifest.json").is_file()
-    monkeypatch.setattr(cli.TextProgress, "__call__", real_call)
+    monkeypatch.setattr(console.TextProgress, "__call__", real_call)
     code, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "resuming from the checkpoint: 1 of 2 clips already done" in err

@@ -495,9 +495,9 @@ def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces
 
 def test_silent_audio_is_an_error_naming_the_audio(pack):
     silent = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
-    with pytest.raises(ValueError, match=r"^audio: the audio is silent"):
+    with pytest.raises(ValueError, match=r"^audio: ComfyUI AUDIO input is silent"):
         M["MemoAudioEncode"]().encode(pack.wav2vec, silent, FPS, False, FPC, None)
-    with pytest.raises(ValueError, match=r"^audio: the audio is silent"):
+    with pytest.raises(ValueError, match=r"^audio: ComfyUI AUDIO input is silent"):
         M["MemoDetectEmotion"]().detect(silent, pack.emotion_model, "")
     with pytest.raises(ValueError, match="^separator"):
         M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, None)

@@ -12,15 +12,12 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..constants import PRECISIONS, torch_dtype
-
-EXIT_USAGE = 2        # bad options, missing files, unusable inputs
-EXIT_FAILED = 1       # the render itself failed
-EXIT_INTERRUPTED = 130
+from ..constants import PRECISIONS
+from .console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SayWarnings, UsageError, say
+from .job import quiet_third_party, render
 
 TINY_DEMO_BANNER = """\
 ========================================================================
@@ -29,10 +26,6 @@ TINY_DEMO_BANNER = """\
  the whole pipeline runs on this machine. For real results download the
  models (see --help: --models, --download).
 ========================================================================"""
-
-
-class UsageError(Exception):
-    """A problem with the command line or its inputs; the message says what to do."""
 
 
 # --------------------------------------------------------------------------- options
@@ -46,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                "audio_proj/ misc/ (hub repo memoavatar/memo), vae/ (stabilityai/sd-vae-ft-mse), "
                "wav2vec2-base-960h/ (facebook/wav2vec2-base-960h), emotion2vec_plus_large/ "
                "(emotion2vec/emotion2vec_plus_large). Example: python -m memo_model --image me.jpg "
-               "--audio speech.wav --output me.mp4 --download")
+               "--audio speech.wav --output me.mp4 --download. Many videos (on several GPUs or machines): "
+               "python -m memo_model batch --help")
     io = p.add_argument_group("inputs and output")
     io.add_argument("--image", type=Path, metavar="FILE", help="portrait picture (png, jpg, webp) with one clearly "
                     "visible face; the largest face is animated")
@@ -81,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "the full picture, so the video has the picture's size")
     gen.add_argument("--steps", type=int, metavar="N", default=None, help="denoising steps per clip (default 20; "
                      "2 with --tiny-demo)")
-    gen.add_argument("--cfg", type=float, metavar="SCALE", default=3.5, help="classifier-free guidance scale (default 3.5)")
+    gen.add_argument("--cfg", type=float, metavar="SCALE", default=3.5,
+                     help="classifier-free guidance scale (default 3.5)")
     gen.add_argument("--seed", type=int, metavar="N", default=42, help="noise seed (default 42)")
     gen.add_argument("--fps", type=int, metavar="N", default=30, help="frames per second (default 30, as trained)")
     gen.add_argument("--frames-per-clip", type=int, metavar="N", default=16, help="frames generated per clip "
@@ -114,306 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# --------------------------------------------------------------------------- progress
-
-class TextProgress:
-    """A one-line progress bar on stderr (a line per clip when stderr is not a terminal)."""
-
-    def __init__(self, stream=None, width: int = 30):
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.monotonic()
-        self._base = None           # fraction already done when we started (resumed renders)
-
-    def __call__(self, p) -> None:
-        frac = p.fraction
-        if self._base is None:
-            self._base = p.resumed_clips / max(1, p.num_clips)
-        elapsed = time.monotonic() - self.start
-        done = frac - self._base
-        eta = elapsed / done * (1 - frac) if done > 0 else 0.0
-        filled = int(round(frac * self.width))
-        line = (f"clip {p.clip + 1:>3}/{p.num_clips} [{'#' * filled}{'-' * (self.width - filled)}] "
-                f"{frac * 100:5.1f}%  step {p.step:>2}/{p.num_steps}  "
-                f"elapsed {_hms(elapsed)}  left {_hms(eta)}")
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if frac >= 1 else ""))
-        elif p.step == p.num_steps:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-def _hms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def say(message: str) -> None:
-    print(f"memo: {message}", file=sys.stderr, flush=True)
-
-
-class _SayWarnings(logging.Handler):
-    """Library warnings (damaged audio, resume notes) in the memo: voice, not as bare lines."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            say(f"warning: {record.getMessage()}")
-        except Exception:  # noqa: BLE001 - a warning must never stop a render
-            self.handleError(record)
-
-
-# --------------------------------------------------------------------------- steps
-
-def _resolve_device_dtype(device: Optional[str], dtype: str):
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"--device {device!r} is not a torch device ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available in this torch build; use --device cpu")
-    dt = (torch.bfloat16 if dev.type == "cuda" else torch.float32) if dtype == "auto" else torch_dtype(dtype)
-    if dev.type == "cpu" and dt == torch.float16:
-        say("warning: fp16 on CPU is very slow and may be inaccurate; prefer --dtype fp32")
-    return dev, dt
-
-
-def _check_options(args) -> list[str]:
-    """Problems with the command line itself, all of them (the preflight adds the rest)."""
-    problems = []
-    if args.image is None or args.audio is None:
-        missing = [o for o, v in (("--image", args.image), ("--audio", args.audio)) if v is None]
-        problems.append(f"{' and '.join(missing)} required: give a portrait picture and a voice "
-                        "recording (or try --tiny-demo)")
-    for option, path in (("--image", args.image), ("--audio", args.audio)):
-        if path is not None and not path.is_file():
-            problems.append(f"{option} {path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    if not 0.0 < args.det_threshold < 1.0:
-        problems.append(f"--det-threshold {args.det_threshold:g}: must lie between 0 and 1 (default 0.5)")
-    if not (args.max_audio_minutes > 0 and args.max_audio_minutes < float("inf")):
-        problems.append(f"--max-audio-minutes {args.max_audio_minutes:g}: must be a positive number of minutes")
-    if args.emotion:
-        from ..audio.emotion import parse_override
-
-        try:                                    # the times are checked against the audio's length later
-            parse_override(args.emotion, float("inf"))
-        except ValueError as exc:
-            problems.append(f"--emotion: {exc}")
-    return problems
-
-
-def _preflight(args, model_files, announce: bool = True) -> None:
-    """Every check that needs no model, before any model work; all problems in one error,
-    warnings in the memo: voice (``announce``)."""
-    from ..checks.preflight import PreflightError, preflight
-
-    problems = _check_options(args)
-    image = args.image if args.image is not None and args.image.is_file() else None
-    audio = args.audio if args.audio is not None and args.audio.is_file() else None
-    report = preflight(
-        output=args.output, model_files=model_files, image=image, audio=audio,
-        paste_back=args.paste_back, max_audio_seconds=args.max_audio_minutes * 60,
-        max_audio_name="--max-audio-minutes", resume=args.resume, frame_size=args.size,
-        settings=dict(seed=args.seed, steps=args.steps, cfg=args.cfg, fps=args.fps, size=args.size,
-                      frames_per_clip=args.frames_per_clip, past_frames=args.past_frames))
-    for warning in report.warnings if announce else ():
-        if not (args.tiny_demo and warning.startswith("--size")):    # tiny models are 64 px on purpose
-            say(f"warning: {warning}")
-    problems += [p + (" (then run again with --download)" if p.endswith("download it again") else "")
-                 for p in report.problems]
-    if problems:
-        raise UsageError(str(PreflightError(problems)))
-    if report.disk_bytes and announce:
-        say(f"about {report.disk_bytes / 1e6:,.0f} MB of disk next to {args.output} (estimate)")
-
-
-def _locations(args) -> dict:
-    given = {"vae": args.vae, "wav2vec": args.wav2vec, "emotion2vec": args.emotion2vec,
-             "face": args.face_models, "vocal_separator": args.vocal_separator}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _ensure_models(args, components) -> dict:
-    """Download missing files when asked, then preflight (options, files, headers) before any
-    model work; missing model files are listed with the download command."""
-    from . import download as dl
-
-    locations = _locations(args)
-    missing = dl.find_missing(args.models, components, locations)
-    if missing and args.download:
-        _preflight(args, [], announce=False)    # do not download gigabytes for a run that cannot start
-        say(f"downloading {len(missing)} missing model file(s) from the Hugging Face hub")
-        dl.download(args.models, components,
-                    progress=lambda i, n, f: say(f"  [{i}/{n}] {f}"), locations=locations)
-        missing = dl.find_missing(args.models, components, locations)
-    absent = {m.path for m in missing}
-    present = [p for name in components for _rel, p in dl.local_files(name, args.models, locations)
-               if p not in absent]
-    try:
-        _preflight(args, present)
-    except UsageError as exc:
-        if missing:
-            raise UsageError(f"{exc}\n{dl.missing_files_message(missing)}") from None
-        raise
-    if missing:
-        raise UsageError(dl.missing_files_message(missing))
-    return {name: dl.location(name, args.models, locations) for name in components}
-
-
-def _prepare_inputs(args, where: dict, device, features_file: Path) -> dict:
-    """Face, framing, audio, features and emotion labels; front-end models are freed after use.
-
-    The wav2vec features go to `features_file` layer by layer and are read back clip by clip,
-    so their memory does not grow with the audio (663 MB for 10 minutes otherwise)."""
-    import torch
-
-    from ..audio import AudioEncoder, AudioTooLongError, detect_emotion, encode_voice, load_voice
-    from ..audio.emotion import EmotionDetector
-    from ..checks.preflight import small_face_warning
-    from ..face import FaceAnalyzer, NoFaceError, embedding_tensor, frame_portrait
-    from ..face.images import load_image
-
-    say(f"reading {args.image}")
-    try:
-        image = load_image(args.image)
-    except ValueError as exc:
-        raise UsageError(f"--image: {exc}") from None
-    analyzer = FaceAnalyzer.from_pretrained(where["face"], det_thresh=args.det_threshold)
-    try:
-        face = analyzer.get_face(image, allow_no_face=args.allow_no_face)
-    except NoFaceError as exc:
-        raise UsageError(f"--image {args.image}: {exc}; use a clearer frontal photo, lower "
-                         f"--det-threshold (now {args.det_threshold:g}), or pass --allow-no-face "
-                         "(MEMO then animates with a zero face embedding)") from None
-    del analyzer
-    framing_mode = args.framing
-    if face is None:
-        framing_mode = "resize"
-        say("warning: no face found (--allow-no-face): zero face embedding, the whole picture is "
-            "squashed to the square (--framing resize)")
-    reference, framing = frame_portrait(image, face, mode=framing_mode, size=args.size)
-    if face is not None:
-        say(f"face at {[round(float(v)) for v in face.bbox]} in the {image.shape[1]}x{image.shape[0]} "
-            f"picture; reference {args.size}x{args.size} ({framing_mode})")
-        small = small_face_warning(face.bbox, what=f"the face in --image {args.image}")
-        if small:
-            say(f"warning: {small}")
-
-    say(f"reading {args.audio}")
-    try:
-        audio = load_voice(args.audio, what="--audio", max_seconds=args.max_audio_minutes * 60)
-    except AudioTooLongError as exc:
-        raise UsageError(f"{exc}; trim or split it, or raise --max-audio-minutes") from None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    separator = None
-    if not args.no_vocal_separation:
-        from ..audio.separation import VocalSeparator
-
-        say("separating the voice from the background")
-        separator = VocalSeparator.from_file(where["vocal_separator"])
-    say(f"{audio.duration:.2f} s of audio -> wav2vec features")
-    encoder = AudioEncoder.from_pretrained(where["wav2vec"], device=device)
-    features = encode_voice(audio, encoder, separator, fps=args.fps, frames_per_clip=args.frames_per_clip,
-                            to_file=features_file)
-    del encoder, separator
-    say("detecting the emotion of the speech")
-    detector = EmotionDetector.from_pretrained(where["emotion2vec"], where["emotion_classifier"], device=device)
-    try:
-        emotion = detect_emotion(audio, detector, args.emotion, what="--emotion")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    del detector
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return dict(reference=reference, face_embedding=embedding_tensor(face),
-                audio_features=features.windows, num_frames=features.audio_frames,
-                emotion=emotion.for_frames(features.num_frames), audio=audio.samples,
-                sample_rate=audio.sample_rate, framing=framing)
-
-
-def _inputs_fingerprint(args, where: dict) -> str:
-    """What the prepared inputs derive from: the picture and audio files, the front-end options
-    and the front-end models. Keys --resume checkpoints, because GPU front ends are not always
-    bit-reproducible from one run to the next."""
-    from .. import identity
-
-    models = [where[name] for name in ("face", "wav2vec", "emotion2vec", "emotion_classifier", "vocal_separator")
-              if name in where]
-    return identity.digest(identity.file_contents(args.image, args.audio), identity.weight_files(models),
-                           identity.settings(size=args.size, framing=args.framing, fps=args.fps,
-                                             frames_per_clip=args.frames_per_clip, emotion=args.emotion,
-                                             vocal_separation=not args.no_vocal_separation,
-                                             det_threshold=args.det_threshold, allow_no_face=args.allow_no_face))
-
-
-def _quiet_third_party() -> None:
-    """transformers/diffusers progress bars and info logs would drown ours."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    try:
-        from transformers.utils import logging as tlog
-
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - cosmetics only
-        pass
-
-
-def render(args) -> Path:
-    """Run one render from parsed options (after the tiny-demo set-up, if any)."""
-    _quiet_third_party()
-    components = ["memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec"]
-    if not args.no_vocal_separation:
-        components.append("vocal_separator")
-    where = _ensure_models(args, components)          # the preflight: before any model work
-    device, dtype = _resolve_device_dtype(args.device, args.dtype)
-    output = Path(args.output)
-    features_file = output.with_name(f".{output.name}.features.safetensors")
-    try:
-        return _render_prepared(args, where, device, dtype, features_file)
-    finally:
-        features_file.unlink(missing_ok=True)
-
-
-def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> Path:
-    from ..generation.pipeline import MemoPipeline
-    from ..output.render import RenderSettings, render_video, resume_dir_for
-
-    inputs = _prepare_inputs(args, where, device, features_file)
-    framing = inputs.pop("framing")
-
-    say(f"loading MEMO ({str(dtype).replace('torch.', '')} on {device})")
-    pipe = MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype)
-    settings = RenderSettings(steps=args.steps, cfg=args.cfg, seed=args.seed,
-                              frames_per_clip=args.frames_per_clip, past_frames=args.past_frames,
-                              initial_past_frames=args.past_frames, fps=args.fps)
-    n = inputs["num_frames"]
-    clips = -(-n // args.frames_per_clip)
-    say(f"generating {n} frames ({n / args.fps:.2f} s at {args.fps} fps) in {clips} clip(s) of "
-        f"{args.frames_per_clip}, {args.steps} steps each")
-    try:
-        result = render_video(pipe, output=args.output, settings=settings,
-                              paste_back=framing.paste_back if args.paste_back else None,
-                              resume=args.resume, progress=TextProgress(), log=say,
-                              inputs_fingerprint=_inputs_fingerprint(args, where) if args.resume else None,
-                              **inputs)
-    except KeyboardInterrupt:
-        if args.resume:
-            say(f"interrupted; the finished clips are kept in {resume_dir_for(args.output)}: run the "
-                "same command again to continue")
-        else:
-            say("interrupted; add --resume to be able to continue a long render")
-        raise
-    say(f"wrote {result.path} ({result.width}x{result.height}, {result.num_frames} frames"
-        + (f", {result.resumed_clips} clip(s) from the checkpoint" if result.resumed_clips else "") + ")")
-    return result.path
-
-
 def _tiny_demo(args, workdir: Path) -> None:
     from .tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
 
@@ -437,17 +132,26 @@ def _tiny_demo(args, workdir: Path) -> None:
         args.dtype = "fp32"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _quiet_third_party()
-    args.models_given = any(a == "--models" or a.startswith("--models=") for a in (argv or sys.argv[1:]))
+def fill_defaults(args) -> None:
+    """Defaults that depend on other options (--size, --steps)."""
     if args.size is None:
         args.size = 64 if args.tiny_demo else 512
     if args.steps is None:
         args.steps = 2 if args.tiny_demo else 20
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["batch"]:
+        from .batch import main as batch_main  # Ray is imported by the batch command only
+
+        return batch_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    quiet_third_party()
+    args.models_given = any(a == "--models" or a.startswith("--models=") for a in argv)
+    fill_defaults(args)
     library_log = logging.getLogger("memo_model")
-    voice = _SayWarnings(logging.WARNING)
+    voice = SayWarnings(logging.WARNING)
     library_log.addHandler(voice)
     try:
         with tempfile.TemporaryDirectory(prefix="memo-tiny-demo-") as tmp:

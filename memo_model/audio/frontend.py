@@ -30,7 +30,7 @@ def load_voice(source: AudioSource, *, what: str = "audio",
         raise type(exc)(f"{what}: {exc}") from None
     peak = float(audio.samples.abs().max()) if audio.num_samples else 0.0
     if peak < SILENCE_PEAK:
-        raise AudioInputError(f"{what}: the audio is silent (peak {peak:.1e}, below -60 dBFS, over "
+        raise AudioInputError(f"{what}: {audio.source} is silent (peak {peak:.1e}, below -60 dBFS, over "
                               f"{audio.duration:.2f} s); MEMO animates speech, give a recording with a voice "
                               "(check the file, its time range or its volume).")
     return audio

@@ -1,0 +1,230 @@
+"""The jobs file of ``python -m memo_model batch``: one video per line -> the single-job options.
+
+A line (JSON object, or CSV row under a header) gives ``image``, ``audio``, optionally ``output`` and
+any option of the single-job command's "generation" group; they are turned into that command's
+own tokens and parsed by its own parser on top of the batch-wide options, so a job means exactly what
+``python -m memo_model --image ... --audio ... <options>`` means. A line that cannot be a job keeps
+its error (reported in the batch report) instead of stopping the batch. No Ray here.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import cli
+
+# Single-job options a job line must not set: every worker loads the models once for all jobs.
+WORKER_OPTIONS = ("models", "vae", "wav2vec", "emotion2vec", "face_models", "vocal_separator",
+                  "download", "dtype", "device")
+NOT_IN_BATCH = ("image", "audio", "output", "tiny_demo")      # per job (JOBS) / single-job only
+
+
+class BatchError(Exception):
+    """A problem with the batch command line, the jobs file or the cluster; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- jobs file
+
+@dataclass
+class Job:
+    """One line of the jobs file: what to render (``args``, the single-job options) or why not."""
+
+    line: int                         # line number in the jobs file
+    name: str                         # output path relative to the output folder
+    args: Optional[argparse.Namespace] = None
+    error: Optional[str] = None
+    estimated_frames: Optional[int] = None
+    status: str = "pending"           # pending | running | done | skipped | failed | interrupted
+    attempts: list = field(default_factory=list)
+    result: dict = field(default_factory=dict)
+    started: Optional[float] = None
+    deaths: int = 0                   # workers lost while rendering this job
+    dispatches: int = 0               # times sent to a worker
+
+    @property
+    def output(self) -> Optional[Path]:
+        return None if self.args is None else Path(self.args.output)
+
+
+def _raising_parser() -> argparse.ArgumentParser:
+    """The single-job command's parser, raising :class:`BatchError` instead of exiting."""
+    parser = cli.build_parser()
+
+    def error(message):
+        raise BatchError(message)
+
+    parser.error = error
+    return parser
+
+
+def job_options(parser: Optional[argparse.ArgumentParser] = None) -> dict:
+    """The options a job line may set: the single-job command's "generation" group, by name."""
+    parser = parser or cli.build_parser()
+    group = next(g for g in parser._action_groups if g.title == "generation")
+    return {a.dest: a for a in group._group_actions}
+
+
+def parse_defaults(argv: Sequence[str]) -> argparse.Namespace:
+    """The single-job options given on the batch command line: the defaults of every job."""
+    parser = _raising_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except BatchError as exc:
+        raise BatchError(f"{exc} (options after JOBS are the single-job command's, see "
+                         "python -m memo_model --help)") from None
+    given = [f"--{d.replace('_', '-')}" for d in NOT_IN_BATCH if getattr(args, d)]
+    if given:
+        raise BatchError(f"{', '.join(given)}: not a batch option; the jobs file gives each job's "
+                         "image, audio and output, and --models the models")
+    return args
+
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
+    """A job line's option fields -> (single-job command-line tokens, flags it switches off)."""
+    tokens, off = [], []
+    for key, value in fields.items():
+        action = options[key]
+        flag = action.option_strings[0]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue                                     # empty CSV cell / null: the default
+        if action.nargs == 0:                            # a store_true flag: a yes/no value
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or text in _TRUE | _FALSE:
+                on = value if isinstance(value, bool) else text in _TRUE
+                tokens += [flag] if on else []
+                off += [] if on else [key]
+                continue
+            raise BatchError(f"{key}: {value!r} is not true or false")
+        if isinstance(value, bool) or isinstance(value, (list, dict)):
+            raise BatchError(f"{key}: {json.dumps(value)} is not a valid value for {flag}")
+        tokens += [flag, str(value).strip()]
+    return tokens, off
+
+
+def _read_rows(jobs_file: Path):
+    """(line number, dict) for every job line of a JSON-lines or CSV file."""
+    if jobs_file.suffix.lower() == ".csv":
+        with open(jobs_file, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise BatchError(f"{jobs_file}: empty CSV file; the first row names the columns "
+                                 "(image,audio,output,steps,...)")
+            for row in reader:
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue
+                if None in row:
+                    yield reader.line_num, ValueError("more cells than the header has columns")
+                    continue
+                yield reader.line_num, row
+        return
+    with open(jobs_file, encoding="utf-8") as fh:
+        for number, text in enumerate(fh, 1):
+            text = text.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as exc:
+                yield number, ValueError(f"not valid JSON ({exc})")
+                continue
+            yield number, row if isinstance(row, dict) else ValueError(
+                'a job line is a JSON object, e.g. {"image": "a.png", "audio": "a.wav"}')
+
+
+def _estimate_frames(audio: Path, fps: int) -> Optional[int]:
+    """ceil(declared audio seconds x fps) for the progress bar; None when it cannot tell cheaply."""
+    try:
+        import av
+
+        from ..audio.decode import declared_seconds
+
+        with av.open(str(audio)) as container:
+            seconds = declared_seconds(container, container.streams.audio[0])
+        return None if seconds is None else max(1, math.ceil(seconds * fps - 1e-9))
+    except Exception:  # noqa: BLE001 - only a progress estimate
+        return None
+
+
+def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
+    """Every job of ``jobs_file`` with its full single-job options (``defaults`` overridden by the
+    line); a line that cannot be a job gets its ``error`` and is reported, not rendered.
+
+    image/audio paths may be relative to the jobs file; output names are relative to ``out_dir``
+    (default ``<image stem>_<audio stem>.mp4``, as the single-job command)."""
+    jobs_file, out_dir = Path(jobs_file), Path(out_dir)
+    if not jobs_file.is_file():
+        raise BatchError(f"JOBS {jobs_file}: file not found")
+    parser = _raising_parser()
+    options = job_options(parser)
+    allowed = ", ".join(["image", "audio", "output"] + sorted(options))
+    base = jobs_file.resolve().parent
+    jobs: list[Job] = []
+    by_name: dict[str, int] = {}
+    for line, row in _read_rows(jobs_file):
+        job = Job(line=line, name="?")
+        jobs.append(job)
+        try:
+            if isinstance(row, Exception):
+                raise BatchError(str(row))
+            fields = {str(k).strip().lower().replace("-", "_"): v for k, v in row.items()}
+            for key in ("image", "audio"):
+                if not str(fields.get(key) or "").strip():
+                    raise BatchError(f"{key} missing: every job needs an image and an audio file")
+            image = base / str(fields.pop("image")).strip()
+            audio = base / str(fields.pop("audio")).strip()
+            name = str(fields.pop("output", None) or "").strip() or f"{image.stem}_{audio.stem}.mp4"
+            job.name = name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BatchError(f"output {name!r}: give a name inside the output folder, not a path")
+            worker = sorted(set(fields) & set(WORKER_OPTIONS))
+            if worker:
+                raise BatchError(f"{', '.join(worker)}: set on the batch command line, for all jobs "
+                                 "(every worker loads the models once)")
+            unknown = sorted(set(fields) - set(options))
+            if unknown:
+                raise BatchError(f"unknown field(s) {', '.join(unknown)}; a job line may have {allowed}")
+            tokens, off = _job_tokens(fields, options)
+            argv = defaults_argv(defaults) + tokens + ["--image", str(image), "--audio", str(audio),
+                                                        "--output", str(out_dir / name)]
+            args = parser.parse_args(argv)
+            for key in off:
+                setattr(args, key, False)
+            cli.fill_defaults(args)
+            args.resume, args.download, args.models_given = True, False, True
+            job.args = args
+            if name in by_name:
+                raise BatchError(f"output {name} is also written by line {by_name[name]}; give each "
+                                 "job its own output name")
+            by_name[name] = line
+            job.estimated_frames = _estimate_frames(audio, args.fps)
+        except BatchError as exc:
+            job.error = f"line {line}: {exc}"
+            job.status = "failed"
+    if not jobs:
+        raise BatchError(f"JOBS {jobs_file}: no jobs in it (one JSON object per line, or CSV with a "
+                         "header row)")
+    return jobs
+
+
+def defaults_argv(defaults: argparse.Namespace) -> list:
+    """The batch-wide single-job options as command-line tokens (re-parsed with each job's)."""
+    parser = cli.build_parser()
+    argv = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help",) + NOT_IN_BATCH:
+            continue
+        value = getattr(defaults, action.dest, None)
+        if action.nargs == 0:
+            argv += [action.option_strings[0]] if value else []
+        elif value is not None and value != action.default:
+            argv += [action.option_strings[0], str(value)]
+    return argv
