@@ -21,8 +21,6 @@ it lazily.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 import time
@@ -31,7 +29,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import cli, console
-from .batch_jobs import WORKER_OPTIONS, BatchError, Job, defaults_argv, parse_defaults, read_jobs
+from .batch_jobs import WORKER_OPTIONS, BatchError, defaults_argv, parse_defaults, read_jobs
+from .batch_report import REPORT_NAME, BatchReport, DriverProgress, now, short_error
 from .batch_workers import (
     BatchWorker,
     ProgressBoard,
@@ -42,98 +41,7 @@ from .batch_workers import (
 )
 from .job import ensure_models, required_components
 
-REPORT_NAME = "batch_report.json"
-REPORT_FORMAT = "memo-batch-report/1"
-
-
-# --------------------------------------------------------------------------- progress on the driver
-
-class _DriverProgress:
-    """Bars over jobs and frames (tqdm on a terminal), else one line per finished job."""
-
-    def __init__(self, total_jobs: int, total_frames: int, enabled: bool, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.enabled = enabled
-        self.jobs = self.frames = None
-        if self.tty:
-            from tqdm import tqdm
-
-            self.jobs = tqdm(total=total_jobs, desc="jobs  ", unit="job", position=0, file=self.stream,
-                             dynamic_ncols=True)
-            self.frames = tqdm(total=total_frames or None, desc="frames", unit="frame", position=1,
-                               file=self.stream, dynamic_ncols=True)
-
-    def update(self, jobs_done: int, frames_done: float, frames_total: int) -> None:
-        if self.tty:
-            self.jobs.n = jobs_done
-            self.frames.total = max(frames_total, int(frames_done)) or None
-            self.frames.n = int(frames_done)
-            self.jobs.refresh()
-            self.frames.refresh()
-
-    def line(self, text: str) -> None:
-        if self.tty:
-            self.jobs.write(text, file=self.stream)
-        elif self.enabled:
-            print(text, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            self.frames.close()
-            self.jobs.close()
-
-
 # --------------------------------------------------------------------------- the batch
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
-
-
-class _Report:
-    """DIR/batch_report.json, replaced atomically after every change."""
-
-    def __init__(self, path: Path, jobs: list[Job], header: dict):
-        self.path, self.jobs, self.header = path, jobs, header
-        self.workers: dict = {}
-        self.started = time.monotonic()
-        self.timings: dict = {}           # ray_start_s; render_s: first dispatch to last job's end
-        self.first_dispatch: Optional[float] = None
-
-    def job_entry(self, job: Job) -> dict:
-        entry = {"line": job.line, "output": job.name, "status": job.status, "error": job.error,
-                 "seconds": job.result.get("seconds_total"), "frames": job.result.get("frames"),
-                 "clips": job.result.get("clips"), "resumed_clips": job.result.get("resumed_clips"),
-                 "worker": job.result.get("worker"), "retries": max(0, len(job.attempts) - 1),
-                 "attempts": job.attempts}
-        return entry
-
-    def data(self) -> dict:
-        entries = [self.job_entry(j) for j in self.jobs]
-        counts = {s: sum(e["status"] == s for e in entries)
-                  for s in ("done", "skipped", "failed", "interrupted", "pending")}
-        seconds = time.monotonic() - self.started
-        frames = sum(e["frames"] or 0 for e in entries if e["status"] == "done")
-        render_s = self.timings.get("render_s")
-        return {"format": REPORT_FORMAT, **self.header, "seconds": round(seconds, 3),
-                "timings": self.timings,
-                "summary": {**counts, "jobs": len(entries), "frames_rendered": frames,
-                            "frames_per_second": round(frames / seconds, 4) if seconds > 0 else None,
-                            "render_frames_per_second": round(frames / render_s, 4) if render_s else None},
-                "workers": list(self.workers.values()), "jobs": entries}
-
-    def write(self) -> dict:
-        data = self.data()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.path)
-        return data
-
 
 def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, address: Optional[str] = None,
               workers: Optional[int] = None, gpus_per_job: float = 1.0, cpus_per_worker: int = 1,
@@ -167,8 +75,8 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
         elif job.status == "pending":
             job.output.parent.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if j.status == "pending"]
-    report = _Report(out_dir / REPORT_NAME, jobs, {
-        "jobs_file": str(Path(jobs_file).resolve()), "out": str(out_dir), "started": _now(),
+    report = BatchReport(out_dir / REPORT_NAME, jobs, {
+        "jobs_file": str(Path(jobs_file).resolve()), "out": str(out_dir), "started": now(),
         "options": defaults_argv(defaults), "retries": retries})
     if not todo:                                  # nothing to render: no Ray at all
         return report.write()
@@ -249,7 +157,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
 
     for w in pool:
         when_ready(w)
-    say = _DriverProgress(len(jobs), sum(j.estimated_frames or 0 for j in todo), progress)
+    say = DriverProgress(len(jobs), sum(j.estimated_frames or 0 for j in todo), progress)
     say.line(f"memo batch: {len(todo)} job(s) to render, {len(jobs) - len(todo)} skipped or invalid; "
              f"{n_workers} worker(s) on {device}")
     queue = deque(todo)
@@ -283,7 +191,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                     try:
                         info = ray.get(ref)
                     except (RayActorError, WorkerCrashedError) as exc:
-                        info = {"error": f"the worker could not start: {_short(exc)}"}
+                        info = {"error": f"the worker could not start: {short_error(exc)}"}
                     if info.get("error"):
                         init_errors.append(info["error"])
                         ray.kill(w.handle)
@@ -306,7 +214,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                         continue
                     job.deaths += 1
                     job.attempts.append({"worker": seen.get("worker") or w.info, "outcome": "worker died",
-                                         "error": _short(exc),
+                                         "error": short_error(exc),
                                          "seconds": round(time.monotonic() - dispatched, 3)})
                     if job.deaths <= retries:
                         queue.appendleft(job)
@@ -316,7 +224,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                     else:
                         job.status = "failed"
                         job.error = (f"line {job.line}: the worker died {job.deaths} time(s) while "
-                                     f"rendering it (last: {_short(exc)}); not retried again")
+                                     f"rendering it (last: {short_error(exc)}); not retried again")
                         finished += 1
                     report.write()
                     continue
