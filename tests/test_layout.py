@@ -70,3 +70,17 @@ def test_ruff_passes():
         pytest.skip("ruff is not installed (pip install -r requirements-test.txt)")
     out = subprocess.run([ruff, "check", "."], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-4000:]
+
+
+def test_pyproject_and_requirements_list_the_same_runtime_dependencies():
+    import re
+    import tomllib
+
+    def names(lines):
+        return {re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0].lower() for line in lines
+                if line.strip() and not line.strip().startswith(("#", "-r"))}
+
+    declared = names(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    required = names(line.split("#")[0] for line in (REPO / "requirements.txt").read_text().splitlines())
+    assert declared == required
+    assert "torch" not in declared        # ComfyUI provides torch; listing it pulls a CUDA build over it
