@@ -44,14 +44,15 @@ class MemorySettings:
 
     @classmethod
     def preset(cls, name: str) -> "MemorySettings":
-        """'default' (fastest), 'low' (bounded transients, weights stay on the device) or
-        'offload' (low + motion memory on the host; meant with weights streamed per layer)."""
+        """'default' (fastest), 'low' (bounded transients, motion memory on the host) or
+        'offload' (the same settings, meant with weights streamed per layer by the caller)."""
         if name in (None, "", "default"):
             return cls()
         if name == "low":
-            return cls(cfg_sequential=True, ff_chunk_tokens=16384, attention_chunk_rows=4, vae_chunk=1)
+            return cls(cfg_sequential=True, ff_chunk_tokens=16384, attention_chunk_rows=4, vae_chunk=1,
+                       state_offload=True)
         if name == "offload":
-            return replace(cls.preset("low"), state_offload=True)
+            return cls.preset("low")
         raise ValueError(f"memory preset {name!r}: use one of {', '.join(PRESETS)}")
 
     def as_dict(self) -> dict:
