@@ -43,7 +43,8 @@ def group_norm(norm: nn.GroupNorm, x: torch.Tensor, frames: int | None = None) -
         return norm(x)
     n, c, h, w = x.shape
     pooled = x.reshape(n // frames, frames, c, h, w).transpose(1, 2)
-    pooled = F.group_norm(pooled, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    weight, bias = (None if p is None else p.to(device=x.device, dtype=x.dtype) for p in (norm.weight, norm.bias))
+    pooled = F.group_norm(pooled, norm.num_groups, weight, bias, norm.eps)
     return pooled.transpose(1, 2).reshape(n, c, h, w)
 
 

@@ -124,7 +124,7 @@ class DiffusionNet(nn.Module):
         (decaying and extending `previous_memory` when given). `memory_store`: the dict the new
         memory is written to (e.g. one that moves it to the host); `release_previous`: pop each
         module's previous memory as soon as it is used, so old and new never coexist whole."""
-        dtype = self.conv_in.weight.dtype
+        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
             feat = ref_features[key].to(dtype)
@@ -150,7 +150,7 @@ class DiffusionNet(nn.Module):
         audio_tokens [B, F, 32, A]; emotion [B] (9 = unconditional); uncond_rows: how many
         leading (b, f) rows form the unconditional CFG half (they skip reference attention).
         Returns the predicted velocity [B, 4, F, h, w]."""
-        dtype = self.conv_in.weight.dtype
+        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         b, c, frames, h, w = sample.shape
         x = self.conv_in(sample.to(dtype).transpose(1, 2).reshape(b * frames, c, h, w))
         t = timestep.reshape(-1)[:1].expand(b)
