@@ -83,8 +83,12 @@ def run_plans(sizes, dtypes, presets, weights, args) -> list:
 
 # ------------------------------------------------------------------------------ validation
 
-def measure_real(width: int, height: int, clips: int, steps: int, variant: str) -> dict:
-    """Real CPU run on random full-size fp32 weights: tracked live bytes and peak RSS."""
+def measure_real(width: int, height: int, clips: int, steps: int, variant: str, memory: str = "default",
+                 track: bool = True) -> dict:
+    """Real CPU run on random full-size fp32 weights: tracked live bytes (unless `track` is off,
+    for timing) and peak RSS."""
+    import contextlib
+
     import torch
 
     from memo_model.memory_plan import LiveTensors, full_size_networks
@@ -97,7 +101,7 @@ def measure_real(width: int, height: int, clips: int, steps: int, variant: str) 
     nets, vae = full_size_networks(torch.float32, "cpu", variant)
     weights = sum(t.numel() * t.element_size() for m in (nets, vae) for t in m.state_dict().values())
     rss_weights = _rss_now()
-    pipe = MemoPipeline(nets, DiffusersVae(vae))
+    pipe = MemoPipeline(nets, DiffusersVae(vae), memory)
     frames = 16 * clips
     _, face, _, emotion = random_inputs(frames, size=8, seed=0, size_name="tiny")
     reference = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -105,12 +109,12 @@ def measure_real(width: int, height: int, clips: int, steps: int, variant: str) 
     features = torch.randn(frames, cfg.seq_len, cfg.blocks, cfg.channels, generator=torch.Generator().manual_seed(1))
     tracker = LiveTensors("cpu")
     start = time.perf_counter()
-    with tracker:
+    with tracker if track else contextlib.nullcontext():
         out = pipe.generate(reference, face, features, emotion, num_inference_steps=steps, guidance_scale=3.5)
     seconds = time.perf_counter() - start
     del out
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"weights_bytes": weights, "tracked_activation_peak_bytes": tracker.peak,
+    return {"memory_preset": memory, "tracked": track, "weights_bytes": weights, "tracked_activation_peak_bytes": tracker.peak,
             "tracked_peak_bytes": weights + tracker.peak, "rss_start_bytes": rss_start,
             "rss_after_weights_bytes": rss_weights, "rss_peak_bytes": rss_peak,
             "rss_peak_minus_start_bytes": rss_peak - rss_start, "seconds": round(seconds, 1),
@@ -181,11 +185,14 @@ def main() -> None:
     parser.add_argument("--validate-size", type=parse_size, default=(128, 128))
     parser.add_argument("--validate-clips", type=int, default=2)
     parser.add_argument("--validate-steps", type=int, default=2)
-    parser.add_argument("--measure-real", type=parse_size, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-real", type=parse_size,
+                        help="internal/manual: one real CPU run at this size (fp32, random full-size weights)")
+    parser.add_argument("--untracked", action="store_true", help="with --measure-real: no tracking (timing)")
     args = parser.parse_args()
 
     if args.measure_real:
-        print(json.dumps(measure_real(*args.measure_real, args.clips, args.steps, args.variant)))
+        print(json.dumps(measure_real(*args.measure_real, args.clips, args.steps, args.variant, args.memory[0],
+                                      not args.untracked)))
         return
     if args.validate:
         print(json.dumps({"validation": validate(args)}, indent=1))

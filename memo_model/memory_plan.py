@@ -128,19 +128,24 @@ class FusedAttention(TorchFunctionMode):
 
 # ------------------------------------------------------------------------------ networks
 
-def full_size_networks(dtype=torch.bfloat16, device="meta", variant: str = "A"):
-    """MemoNetworks + diffusers VAE at the released sizes (random or meta weights)."""
+def full_size_networks(dtype=torch.bfloat16, device="meta", variant: str = "A", weight_dtype=None,
+                       host_weights: bool = False, size: str = "full"):
+    """MemoNetworks + diffusers VAE at the released sizes (random or meta weights).
+
+    weight_dtype (e.g. float8 e4m3fn): storage of the matrices, computed in `dtype` through cast-
+    per-call layers. host_weights (meta only): the four MEMO networks' weights are uninitialised
+    host memory (never touched, so nothing resident) streamed per layer to the meta "device"."""
     from diffusers import AutoencoderKL
 
     from .loading import MemoNetworks
     from .networks import build_network
     from .tiny import randomize_, tiny_configs, vae_config
 
-    configs = tiny_configs("full", variant)
+    configs = tiny_configs(size, variant)
     names = ("reference_net", "diffusion_net", "image_proj", "audio_proj")
     with torch.device("meta"):
         nets = {n: build_network(n, configs[n]) for n in names}
-        vae = AutoencoderKL(**vae_config("full"))
+        vae = AutoencoderKL(**vae_config(size))
     if device != "meta":
         generator = torch.Generator().manual_seed(0)
         for n in names:
@@ -151,30 +156,36 @@ def full_size_networks(dtype=torch.bfloat16, device="meta", variant: str = "A"):
                 if name.endswith("pos_encoder.pe"):
                     fresh = type(nets[n].get_submodule(name.rsplit(".", 1)[0]))(buf.shape[-1], buf.shape[1])
                     buf.copy_(fresh.pe)
+        torch.manual_seed(0)
         with torch.device(device):
-            vae = AutoencoderKL(**vae_config("full"))
+            vae = AutoencoderKL(**vae_config(size))
     nets = {n: m.to(dtype).eval().requires_grad_(False) for n, m in nets.items()}
-    return MemoNetworks(**nets, fingerprint=f"random-full-{variant}"), vae.to(dtype).eval().requires_grad_(False)
+    if weight_dtype is not None or host_weights:
+        from .ops import CastOps, apply_operations, store_weights
+
+        for name, net in nets.items():
+            apply_operations(net, CastOps)
+            if weight_dtype is not None:
+                store_weights(net, weight_dtype, dtype)
+            if host_weights:
+                nets[name] = net.to_empty(device="cpu")
+                nets[name].compute_dtype = dtype
+    out = MemoNetworks(**nets, fingerprint=f"random-{size}-{variant}")
+    if host_weights:
+        out.compute_device, out.compute_dtype = torch.device("meta"), dtype
+    return out, vae.to(dtype).eval().requires_grad_(False)
 
 
 def _bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in module.state_dict().values())
 
 
-def _largest_layer_bytes(*modules) -> int:
-    best = 0
-    for module in modules:
-        for m in module.modules():
-            own = sum(p.numel() * p.element_size() for p in m.parameters(recurse=False))
-            best = max(best, own)
-    return best
-
-
 # ------------------------------------------------------------------------------ plan
 
 def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: float = 3.5, dtype="bf16",
          memory="default", weights: str = "gpu", variant: str = "A", clips: int = 2, steps: int = 2,
-         total_steps: int = 20, target: str = "cuda", count_flops: bool = True, networks=None) -> dict:
+         total_steps: int = 20, target: str = "cuda", count_flops: bool = True, networks=None,
+         weight_dtype=None, model_size: str = "full") -> dict:
     """Run generate() on meta networks and return peak bytes per stage and overall.
 
     weights: 'gpu' (all weights resident), 'model' (only the network in use is resident, as
@@ -193,7 +204,11 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
     if weights not in WEIGHT_MODES:
         raise ValueError(f"weights {weights!r}: use one of {', '.join(WEIGHT_MODES)}")
     torch_dtype = resolve_dtype(dtype)
-    nets, vae_model = networks or full_size_networks(torch_dtype, "meta", variant)
+    from .loading import resolve_weight_dtype
+
+    wdtype = resolve_weight_dtype(weight_dtype) if weight_dtype is not None else None
+    nets, vae_model = networks or full_size_networks(torch_dtype, "meta", variant, wdtype, weights == "layer",
+                                                     model_size)
     settings = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
     pipe = MemoPipeline(nets, DiffusersVae(vae_model, chunk_size=settings.vae_chunk), settings)
     frames = frames_per_clip * clips
@@ -243,13 +258,14 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
                   "reference_net": _bytes(nets.reference_net), "memory_build": _bytes(nets.diffusion_net),
                   "denoise_step": _bytes(nets.diffusion_net), "other": 0}
     all_weights = sum(weights_of[s] for s in ("vae_encode", "reference_net", "denoise_step")) + small
-    layer_resident = 2 * _largest_layer_bytes(nets.reference_net, nets.diffusion_net, vae_model) + small
+    layer_resident = weights_of["vae_encode"]  # the VAE stays loaded; MEMO's weights stream per layer
     stages = {}
     for name in STAGES:
         rec = tracker.stages.get(name)
         if rec is None:
             continue
-        resident = {"gpu": all_weights, "model": weights_of[name] + small, "layer": layer_resident}[weights]
+        resident = {"gpu": all_weights, "model": weights_of[name] + small,
+                    "layer": layer_resident}[weights]
         # FLOPs per unit: per frame for the VAE, per denoising step, per clip for the rest
         units = {"vae_encode": vae_frames["vae_encode"], "vae_decode": vae_frames["vae_decode"],
                  "denoise_step": clips * steps}.get(name, clips)
@@ -261,6 +277,7 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
     result = {
         "width": width, "height": height, "frames_per_clip": frames_per_clip, "cfg": cfg,
         "dtype": str(torch_dtype).replace("torch.", ""), "memory": settings.as_dict(),
+        "weight_dtype": str(wdtype or torch_dtype).replace("torch.", ""),
         "memory_preset": memory if isinstance(memory, str) else None, "weights": weights, "variant": variant,
         "target": target, "simulated": {"clips": clips, "steps": steps},
         "weights_bytes": {"all": all_weights, "reference_net": weights_of["reference_net"],

@@ -31,7 +31,7 @@ class MemorySettings:
     cfg_sequential: bool = False
     ff_chunk_tokens: int = 0        # 0 = no limit
     attention_chunk_rows: int = 0   # 0 = no limit
-    vae_chunk: int = 8
+    vae_chunk: int = 4
     state_offload: bool = False
     host: str = "cpu"
 
