@@ -295,3 +295,39 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
         result["flops_per_output_frame"] = per_clip // frames_per_clip
         result["flops_total_steps"] = total_steps
     return result
+
+
+# ------------------------------------------------------------------------------ for model managers
+
+_REQUIRED: dict = {}
+
+
+def activation_bytes_required(networks, width: int, height: int, frames_per_clip: int = 16, cfg: float = 3.5,
+                              memory="default", dtype=None) -> int:
+    """Device bytes a generation needs beyond the MEMO weights (what ComfyUI's `memory_required`
+    asks for): the planner's largest activation peak over the reference net, the memory build and
+    a denoising step, for networks shaped like `networks` (built again on the meta device, so the
+    answer follows their widths). The VAE is another model and is not included. Cached."""
+    from diffusers import AutoencoderKL
+
+    from .diffusion_net import DiffusionNet
+    from .loading import MemoNetworks
+    from .projections import AudioProj, ImageProj
+    from .reference_net import ReferenceNet
+    from .tiny import vae_config
+
+    dtype = dtype or networks.dtype
+    d = networks.diffusion_net
+    key = (repr(networks.reference_net.cfg), repr(d.cfg), repr(d.motion_cfg), repr(networks.image_proj.cfg),
+           repr(networks.audio_proj.cfg), int(width), int(height), int(frames_per_clip), cfg > 1.0, str(dtype),
+           repr(memory))
+    if key not in _REQUIRED:
+        with torch.device("meta"):
+            meta = MemoNetworks(ReferenceNet(networks.reference_net.cfg), DiffusionNet(d.cfg, d.motion_cfg),
+                                ImageProj(networks.image_proj.cfg), AudioProj(networks.audio_proj.cfg)).to(dtype)
+            vae = AutoencoderKL(**vae_config("tiny")).to(dtype)
+        p = plan(width, height, frames_per_clip, cfg, dtype, memory, "gpu", clips=2, steps=1, count_flops=False,
+                 networks=(meta, vae))
+        _REQUIRED[key] = max(p["stages"][s]["activation_peak_bytes"]
+                             for s in ("reference_net", "memory_build", "denoise_step") if s in p["stages"])
+    return _REQUIRED[key]

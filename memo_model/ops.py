@@ -68,6 +68,8 @@ def apply_operations(module: nn.Module, ops=None) -> nn.Module:
         cls = exact.get(type(m))
         if cls is not None:
             m.__class__ = cls
+            if not hasattr(m, "bias"):  # comfy.ops' cast helper reads `bias` on every layer (Embedding has none)
+                m.bias = None
     return module
 
 

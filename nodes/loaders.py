@@ -12,6 +12,8 @@ from .values import (MEMO_EMOTION_MODEL, MEMO_FACE_MODEL, MEMO_MODELS, MEMO_SEPA
                      FaceModel, MemoModels, SeparatorModel, Wav2VecModel)
 
 CATEGORY = "MEMO/loaders"
+WEIGHT_STORAGE = ["default", "fp8_e4m3fn"]
+MEMORY_MODES = ["default", "low"]
 
 _DOWNLOAD_TIP = ("Download missing files from the Hugging Face hub (only the files this node needs, into the "
                  "folder shown in the error). Off: a missing file stops the run with the exact download command.")
@@ -51,6 +53,15 @@ class MemoModelLoader:
                            "can add folders with a 'memo:' key."}),
             "precision": _precision_input("MEMO networks"),
             "download_missing": _download_input(),
+            "weights": (WEIGHT_STORAGE, {
+                "default": "default",
+                "tooltip": "Storage of the weight matrices. fp8_e4m3fn halves their memory; they are computed in "
+                           "the precision above (results differ slightly from default)."}),
+            "memory": (MEMORY_MODES, {
+                "default": "default",
+                "tooltip": "default: fastest. low: same frames with much less GPU memory (CFG halves one after "
+                           "the other, chunked layers and VAE, the temporal memory kept in RAM), somewhat slower. "
+                           "ComfyUI's --lowvram / --novram additionally stream the weights layer by layer."}),
         }}
 
     RETURN_TYPES = (MEMO_MODELS,)
@@ -60,14 +71,21 @@ class MemoModelLoader:
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads the MEMO talking-head networks from models/memo/."
 
-    def load(self, checkpoint, precision, download_missing=False):
+    def load(self, checkpoint, precision, download_missing=False, weights="default", memory="default"):
         from memo_model.loading import load_networks  # noqa: PLC0415
 
+        if weights not in WEIGHT_STORAGE:
+            raise ValueError(f"weights: {weights!r} is not one of {', '.join(WEIGHT_STORAGE)}")
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory: {memory!r} is not one of {', '.join(MEMORY_MODES)}")
         folder = models.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
         dtype = host.resolve_precision(precision, host.torch_device())
-        nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device())
+        nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device(),
+                      operations=host.layer_operations(), weight_dtype=None if weights == "default" else weights)
+        if weights != "default":  # other numbers: a state made with other weights must not continue here
+            nets.fingerprint = f"{nets.fingerprint}-{weights}"
         managed = host.ManagedModel("MEMO networks", networks=nets)
-        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint),)
+        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint, memory=memory),)
 
 
 class MemoAudioModelLoader:

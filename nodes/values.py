@@ -54,6 +54,7 @@ class MemoModels:
     folder: Path
     dtype: Any
     fingerprint: str
+    memory: str = "default"      # memo_model.memory_settings preset used when sampling
 
     @property
     def networks(self):
