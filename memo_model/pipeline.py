@@ -58,17 +58,22 @@ def _pad_to_clips(x: torch.Tensor, frames_per_clip: int) -> torch.Tensor:
 
 
 class MemoPipeline:
-    def __init__(self, networks: MemoNetworks, vae: VaeCodec, memory: MemorySettings | str | None = None):
+    def __init__(self, networks: MemoNetworks, vae: VaeCodec, memory: MemorySettings | str | None = None,
+                 compile: bool = False):
         self.networks = networks
         self.vae = vae
         self.memory = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
+        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.compile), in place
+            from .compile import compile_networks
+
+            compile_networks(networks)
 
     @classmethod
     def from_pretrained(cls, memo_dir, vae_dir, device="cpu", dtype=torch.float32, vae_dtype=None,
-                        memory: MemorySettings | str | None = None) -> "MemoPipeline":
+                        memory: MemorySettings | str | None = None, compile: bool = False) -> "MemoPipeline":
         networks = load_networks(memo_dir, dtype=dtype, device=device)
         vae = DiffusersVae.from_pretrained(vae_dir, dtype=vae_dtype or dtype, device=device)
-        return cls(networks, vae, memory)
+        return cls(networks, vae, memory, compile)
 
     def _velocity(self, latents, t, face_tokens, audio, emotions, clip: ClipContext, frames: int,
                   use_cfg: bool) -> torch.Tensor:

@@ -62,6 +62,10 @@ class MemoModelLoader:
                 "tooltip": "default: fastest. low: same frames with much less GPU memory (CFG halves one after "
                            "the other, chunked layers and VAE, the temporal memory kept in RAM), somewhat slower. "
                            "ComfyUI's --lowvram / --novram additionally stream the weights layer by layer."}),
+            "compile": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "torch.compile the resnet and feed-forward blocks: faster on some GPUs after a slow first "
+                           "run per resolution (needs a working Triton / C++ compiler). Off: plain PyTorch."}),
         }}
 
     RETURN_TYPES = (MEMO_MODELS,)
@@ -71,7 +75,8 @@ class MemoModelLoader:
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads the MEMO talking-head networks from models/memo/."
 
-    def load(self, checkpoint, precision, download_missing=False, weights="default", memory="default"):
+    def load(self, checkpoint, precision, download_missing=False, weights="default", memory="default",
+             compile=False):
         from memo_model.loading import load_networks  # noqa: PLC0415
 
         if weights not in WEIGHT_STORAGE:
@@ -85,7 +90,8 @@ class MemoModelLoader:
         if weights != "default":  # other numbers: a state made with other weights must not continue here
             nets.fingerprint = f"{nets.fingerprint}-{weights}"
         managed = host.ManagedModel("MEMO networks", networks=nets)
-        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint, memory=memory),)
+        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint, memory=memory,
+                           compile=bool(compile)),)
 
 
 class MemoAudioModelLoader:

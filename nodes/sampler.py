@@ -83,7 +83,7 @@ def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
 
     codec = as_codec(vae, after=ensure_loaded, input_name="vae")
     ensure_loaded()
-    return MemoPipeline(nets, codec, getattr(memo_models, "memory", "default"))
+    return MemoPipeline(nets, codec, getattr(memo_models, "memory", "default"), getattr(memo_models, "compile", False))
 
 
 def _continuation(state: CarriedState | None, audio, face, models, settings: dict):

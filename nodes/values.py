@@ -55,6 +55,7 @@ class MemoModels:
     dtype: Any
     fingerprint: str
     memory: str = "default"      # memo_model.memory_settings preset used when sampling
+    compile: bool = False        # torch.compile the hot blocks (memo_model.compile)
 
     @property
     def networks(self):

@@ -71,7 +71,7 @@ def node_def(class_type: str):
 def _loaders(x=0, y=0):
     return [
         (1, "MemoModelLoader", (x, y), {"checkpoint": "memo", "precision": "auto", "download_missing": False,
-                                              "weights": "default", "memory": "default"}),
+                                              "weights": "default", "memory": "default", "compile": False}),
         (2, "VAELoader", (x, y + 150), {"vae_name": VAE_FILE}),
         (3, "MemoAudioModelLoader", (x, y + 250),
          {"wav2vec": "wav2vec2-base-960h", "precision": "fp32", "download_missing": False}),
