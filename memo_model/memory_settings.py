@@ -154,8 +154,11 @@ class HostStore(dict):
     def __setitem__(self, path, blocks):
         moved = []
         for kv, z in blocks:
-            kv, z = kv.to(self.host), z.to(self.host)
-            if self.pin:
-                kv, z = kv.pin_memory(), z.pin_memory()
-            moved.append((kv, z))
+            moved.append((self._move(kv), self._move(z)))
         super().__setitem__(path, moved)
+
+    def _move(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.pin:
+            return t.to(self.host)
+        out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)  # page-locked: fast, async copies back
+        return out.copy_(t)
