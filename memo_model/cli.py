@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network precision (auto: bf16 on CUDA as the official code, fp32 on CPU)")
     run.add_argument("--device", default=None, metavar="DEVICE", help="torch device, e.g. cuda, cuda:1 or cpu "
                      "(default: cuda when available, else cpu)")
+    run.add_argument("--memory", choices=("default", "low"), default="default",
+                     help="GPU memory use: low keeps the temporal memory in RAM and runs CFG halves and large "
+                          "layers in pieces (same video, about half the peak at 512x512; see README)")
     run.add_argument("--resume", action="store_true", help="checkpoint after every clip in "
                      "<output>.memo-resume/ and continue an interrupted render of the same inputs; "
                      "the result equals an uninterrupted render")
@@ -326,7 +329,8 @@ def _render_prepared(args, where: dict, device, dtype, features_file: Path) -> P
     framing = inputs.pop("framing")
 
     say(f"loading MEMO ({str(dtype).replace('torch.', '')} on {device})")
-    pipe = MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype)
+    pipe = MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype,
+                                        memory=getattr(args, "memory", "default"))
     settings = RenderSettings(steps=args.steps, cfg=args.cfg, seed=args.seed,
                               frames_per_clip=args.frames_per_clip, past_frames=args.past_frames,
                               initial_past_frames=args.past_frames, fps=args.fps)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
-           "--no-vocal-separation", "--resume", "--download", "--tiny-demo"]
+           "--no-vocal-separation", "--memory", "--resume", "--download", "--tiny-demo"]
 
 
 def run_cli(args, capsys):
