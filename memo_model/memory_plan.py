@@ -219,7 +219,6 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
 
     flops = FlopCounterMode(display=False) if count_flops else contextlib.nullcontext()
     tracker = LiveTensors("meta", flops if count_flops else None)
-    stage_of = {"reference_net": nets.reference_net, "denoise_step": nets.diffusion_net}
 
     vae_frames = {"vae_encode": 0, "vae_decode": 0}
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -43,7 +43,7 @@ class MemorySettings:
             raise ValueError("MemorySettings.vae_chunk must be >= 1")
 
     @classmethod
-    def preset(cls, name: str) -> "MemorySettings":
+    def preset(cls, name: str) -> MemorySettings:
         """'default' (fastest), 'low' (bounded transients, motion memory on the host) or
         'offload' (the same settings, meant with weights streamed per layer by the caller)."""
         if name in (None, "", "default"):
@@ -60,11 +60,12 @@ class MemorySettings:
 
 
 PRESETS = ("default", "low", "offload")
-_CURRENT: contextvars.ContextVar = contextvars.ContextVar("memo_memory_settings", default=MemorySettings())
+_DEFAULT = MemorySettings()
+_CURRENT: contextvars.ContextVar = contextvars.ContextVar("memo_memory_settings", default=None)
 
 
 def current() -> MemorySettings:
-    return _CURRENT.get()
+    return _CURRENT.get() or _DEFAULT
 
 
 @contextlib.contextmanager

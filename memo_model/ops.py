@@ -86,6 +86,6 @@ def store_weights(module: nn.Module, dtype: torch.dtype, compute_dtype: torch.dt
             if isinstance(m, nn.Embedding):
                 m.compute_dtype = compute_dtype
     for m in module.modules():
-        if hasattr(m, "conv_in") and isinstance(getattr(m, "conv_in"), nn.Conv2d):
+        if isinstance(getattr(m, "conv_in", None), nn.Conv2d):
             m.compute_dtype = compute_dtype
     return module

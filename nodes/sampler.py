@@ -69,7 +69,6 @@ def frame_range(features, start: int, stop: int):
 
 def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
     """A MemoPipeline whose networks and VAE are placed by ComfyUI's model manager before use."""
-    import torch  # noqa: PLC0415
     from memo_model.pipeline import MemoPipeline  # noqa: PLC0415
 
     width, height = face.size

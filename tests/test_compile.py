@@ -4,7 +4,6 @@ Opt-in (inductor compiles C++ on the CPU, ~15-80 s): MEMO_TEST_COMPILE=1."""
 import os
 
 import pytest
-import torch
 
 from memo_model import MemoPipeline
 from memo_model.loading import load_networks

@@ -1,7 +1,12 @@
 """The memory planner: live-tensor accounting, plans that follow the code, memory_required."""
 import torch
 
-from memo_model.memory_plan import LiveTensors, activation_bytes_required, full_size_networks, plan
+from memo_model.memory_plan import (
+    LiveTensors,
+    activation_bytes_required,
+    full_size_networks,
+    plan,
+)
 
 
 def test_live_tensors_counts_allocations_not_views():

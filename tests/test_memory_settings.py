@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from memo_model import MemoPipeline
-from memo_model.memory_settings import MemorySettings, tokenwise, rowwise
+from memo_model.memory_settings import MemorySettings, rowwise, tokenwise
 from memo_model.tiny import random_inputs
 
 STEPS = 2
