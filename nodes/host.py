@@ -236,11 +236,23 @@ def make_container(name: str = "MemoModels", **modules):
     return container.eval().requires_grad_(False)
 
 
+def layer_operations():
+    """Layer classes for the MEMO networks: ComfyUI's `comfy.ops.manual_cast` inside ComfyUI (weights
+    cast per layer, so the model manager can load them partially: --lowvram, --novram, automatic
+    offload), None (plain torch layers) outside."""
+    if comfy_model_management() is None:
+        return None
+    import comfy.ops  # noqa: PLC0415
+
+    return comfy.ops.manual_cast
+
+
 class ManagedModel:
     """Torch modules that ComfyUI's model manager loads to the GPU and offloads again.
 
     `load(memory_required)` must be called right before every stage that uses the modules:
-    inside ComfyUI it is `load_models_gpu([patcher], memory_required, force_full_load=True)`
+    inside ComfyUI it is `load_models_gpu([patcher], memory_required)`, partial loading allowed
+    when the layers are ComfyUI's cast-per-layer ops (`layer_operations()`), else a full load
     (plain layers cannot be partially loaded); other nodes' models may be evicted and MEMO's
     may later be evicted for them. Without ComfyUI it moves the modules to `torch_device()`.
     """
@@ -266,7 +278,8 @@ class ManagedModel:
         """Make sure the weights are on the compute device; returns that device."""
         mm = comfy_model_management()
         if self.patcher is not None and mm is not None:
-            mm.load_models_gpu([self.patcher], memory_required=int(memory_required), force_full_load=True)
+            partial_ok = any(hasattr(m, "comfy_cast_weights") for m in self.container.modules())
+            mm.load_models_gpu([self.patcher], memory_required=int(memory_required), force_full_load=not partial_ok)
             return self.patcher.load_device
         device = torch_device()
         self.container.to(device)

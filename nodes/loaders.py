@@ -24,6 +24,8 @@ from .values import (
 )
 
 CATEGORY = "MEMO/loaders"
+WEIGHT_STORAGE = ["default", "fp8_e4m3fn"]
+MEMORY_MODES = ["default", "low"]
 
 _DOWNLOAD_TIP = ("Download missing files from the Hugging Face hub (only the files this node needs, into the "
                  "folder shown in the error). Off: a missing file stops the run with the exact download command.")
@@ -63,6 +65,19 @@ class MemoModelLoader:
                            "can add folders with a 'memo:' key."}),
             "precision": _precision_input("MEMO networks"),
             "download_missing": _download_input(),
+            "weights": (WEIGHT_STORAGE, {
+                "default": "default",
+                "tooltip": "Storage of the weight matrices. fp8_e4m3fn halves their memory; they are computed in "
+                           "the precision above (results differ slightly from default)."}),
+            "memory": (MEMORY_MODES, {
+                "default": "default",
+                "tooltip": "default: fastest. low: same frames with much less GPU memory (CFG halves one after "
+                           "the other, chunked layers and VAE, the temporal memory kept in RAM), somewhat slower. "
+                           "ComfyUI's --lowvram / --novram additionally stream the weights layer by layer."}),
+            "compile": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "torch.compile the resnet and feed-forward blocks: faster on some GPUs after a slow first "
+                           "run per resolution (needs a working Triton / C++ compiler). Off: plain PyTorch."}),
         }}
 
     RETURN_TYPES = (MEMO_MODELS,)
@@ -72,14 +87,23 @@ class MemoModelLoader:
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads the MEMO talking-head networks from models/memo/."
 
-    def load(self, checkpoint, precision, download_missing=False):
+    def load(self, checkpoint, precision, download_missing=False, weights="default", memory="default",
+             compile=False):
         from ..memo_model.networks.loading import load_networks
 
+        if weights not in WEIGHT_STORAGE:
+            raise ValueError(f"weights: {weights!r} is not one of {', '.join(WEIGHT_STORAGE)}")
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory: {memory!r} is not one of {', '.join(MEMORY_MODES)}")
         folder = locations.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
         dtype = host.resolve_precision(precision, host.torch_device())
-        nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device())
+        nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device(),
+                      operations=host.layer_operations(), weight_dtype=None if weights == "default" else weights)
+        if weights != "default":  # other numbers: a state made with other weights must not continue here
+            nets.fingerprint = f"{nets.fingerprint}-{weights}"
         managed = host.ManagedModel("MEMO networks", networks=nets)
-        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint),)
+        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint, memory=memory,
+                           compile=bool(compile)),)
 
 
 class MemoAudioModelLoader:

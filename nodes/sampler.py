@@ -13,13 +13,14 @@ CATEGORY = "MEMO"
 INITIAL_PAST_FRAMES = 16     # official (after memoavatar/memo#37): 16 copies of the reference
 
 
-def activation_bytes(width: int, height: int, frames_per_clip: int, cfg: bool, dtype_size: int) -> int:
-    """Rough peak activation memory of one denoising step, for load_models_gpu(memory_required=...).
+def activation_bytes(memo_models, width: int, height: int, frames_per_clip: int, cfg: float) -> int:
+    """Device memory a generation needs beyond the weights, for load_models_gpu(memory_required=...):
+    the memory planner's peak for these networks, size, clip length, CFG, dtype and memory setting
+    (memo_model.apps.memory_plan; runs the generation code on meta tensors once per setting, cached)."""
+    from ..memo_model.apps.memory_plan import activation_bytes_required
 
-    ~24 GB cards run MEMO at 512x512, 16 frames, CFG in half precision with ~5 GB of weights, so
-    about 140 kB per latent token (batch x frames x h/8 x w/8) at 2 bytes per value."""
-    tokens = (2 if cfg else 1) * frames_per_clip * (height // 8) * (width // 8)
-    return int(tokens * 70_000 * dtype_size)
+    return activation_bytes_required(memo_models.networks, width, height, frames_per_clip, cfg,
+                                     getattr(memo_models, "memory", "default"), memo_models.dtype)
 
 
 def generation_inputs(seed_tooltip: str) -> dict:
@@ -68,20 +69,20 @@ def frame_range(features, start: int, stop: int):
 
 def memo_pipeline(memo_models, vae, face, frames_per_clip: int, cfg: float):
     """A MemoPipeline whose networks and VAE are placed by ComfyUI's model manager before use."""
-    import torch
-
     from ..memo_model.generation.pipeline import MemoPipeline
 
     width, height = face.size
-    dtype_size = torch.tensor([], dtype=memo_models.dtype).element_size()
-    need = activation_bytes(width, height, frames_per_clip, cfg > 1.0, dtype_size)
+    need = activation_bytes(memo_models, width, height, frames_per_clip, cfg) if host.in_comfyui() else 0
+    nets = memo_models.networks
 
     def ensure_loaded():
-        memo_models.managed.load(memory_required=need)
+        # with partial loading some weights stay on the offload device: compute where the manager says
+        nets.compute_device = memo_models.managed.load(memory_required=need)
+        nets.compute_dtype = memo_models.dtype
 
     codec = as_codec(vae, after=ensure_loaded, input_name="vae")
     ensure_loaded()
-    return MemoPipeline(memo_models.networks, codec)
+    return MemoPipeline(nets, codec, getattr(memo_models, "memory", "default"), getattr(memo_models, "compile", False))
 
 
 def _continuation(state: CarriedState | None, audio, face, models, settings: dict):

@@ -32,6 +32,8 @@ class MemoModels:
     folder: Path
     dtype: Any
     fingerprint: str
+    memory: str = "default"      # memo_model.generation.memory_settings preset used when sampling
+    compile: bool = False        # torch.compile the hot blocks (memo_model.generation.compile)
 
     @property
     def networks(self):

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
-           "--no-vocal-separation", "--emotion", "--resume", "--download", "--tiny-demo", "--det-threshold",
-           "--allow-no-face", "--max-audio-minutes"]
+           "--no-vocal-separation", "--emotion", "--memory", "--resume", "--download", "--tiny-demo",
+           "--det-threshold", "--allow-no-face", "--max-audio-minutes"]
 
 
 def run_cli(args, capsys):

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network precision (auto: bf16 on CUDA as the official code, fp32 on CPU)")
     run.add_argument("--device", default=None, metavar="DEVICE", help="torch device, e.g. cuda, cuda:1 or cpu "
                      "(default: cuda when available, else cpu)")
+    run.add_argument("--memory", choices=("default", "low"), default="default",
+                     help="GPU memory use: low keeps the temporal memory in RAM and runs CFG halves and large "
+                          "layers in pieces (same video, about half the peak at 512x512; see README)")
     run.add_argument("--resume", action="store_true", help="checkpoint after every clip in "
                      "<output>.memo-resume/ and continue an interrupted render of the same inputs; "
                      "the result equals an uninterrupted render")

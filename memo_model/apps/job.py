@@ -284,14 +284,15 @@ def load_pipeline(args):
     :func:`render_job` calls."""
     quiet_third_party()
     device, dtype = resolve_device_dtype(args.device, args.dtype)
-    return _load_pipeline(ensure_models(args, ["memo", "vae"], preflight=False), device, dtype)
+    return _load_pipeline(args, ensure_models(args, ["memo", "vae"], preflight=False), device, dtype)
 
 
-def _load_pipeline(where: dict, device, dtype):
+def _load_pipeline(args, where: dict, device, dtype):
     from ..generation.pipeline import MemoPipeline
 
     say(f"loading MEMO ({str(dtype).replace('torch.', '')} on {device})")
-    return MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype)
+    return MemoPipeline.from_pretrained(where["memo"], where["vae"], device=device, dtype=dtype,
+                                        memory=getattr(args, "memory", "default"))
 
 
 def _render_prepared(args, where: dict, device, dtype, features_file: Path, *, pipeline=None,
@@ -300,7 +301,7 @@ def _render_prepared(args, where: dict, device, dtype, features_file: Path, *, p
 
     inputs = _prepare_inputs(args, where, device, features_file, frontends)
     framing = inputs.pop("framing")
-    pipe = pipeline if pipeline is not None else _load_pipeline(where, device, dtype)
+    pipe = pipeline if pipeline is not None else _load_pipeline(args, where, device, dtype)
     settings = RenderSettings(steps=args.steps, cfg=args.cfg, seed=args.seed,
                               frames_per_clip=args.frames_per_clip, past_frames=args.past_frames,
                               initial_past_frames=args.past_frames, fps=args.fps)

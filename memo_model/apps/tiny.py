@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..networks.build import build_network
+from ..constants import LATENT_SCALE
 from ..networks.loading import SUBFOLDERS, WEIGHTS
 
 SIZES = {
@@ -21,6 +22,9 @@ SIZES = {
                  audio_intermediate=64, classifier=(3, 32), vae=[32, 32, 64, 64]),
     "small": dict(block_out_channels=[64, 128, 192, 192], cross_attention_dim=96, audio_dim=96, wav2vec_dim=32,
                   audio_intermediate=128, classifier=(3, 64), vae=[32, 64, 64, 64]),
+    # the released sizes (SD-1.5 widths, 768-d face and audio tokens, wav2vec2-base, sd-vae-ft-mse)
+    "full": dict(block_out_channels=[320, 640, 1280, 1280], cross_attention_dim=768, audio_dim=768, wav2vec_dim=768,
+                 audio_intermediate=512, classifier=(5, 2048), vae=[128, 256, 512, 512], vae_layers=2),
 }
 
 MOTION_VARIANTS = {
@@ -79,16 +83,20 @@ def _save(net: torch.nn.Module, config: dict, folder: Path) -> None:
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / WEIGHTS))
 
 
+def vae_config(size: str = "tiny") -> dict:
+    """diffusers AutoencoderKL arguments (4 latent channels, downsampling 8); "full" = sd-vae-ft-mse."""
+    return dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=SIZES[size].get("vae_layers", 1),
+                block_out_channels=SIZES[size]["vae"], norm_num_groups=32,
+                down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                scaling_factor=LATENT_SCALE)
+
+
 def write_tiny_vae(folder, size: str = "tiny", seed: int = 0) -> Path:
     """A small diffusers AutoencoderKL (4 latent channels, downsampling 8) saved in diffusers layout."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    channels = SIZES[size]["vae"]
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-                        block_out_channels=channels, norm_num_groups=32,
-                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                        scaling_factor=0.18215)
+    vae = AutoencoderKL(**vae_config(size))
     folder = Path(folder)
     vae.save_pretrained(str(folder), safe_serialization=True)
     return folder

@@ -12,8 +12,11 @@ from typing import Callable
 
 import torch
 
+from ..networks.diffusion_net import ClipContext
 from ..networks.loading import MemoNetworks, load_networks
 from ..networks.projections import NUM_EMOTIONS
+from . import memory_settings as msettings
+from .memory_settings import MemorySettings
 from .state import MemoState
 from .vae import DiffusersVae, VaeCodec
 
@@ -54,15 +57,41 @@ def _pad_to_clips(x: torch.Tensor, frames_per_clip: int) -> torch.Tensor:
 
 
 class MemoPipeline:
-    def __init__(self, networks: MemoNetworks, vae: VaeCodec):
+    def __init__(self, networks: MemoNetworks, vae: VaeCodec, memory: MemorySettings | str | None = None,
+                 compile: bool = False):
         self.networks = networks
         self.vae = vae
+        self.memory = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
+        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.compile), in place
+            from .compile import compile_networks
+
+            compile_networks(networks)
 
     @classmethod
-    def from_pretrained(cls, memo_dir, vae_dir, device="cpu", dtype=torch.float32, vae_dtype=None) -> "MemoPipeline":
+    def from_pretrained(cls, memo_dir, vae_dir, device="cpu", dtype=torch.float32, vae_dtype=None,
+                        memory: MemorySettings | str | None = None, compile: bool = False) -> "MemoPipeline":
         networks = load_networks(memo_dir, dtype=dtype, device=device)
         vae = DiffusersVae.from_pretrained(vae_dir, dtype=vae_dtype or dtype, device=device)
-        return cls(networks, vae)
+        return cls(networks, vae, memory, compile)
+
+    def _velocity(self, latents, t, face_tokens, audio, emotions, clip: ClipContext, frames: int,
+                  use_cfg: bool) -> torch.Tensor:
+        """The diffusion net's velocity for [uncond; cond] (CFG) or [cond], as one batch or, with
+        `cfg_sequential`, one half at a time; the motion memory is read through a view that copies
+        only what the call needs to the device."""
+        net, device = self.networks.diffusion_net, self.networks.device
+        if not (use_cfg and self.memory.cfg_sequential):
+            view = ClipContext(clip.ref_images, msettings.MemoryView(clip.memory, device))
+            return net(latents.repeat(2 if use_cfg else 1, 1, 1, 1, 1), t, face_tokens, audio, emotions, view,
+                       uncond_rows=frames if use_cfg else 0)
+        halves = []
+        for half in (0, 1):
+            view = ClipContext(clip.ref_images, msettings.MemoryView(clip.memory, device, (half, 2)),
+                               row_offset=half * frames)
+            pick = slice(half, half + 1)
+            halves.append(net(latents, t, face_tokens[pick], audio[pick], emotions[pick], view,
+                              uncond_rows=frames if half == 0 else 0))
+        return torch.cat(halves)
 
     def _check_inputs(self, reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames):
         if reference.dim() != 4 or reference.shape[:2] != (1, 3):
@@ -99,11 +128,20 @@ class MemoPipeline:
             reference, past = reference * 2 - 1, past * 2 - 1
         key = ("ref", renorm)
         if key not in cache:
-            cache[key] = self.vae.encode(reference).to(nets.device, nets.dtype)
+            cache[key] = self._encode(reference).to(nets.device, nets.dtype)
         ref_latent = cache[key]
         past_latents = ref_latent.expand(len(past), -1, -1, -1) if from_reference else \
-            self.vae.encode(past).to(nets.device, nets.dtype)
+            self._encode(past).to(nets.device, nets.dtype)
         return torch.cat([ref_latent, past_latents])
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents [F, 4, h, w] -> float32 CPU frames, `vae_chunk` frames per VAE call."""
+        step = self.memory.vae_chunk
+        return torch.cat([self.vae.decode(part).float().cpu() for part in latents.split(step)])
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        step = self.memory.vae_chunk
+        return torch.cat([self.vae.encode(part) for part in pixels.split(step)])
 
     @torch.no_grad()
     def generate(self, reference: torch.Tensor, face_embedding: torch.Tensor, audio_features: torch.Tensor,
@@ -117,7 +155,16 @@ class MemoPipeline:
         ignored: the noise stream continues from the state's RNG). `progress(done, total)` runs
         after every denoising step and may raise to cancel; `on_clip(index, frames [F,H,W,3])`
         gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming).
-        `audio_features` may be disk-backed (`memo_model.feature_file.FeatureWindows`): read per clip."""
+        `audio_features` may be disk-backed (`memo_model.feature_file.FeatureWindows`): read per clip.
+        Memory use follows `self.memory` (`MemorySettings`); the frames do not depend on it."""
+        with msettings.use(self.memory):
+            return self._generate(reference, face_embedding, audio_features, emotion, num_inference_steps,
+                                  guidance_scale, seed, frames_per_clip, past_frames, initial_past_frames, state,
+                                  progress, on_clip, keep_frames)
+
+    def _generate(self, reference, face_embedding, audio_features, emotion, num_inference_steps, guidance_scale,
+                  seed, frames_per_clip, past_frames, initial_past_frames, state, progress, on_clip,
+                  keep_frames) -> MemoOutput:
         self._check_inputs(reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames)
         nets = self.networks
         device, dtype = nets.device, nets.dtype
@@ -141,7 +188,7 @@ class MemoPipeline:
             state.check_compatible(settings)
             generator.set_state(state.rng_state)
             history, clip_index = state.past_frames, state.clip_index
-            memory = state.to(device).memory
+            memory = dict(state.memory)  # our own dict: entries are released as the next clip uses them
 
         face = face_embedding.to(device, dtype)
         face_tokens = nets.image_proj(face)
@@ -160,7 +207,14 @@ class MemoPipeline:
             ref_latents = self._encode_stack(reference, past, from_reference=clip_index == 0,
                                              cache=latent_cache)
             features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens)
-            clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, memory if clip_index else None)
+            del ref_latents
+            store = msettings.HostStore(self.memory.host, pin=device.type == "cuda") \
+                if self.memory.state_offload else None
+            previous = msettings.MemoryView(memory, device) if clip_index else None
+            clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, previous, memory_store=store,
+                                                   release_previous=True)
+            del features_k, previous
+            memory = None  # released module by module above (the caller's state keeps its own)
 
             # sliced per clip: disk-backed features (memo_model.feature_file) are read clip by clip
             features = _pad_to_clips(audio_features[window], frames_per_clip)
@@ -172,15 +226,16 @@ class MemoPipeline:
 
             latents = noise.to(device, dtype)
             for i, t in enumerate(timesteps):
-                model_in = latents.repeat(batch, 1, 1, 1, 1)
-                v = nets.diffusion_net(model_in, t.to(device), face_tokens, audio, emotions, clip,
-                                       uncond_rows=frames_per_clip if use_cfg else 0)
+                v = self._velocity(latents, t.to(device), face_tokens, audio, emotions, clip, frames_per_clip,
+                                   use_cfg)
                 latents = guided_euler_step(latents, v, guidance_scale, sigmas[i], sigmas[i + 1])
+                del v
                 if progress is not None:
                     progress(k * num_inference_steps + i + 1, steps_total)
 
-            frames = self.vae.decode(latents[0].transpose(0, 1)).float().cpu()  # [F, 3, H, W] in [0, 1]
+            frames = self._decode(latents[0].transpose(0, 1))  # [F, 3, H, W] in [0, 1]
             memory, clip_index = clip.memory, clip_index + 1
+            del clip, latents
             history = torch.cat([history, frames * 2 - 1])[-max(past_frames, initial_past_frames):]
             shown = frames[: max(0, total_frames - k * frames_per_clip)].permute(0, 2, 3, 1).contiguous()
             if on_clip is not None:

@@ -24,7 +24,8 @@ class EmoAdaLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """x [rows, L, dim]; emotion [B]: row r uses emotion[r // (rows / B)]."""
-        shift, scale = self.adaLN_modulation(self.class_embedder.embedding_table(emotion)).chunk(2, dim=1)
+        table = self.class_embedder.embedding_table(emotion).to(x.dtype)  # float8 storage: compute dtype
+        shift, scale = self.adaLN_modulation(table).chunk(2, dim=1)
         repeats = x.shape[0] // emotion.shape[0]
         shift = shift.repeat_interleave(repeats, dim=0)[:, None]
         scale = scale.repeat_interleave(repeats, dim=0)[:, None]

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..generation import memory_settings
+
 
 def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
     """diffusers' `Timesteps(dim, flip_sin_to_cos=True, freq_shift=0)`: [cos | sin], in fp32."""
@@ -41,7 +43,8 @@ def group_norm(norm: nn.GroupNorm, x: torch.Tensor, frames: int | None = None) -
         return norm(x)
     n, c, h, w = x.shape
     pooled = x.reshape(n // frames, frames, c, h, w).transpose(1, 2)
-    pooled = F.group_norm(pooled, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    weight, bias = (None if p is None else p.to(device=x.device, dtype=x.dtype) for p in (norm.weight, norm.bias))
+    pooled = F.group_norm(pooled, norm.num_groups, weight, bias, norm.eps)
     return pooled.transpose(1, 2).reshape(n, c, h, w)
 
 
@@ -117,7 +120,15 @@ class Attention(nn.Module):
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """[N, L, heads*d] projections -> [N, L, heads*d] attention output."""
+    """[N, L, heads*d] projections -> [N, L, heads*d] attention output (rows chunked when the
+    memory settings ask for it)."""
+    limit = memory_settings.current().attention_chunk_rows
+    if limit and q.shape[0] > limit:
+        return memory_settings.rowwise(lambda a, b, c: _sdpa(a, b, c, heads), limit, q, k, v)
+    return _sdpa(q, k, v, heads)
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     n, lq, inner = q.shape
     d = inner // heads
     q = q.view(n, lq, heads, d).transpose(1, 2)
@@ -145,7 +156,8 @@ class FeedForward(nn.Module):
         self.net = nn.ModuleList([GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)])
 
     def forward(self, x):
-        return self.net[2](self.net[0](x))
+        limit = memory_settings.current().ff_chunk_tokens
+        return memory_settings.tokenwise(lambda t: self.net[2](self.net[0](t)), x, limit, self.net[2].out_features)
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ class ClipContext:
     """What a clip's denoising steps share: reference image features and the motion memory."""
     ref_images: dict      # feature key -> [B, hw, C]
     memory: dict          # motion-module path -> [(KV, Z), ...] one per attention block
+    row_offset: int = 0   # first (b, f) row of this call in the full CFG batch (CFG halves run apart)
 
 
 class DiffusionNet(nn.Module):
@@ -116,23 +117,29 @@ class DiffusionNet(nn.Module):
 
     @torch.no_grad()
     def prepare_clip(self, ref_features: dict, batch: int, latent_size: tuple,
-                     previous_memory: dict | None = None) -> ClipContext:
+                     previous_memory: dict | None = None, memory_store: dict | None = None,
+                     release_previous: bool = False) -> ClipContext:
         """Split reference features [B*(1+P), ...] into the reference image part (for spatial
         attention) and the past-frame part, from which each motion module's memory is built
-        (decaying and extending `previous_memory` when given)."""
-        dtype = self.conv_in.weight.dtype
-        ref_images, memory = {}, {}
+        (decaying and extending `previous_memory` when given). `memory_store`: the dict the new
+        memory is written to (e.g. one that moves it to the host); `release_previous`: pop each
+        module's previous memory as soon as it is used, so old and new never coexist whole."""
+        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+        ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
             feat = ref_features[key].to(dtype)
             per_copy = feat.reshape(batch, feat.shape[0] // batch, *feat.shape[1:])
             past = per_copy[:, 1:].reshape(-1, *feat.shape[1:])
             if feat.dim() == 3:  # transformer tokens
-                ref_images[key] = per_copy[:, 0]
+                ref_images[key] = per_copy[:, 0].clone()  # not a view: the features can be freed
                 past = past.transpose(1, 2).reshape(past.shape[0], feat.shape[2], *self._grid(key, latent_size))
             module = level.motion_modules[j]
             if module is not None:
                 path = self.motion_paths[key]
-                prev = previous_memory.get(path) if previous_memory else None
+                if not previous_memory:
+                    prev = None
+                else:
+                    prev = previous_memory.pop(path, None) if release_previous else previous_memory.get(path)
                 memory[path] = module.build_memory(past, per_copy.shape[1] - 1, prev)
         return ClipContext(ref_images, memory)
 
@@ -143,7 +150,7 @@ class DiffusionNet(nn.Module):
         audio_tokens [B, F, 32, A]; emotion [B] (9 = unconditional); uncond_rows: how many
         leading (b, f) rows form the unconditional CFG half (they skip reference attention).
         Returns the predicted velocity [B, 4, F, h, w]."""
-        dtype = self.conv_in.weight.dtype
+        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         b, c, frames, h, w = sample.shape
         x = self.conv_in(sample.to(dtype).transpose(1, 2).reshape(b * frames, c, h, w))
         t = timestep.reshape(-1)[:1].expand(b)
@@ -157,7 +164,7 @@ class DiffusionNet(nn.Module):
             key, level, j = next(layers)
             x = level.resnets[j](x, temb, frames) if level is not self.mid_block else x
             if hasattr(level, "attentions"):
-                x = level.attentions[j].video_forward(x, context, clip.ref_images[key], uncond_rows)
+                x = level.attentions[j].video_forward(x, context, clip.ref_images[key], uncond_rows, clip.row_offset)
                 x, audio = level.audio_modules[j](x, audio, emotion)
             if level.motion_modules[j] is not None:
                 x = level.motion_modules[j](x, frames, clip.memory[self.motion_paths[key]])

@@ -30,6 +30,13 @@ class CheckpointError(ValueError):
     """A checkpoint folder or file that cannot be used, with what to do about it."""
 
 
+def weight_storage_dtype(dtype) -> torch.dtype:
+    """Storage dtype of weights: any compute dtype, or float8 e4m3fn ('fp8', 'fp8_e4m3fn')."""
+    if dtype in ("fp8", "fp8_e4m3fn", torch.float8_e4m3fn):
+        return torch.float8_e4m3fn
+    return torch_dtype(dtype)
+
+
 def read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
@@ -113,22 +120,40 @@ class MemoNetworks(nn.Module):
         self.audio_proj = audio_proj
         self.fingerprint = fingerprint
 
+    # Where and in what dtype the networks compute. The weights' own device and dtype unless set:
+    # with cast-per-call layers (memo_model.networks.ops) weights may sit on the host or be stored in float8.
+    compute_device = None
+    compute_dtype = None
+
     @property
     def dtype(self) -> torch.dtype:
-        return self.diffusion_net.conv_in.weight.dtype
+        return self.compute_dtype or getattr(self.diffusion_net, "compute_dtype", None) or \
+            self.diffusion_net.conv_in.weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.diffusion_net.conv_in.weight.device
+        return torch.device(self.compute_device) if self.compute_device is not None else \
+            self.diffusion_net.conv_in.weight.device
 
 
-def load_networks(memo_dir, dtype=torch.float32, device="cpu") -> MemoNetworks:
-    """The four generation networks from a checkpoint folder in the official layout."""
+def load_networks(memo_dir, dtype=torch.float32, device="cpu", operations=None, weight_dtype=None) -> MemoNetworks:
+    """The four generation networks from a checkpoint folder in the official layout.
+
+    `operations`: a layer namespace (memo_model.networks.ops.CastOps, comfy.ops.manual_cast, ...)
+    swapped in for torch.nn's layers; `weight_dtype` (e.g. torch.float8_e4m3fn, needs cast-per-call
+    operations): storage dtype of the Linear/Conv matrices, computed in `dtype`."""
     root = Path(memo_dir)
     if not root.is_dir():
         raise CheckpointError(f"MEMO checkpoint folder {root} does not exist (expected reference_net/, "
                               "diffusion_net/, image_proj/, audio_proj/ from the hub repo memoavatar/memo)")
     names = ("reference_net", "diffusion_net", "image_proj", "audio_proj")
     nets = {n: load_network(root / SUBFOLDERS[n], n, dtype, device) for n in names}
+    if operations is not None or weight_dtype is not None:
+        from .ops import CastOps, apply_operations, store_weights
+
+        for net in nets.values():
+            apply_operations(net, operations or CastOps)
+            if weight_dtype is not None:
+                store_weights(net, weight_storage_dtype(weight_dtype), torch_dtype(dtype))
     files = [root / SUBFOLDERS[n] / f for n in names for f in ("config.json", WEIGHTS)]
     return MemoNetworks(**nets, fingerprint=weight_files(files))

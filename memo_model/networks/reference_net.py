@@ -78,7 +78,7 @@ class ReferenceNet(nn.Module):
 
     def forward(self, latents: torch.Tensor, context: torch.Tensor) -> dict[str, torch.Tensor]:
         """latents [N, 4, h, w] at timestep 0; context: face tokens [E, tokens, D], tiled over N."""
-        dtype = self.conv_in.weight.dtype
+        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         t = torch.zeros(latents.shape[0], device=latents.device)
         temb = self.time_embedding(timestep_sinusoid(t, self.conv_in.out_channels).to(dtype))
         x = self.conv_in(latents.to(dtype))

@@ -51,13 +51,14 @@ class SpatialTransformer(nn.Module):
         return self.proj_out(from_tokens(tokens, h, w)) + x, feature
 
     def video_forward(self, x: torch.Tensor, context: torch.Tensor, ref_image: torch.Tensor,
-                      uncond_rows: int) -> torch.Tensor:
+                      uncond_rows: int, row_offset: int = 0) -> torch.Tensor:
         """x [B*F, C, h, w]; context [B*F, tokens, D]; ref_image [B, h*w, C].
 
         Rows `uncond_rows:` attend to [own tokens, reference tokens] with the reference of
         row r taken as `ref_image[r mod B]` (the official tiling); the first `uncond_rows`
         rows (the unconditional CFG half) use plain self-attention, as the official code ends
-        up doing after recomputing them. Nothing is computed and thrown away.
+        up doing after recomputing them. Nothing is computed and thrown away. `row_offset`:
+        index of x's first row in the full CFG batch (when the halves run one at a time).
         """
         block = self.transformer_blocks[0]
         h, w = x.shape[-2:]
@@ -69,7 +70,7 @@ class SpatialTransformer(nn.Module):
             parts.append(block.attn1(normed[:uncond_rows]))
         if uncond_rows < rows:
             cond = normed[uncond_rows:]
-            index = torch.arange(uncond_rows, rows, device=normed.device) % b
+            index = (torch.arange(uncond_rows, rows, device=normed.device) + row_offset) % b
             parts.append(block.attn1(cond, torch.cat([cond, ref_image[index]], dim=1)))
         tokens = torch.cat(parts) + tokens if len(parts) > 1 else parts[0] + tokens
         tokens = block.attn2(block.norm2(tokens), context) + tokens

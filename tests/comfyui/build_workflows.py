@@ -93,7 +93,8 @@ def node_def(class_type: str):
 
 def _loaders():
     return [
-        (1, "MemoModelLoader", {"checkpoint": "memo", "precision": "auto", "download_missing": False}),
+        (1, "MemoModelLoader", {"checkpoint": "memo", "precision": "auto", "download_missing": False,
+                                "weights": "default", "memory": "default", "compile": False}),
         (2, "VAELoader", {"vae_name": VAE_FILE}),
         (3, "MemoAudioModelLoader", {"wav2vec": "wav2vec2-base-960h", "precision": "fp32", "download_missing": False}),
         (4, "MemoEmotionModelLoader", {"emotion2vec": "emotion2vec_plus_large", "classifier": "memo",

@@ -79,6 +79,30 @@ def main() -> None:
         result["loaded_models"] = [type(m.model.model).__name__ for m in mm.current_loaded_models]
         result["patcher_size_mb"] = round(managed.patcher.model_size() / 2**20, 2)
 
+        # --lowvram-style partial loading: ComfyUI's ModelPatcher keeps part of the layers on the offload
+        # device and casts them per call (comfy.ops.manual_cast layers); the frames must not change.
+        from memo_model.generation.pipeline import MemoPipeline
+
+        nets = managed.networks
+        result["layer_ops"] = sorted({type(m).__module__ + "." + type(m).__qualname__ for m in nets.modules()
+                                      if type(m).__module__.startswith("comfy")})[:3]
+        c = nets.audio_proj.cfg
+        g = torch.Generator().manual_seed(1)
+        inputs = (torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.randn(1, 512, generator=g),
+                  torch.randn(16, c.seq_len, c.blocks, c.channels, generator=g), torch.randint(0, 9, (16,), generator=g))
+        nets.compute_device, nets.compute_dtype = device, models.dtype
+        full = MemoPipeline(nets, codec).generate(*inputs, num_inference_steps=1, guidance_scale=3.5, seed=3).frames
+        mm.unload_all_models()
+        budget = managed.patcher.model_size() // 3
+        managed.patcher.load(device, lowvram_model_memory=budget)
+        result["partial_loaded_mb"] = round(managed.patcher.model.model_loaded_weight_memory / 2**20, 2)
+        result["partial_lowvram"] = bool(managed.patcher.model.model_lowvram)
+        result["partial_cast_layers"] = sum(hasattr(m, "prev_comfy_cast_weights") for m in nets.modules())
+        partial = MemoPipeline(nets, codec, "low").generate(*inputs, num_inference_steps=1, guidance_scale=3.5,
+                                                            seed=3).frames
+        result["partial_max_abs_diff"] = float((partial - full).abs().max())
+        managed.patcher.detach()
+
         seen = []
         comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append(
             (value, total, None if preview is None else preview[0])))

@@ -343,4 +343,9 @@ def test_inprocess_comfy_vae_adapter_and_model_patcher(server):
     assert result["latent_shape"] == [2, 4, 8, 8] and result["latent_max_abs_diff"] < 1e-4
     assert result["image_shape"] == [2, 3, 64, 64] and result["image_max_abs_diff"] < 1e-3
     assert result["patcher"] == "ModelPatcher" and "MemoNetworks" in result["loaded_models"]
+    # comfy.ops layers, and a --lowvram-style partial load gives the same frames (low-memory settings on)
+    assert result["layer_ops"] and all(name.startswith("comfy.ops.manual_cast") for name in result["layer_ops"])
+    assert result["partial_lowvram"] and result["partial_cast_layers"] > 0
+    assert 0 < result["partial_loaded_mb"] < result["patcher_size_mb"]
+    assert result["partial_max_abs_diff"] < 1e-5
     assert result["progress"] == [[1, 3, "JPEG"], [3, 3, None]]
