@@ -60,8 +60,8 @@ def summary(p: dict) -> dict:
 def run_plans(sizes, dtypes, presets, weights, args) -> list:
     import torch
 
-    from memo_model.networks.loading import resolve_dtype
     from memo_model.apps.memory_plan import full_size_networks, plan
+    from memo_model.networks.loading import resolve_dtype
 
     results = []
     for dtype in dtypes:
@@ -92,8 +92,8 @@ def measure_real(width: int, height: int, clips: int, steps: int, variant: str, 
     import torch
 
     from memo_model.apps.memory_plan import LiveTensors, full_size_networks
-    from memo_model.generation.pipeline import MemoPipeline
     from memo_model.apps.tiny import random_inputs
+    from memo_model.generation.pipeline import MemoPipeline
     from memo_model.generation.vae import DiffusersVae
 
     torch.set_num_threads(1)
@@ -114,7 +114,8 @@ def measure_real(width: int, height: int, clips: int, steps: int, variant: str, 
     seconds = time.perf_counter() - start
     del out
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"memory_preset": memory, "tracked": track, "weights_bytes": weights, "tracked_activation_peak_bytes": tracker.peak,
+    return {"memory_preset": memory, "tracked": track, "weights_bytes": weights,
+            "tracked_activation_peak_bytes": tracker.peak,
             "tracked_peak_bytes": weights + tracker.peak, "rss_start_bytes": rss_start,
             "rss_after_weights_bytes": rss_weights, "rss_peak_bytes": rss_peak,
             "rss_peak_minus_start_bytes": rss_peak - rss_start, "seconds": round(seconds, 1),

@@ -90,7 +90,8 @@ def _continuation(state: CarriedState | None, audio, face, models, settings: dic
     if state is None:
         return 0, None
     if not isinstance(state, CarriedState):
-        raise ValueError(f"state: expected a MEMO_STATE from MemoSampler or MemoryStateCarry, got {type(state).__name__}")
+        raise ValueError("state: expected a MEMO_STATE from MemoSampler or MemoryStateCarry, got "
+                         f"{type(state).__name__}")
     info = state.info
     changed = [f"{k}: state has {info.get(k)!r}, now {v!r}" for k, v in settings.items() if info.get(k) != v]
     if info.get("weights") not in (None, models.fingerprint):

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from memo_model import MemoPipeline
-from memo_model.networks.loading import load_networks
 from memo_model.apps.tiny import random_inputs
+from memo_model.networks.loading import load_networks
 
 pytestmark = pytest.mark.skipif(os.environ.get("MEMO_TEST_COMPILE") != "1",
                                 reason="torch.compile test is opt-in: MEMO_TEST_COMPILE=1")

@@ -85,6 +85,8 @@ def test_unknown_network_and_bad_config_are_refused():
         build_network("diffusion_net", {"block_out_channels": [32, 64, 96, 96]})
     with pytest.raises(ValueError, match="act_fn"):
         build_network("reference_net", {"act_fn": "gelu"})
+    with pytest.raises(ValueError, match="upcast_attention true"):
+        build_network("reference_net", {"upcast_attention": True})
     with pytest.raises(ValueError, match="Temporal_Self"):
         build_network("diffusion_net", {"motion_module_kwargs": {"attention_block_types": ["Temporal_Cross"]}})
 

@@ -74,6 +74,7 @@ def test_ruff_passes():
 
 def test_pyproject_and_requirements_list_the_same_runtime_dependencies():
     import re
+
     import tomllib
 
     def names(lines):

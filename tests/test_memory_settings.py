@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from memo_model import MemoPipeline
-from memo_model.generation.memory_settings import MemorySettings, rowwise, tokenwise
 from memo_model.apps.tiny import random_inputs
+from memo_model.generation.memory_settings import MemorySettings, rowwise, tokenwise
 
 STEPS = 2
 SETTINGS = {
@@ -31,7 +31,7 @@ def test_setting_keeps_frames_and_memory(tiny_pipeline, reference_run, name):
     assert out.frames.shape == expected.frames.shape
     assert float((out.frames - expected.frames).abs().max()) < 1e-5, name
     for path, blocks in expected.state.memory.items():
-        for (kv, z), (kv2, z2) in zip(blocks, out.state.memory[path], strict=True):
+        for (kv, _z), (kv2, _z2) in zip(blocks, out.state.memory[path], strict=True):
             assert kv2.device.type == "cpu" and kv2.shape == kv.shape
             assert float((kv2 - kv).abs().max()) <= 1e-3 * float(kv.abs().max()), path  # as the golden end-to-end test
 

@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from memo_model import MemoPipeline
+from memo_model.apps.tiny import random_inputs
 from memo_model.networks.loading import load_networks
 from memo_model.networks.ops import CastOps, apply_operations, store_weights
-from memo_model.apps.tiny import random_inputs
 
 STEPS = 2
 

@@ -28,9 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import cli
-
-from . import console
+from . import cli, console
 from .batch_jobs import WORKER_OPTIONS, BatchError, defaults_argv, parse_defaults, read_jobs
 from .batch_report import REPORT_NAME, BatchReport, DriverProgress, now, short_error
 from .batch_workers import (

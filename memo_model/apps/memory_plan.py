@@ -95,6 +95,8 @@ class LiveTensors(TorchDispatchMode):
         return int(self.flops.get_total_flops()) if self.flops is not None else 0
 
 
+UNITS = {"vae_encode": "frame", "vae_decode": "frame", "denoise_step": "step"}   # per stage; else per clip
+
 def _meta_stand_in(func, args, kwargs):
     """Results for the ops that would read a meta tensor's (absent) data."""
     if func is aten._to_copy.default and args[0].is_meta:
@@ -137,8 +139,8 @@ def full_size_networks(dtype=torch.bfloat16, device="meta", variant: str = "A", 
     host memory (never touched, so nothing resident) streamed per layer to the meta "device"."""
     from diffusers import AutoencoderKL
 
-    from ..networks.loading import MemoNetworks
     from ..networks.build import build_network
+    from ..networks.loading import MemoNetworks
     from .tiny import randomize_, tiny_configs, vae_config
 
     configs = tiny_configs(size, variant)
@@ -198,8 +200,8 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
     from ..constants import torch_dtype as resolve_dtype
     from ..generation.memory_settings import MemorySettings
     from ..generation.pipeline import MemoPipeline
-    from .tiny import random_inputs
     from ..generation.vae import DiffusersVae
+    from .tiny import random_inputs
 
     if weights not in WEIGHT_MODES:
         raise ValueError(f"weights {weights!r}: use one of {', '.join(WEIGHT_MODES)}")
@@ -271,7 +273,7 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
         stages[name] = {"activation_peak_bytes": rec["peak_bytes"], "live_before_bytes": rec["live_before_bytes"],
                         "weights_bytes": resident, "peak_bytes": rec["peak_bytes"] + resident,
                         "flops_per_unit": rec["flops"] // max(1, units) if count_flops else None,
-                        "unit": {"vae_encode": "frame", "vae_decode": "frame", "denoise_step": "step"}.get(name, "clip")}
+                        "unit": UNITS.get(name, "clip")}
     peak = max(s["peak_bytes"] for s in stages.values())
     result = {
         "width": width, "height": height, "frames_per_clip": frames_per_clip, "cfg": cfg,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..networks.build import build_network
 from ..constants import LATENT_SCALE
+from ..networks.build import build_network
 from ..networks.loading import SUBFOLDERS, WEIGHTS
 
 SIZES = {

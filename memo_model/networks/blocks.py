@@ -169,3 +169,21 @@ def to_tokens(x: torch.Tensor) -> torch.Tensor:
 def from_tokens(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     n, _, c = x.shape
     return x.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+def unet_channel_plan(boc: tuple):
+    """SD UNet widths: (down levels [(in, out)]], up levels [(prev_out, skip_in, out)])."""
+    down, out = [], boc[0]
+    for ch in boc:
+        down.append((out, ch))
+        out = ch
+    rev = list(reversed(boc))
+    up, out = [], rev[0]
+    for i, ch in enumerate(rev):
+        up.append((out, rev[min(i + 1, len(rev) - 1)], ch))
+        out = ch
+    return down, up
+
+
+class UNetLevel(nn.Module):
+    """One UNet level's submodules (resnets, attentions, motion modules, ...) under their checkpoint names."""

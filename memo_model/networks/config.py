@@ -70,6 +70,9 @@ class UNetConfig:
             problems.append(f"mid_block_type {self.mid_block_type!r} (expected {mid!r})")
         if len(self.block_out_channels) != len(down):
             problems.append("block_out_channels must have one entry per level")
+        if self.upcast_attention:
+            problems.append("upcast_attention true (MEMO's checkpoints use false; attention runs in the network's "
+                            "dtype here, there is no fp32 upcast)")
         if self.act_fn != "silu":
             problems.append(f"act_fn {self.act_fn!r} (MEMO only runs with 'silu')")
         if not self.flip_sin_to_cos or self.freq_shift != 0:

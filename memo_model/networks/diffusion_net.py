@@ -13,9 +13,17 @@ import torch
 from torch import nn
 
 from .audio_module import AudioModule
-from .blocks import Downsample, ResnetBlock, TimestepEmbedding, Upsample, group_norm, timestep_sinusoid
+from .blocks import (
+    Downsample,
+    ResnetBlock,
+    TimestepEmbedding,
+    UNetLevel,
+    Upsample,
+    group_norm,
+    timestep_sinusoid,
+    unet_channel_plan,
+)
 from .config import MotionModuleConfig, UNetConfig
-from .reference_net import _Level, unet_channel_plan
 from .spatial_attention import SpatialTransformer
 from .temporal import MotionModule
 
@@ -51,11 +59,11 @@ class DiffusionNet(nn.Module):
 
         self.conv_in = nn.Conv2d(cfg.in_channels, boc[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(boc[0], temb)
-        down_plan, up_plan = unet_channel_plan(boc, lpb)
+        down_plan, up_plan = unet_channel_plan(boc)
 
         self.down_blocks = nn.ModuleList()
         for i, (cin, cout) in enumerate(down_plan):
-            level = _Level()
+            level = UNetLevel()
             level.resnets = nn.ModuleList(resnet(cin if j == 0 else cout, cout) for j in range(lpb))
             if cfg.down_block_types[i].startswith("CrossAttn"):
                 level.attentions = nn.ModuleList(SpatialTransformer(cout, heads, ctx, groups) for _ in range(lpb))
@@ -66,7 +74,7 @@ class DiffusionNet(nn.Module):
             self.down_blocks.append(level)
 
         mid = boc[-1]
-        self.mid_block = _Level()
+        self.mid_block = UNetLevel()
         self.mid_block.resnets = nn.ModuleList(resnet(mid, mid) for _ in range(2))
         self.mid_block.attentions = nn.ModuleList([SpatialTransformer(mid, heads, ctx, groups)])
         self.mid_block.audio_modules = nn.ModuleList([audio(mid, mid)])
@@ -74,7 +82,7 @@ class DiffusionNet(nn.Module):
 
         self.up_blocks = nn.ModuleList()
         for i, (prev, skip_in, cout) in enumerate(up_plan):
-            level = _Level()
+            level = UNetLevel()
             level.resnets = nn.ModuleList(
                 resnet((prev if j == 0 else cout) + (skip_in if j == lpb else cout), cout) for j in range(lpb + 1))
             if cfg.up_block_types[i].startswith("CrossAttn"):

@@ -10,27 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Downsample, ResnetBlock, TimestepEmbedding, Upsample, timestep_sinusoid
+from .blocks import (
+    Downsample,
+    ResnetBlock,
+    TimestepEmbedding,
+    UNetLevel,
+    Upsample,
+    timestep_sinusoid,
+    unet_channel_plan,
+)
 from .config import UNetConfig
 from .spatial_attention import SpatialTransformer
-
-
-def unet_channel_plan(boc: tuple, layers_per_block: int):
-    """SD UNet widths: (down levels [(in, out)]], up levels [(prev_out, skip_in, out)])."""
-    down, out = [], boc[0]
-    for ch in boc:
-        down.append((out, ch))
-        out = ch
-    rev = list(reversed(boc))
-    up, out = [], rev[0]
-    for i, ch in enumerate(rev):
-        up.append((out, rev[min(i + 1, len(rev) - 1)], ch))
-        out = ch
-    return down, up
-
-
-class _Level(nn.Module):
-    pass
 
 
 class ReferenceNet(nn.Module):
@@ -43,12 +33,12 @@ class ReferenceNet(nn.Module):
         ctx = cfg.cross_attention_dim
         self.conv_in = nn.Conv2d(cfg.in_channels, boc[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(boc[0], temb)
-        down_plan, up_plan = unet_channel_plan(boc, lpb)
+        down_plan, up_plan = unet_channel_plan(boc)
         n = len(boc)
 
         self.down_blocks = nn.ModuleList()
         for i, (cin, cout) in enumerate(down_plan):
-            level = _Level()
+            level = UNetLevel()
             level.resnets = nn.ModuleList(ResnetBlock(cin if j == 0 else cout, cout, temb, groups, eps)
                                           for j in range(lpb))
             if cfg.down_block_types[i].startswith("CrossAttn"):
@@ -58,13 +48,13 @@ class ReferenceNet(nn.Module):
             self.down_blocks.append(level)
 
         mid = boc[-1]
-        self.mid_block = _Level()
+        self.mid_block = UNetLevel()
         self.mid_block.resnets = nn.ModuleList(ResnetBlock(mid, mid, temb, groups, eps) for _ in range(2))
         self.mid_block.attentions = nn.ModuleList([SpatialTransformer(mid, heads, ctx, groups)])
 
         self.up_blocks = nn.ModuleList()
         for i, (prev, skip_in, cout) in enumerate(up_plan):
-            level = _Level()
+            level = UNetLevel()
             level.resnets = nn.ModuleList(
                 ResnetBlock((prev if j == 0 else cout) + (skip_in if j == lpb else cout), cout, temb, groups, eps)
                 for j in range(lpb + 1))

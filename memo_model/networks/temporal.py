@@ -77,7 +77,8 @@ class TemporalAttention(nn.Module):
         """x: normalised tokens [(B*F), hw, I]; memory for this block -> [(B*F), hw, I]."""
         hw = x.shape[1]
         if hasattr(self, "pos_encoder"):
-            pe = self.pos_encoder.pe[0, :frames].to(device=x.device, dtype=x.dtype)  # per-frame offset, same for all pixels
+            # per-frame offset, the same for all pixels
+            pe = self.pos_encoder.pe[0, :frames].to(device=x.device, dtype=x.dtype)
             x = x + pe.repeat(x.shape[0] // frames, 1)[:, None, :]
         query = torch.softmax(_per_pixel_heads(self.to_q(x), frames, self.heads), dim=-1) * self.scale
         key = torch.softmax(_per_pixel_heads(self.to_k(x), frames, self.heads), dim=-2)

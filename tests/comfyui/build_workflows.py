@@ -275,9 +275,9 @@ def to_ui(name: str, graph: dict) -> dict:
     out_links: dict = {}
     link_id = 0
     link_of: dict = {}
-    for nid, ctype, inputs in graph["nodes"]:
+    for nid, _ctype, inputs in graph["nodes"]:
         in_defs = defs[nid][0]
-        for slot, (iname, itype, _opt) in enumerate(in_defs):
+        for iname, _itype, _opt in in_defs:
             v = inputs.get(iname)
             if isinstance(v, tuple):
                 link_id += 1
@@ -299,7 +299,7 @@ def to_ui(name: str, graph: dict) -> dict:
                     widgets.append("fixed")
                 widgets += extra.get(iname, [])
             if not is_widget or isinstance(v, tuple):
-                entry = {"name": iname, "type": itype if itype != "COMBO" else "COMBO", "link": link_of.get((nid, iname))}
+                entry = {"name": iname, "type": itype, "link": link_of.get((nid, iname))}
                 if is_widget:
                     entry["widget"] = {"name": iname}
                 if optional:

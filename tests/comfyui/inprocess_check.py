@@ -89,7 +89,8 @@ def main() -> None:
         c = nets.audio_proj.cfg
         g = torch.Generator().manual_seed(1)
         inputs = (torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.randn(1, 512, generator=g),
-                  torch.randn(16, c.seq_len, c.blocks, c.channels, generator=g), torch.randint(0, 9, (16,), generator=g))
+                  torch.randn(16, c.seq_len, c.blocks, c.channels, generator=g),
+                  torch.randint(0, 9, (16,), generator=g))
         nets.compute_device, nets.compute_dtype = device, models.dtype
         full = MemoPipeline(nets, codec).generate(*inputs, num_inference_steps=1, guidance_scale=3.5, seed=3).frames
         mm.unload_all_models()

@@ -90,7 +90,7 @@ def server(tmp_path_factory):
                 break
             except api.ApiError:
                 if proc.poll() is not None or time.monotonic() - started > 240:
-                    raise RuntimeError("ComfyUI did not start:\n" + (root / "server.log").read_text()[-4000:])
+                    raise RuntimeError("ComfyUI did not start:\n" + (root / "server.log").read_text()[-4000:]) from None
                 time.sleep(0.5)
         TIMINGS["startup_s"] = round(time.monotonic() - started, 1)
         text = (root / "server.log").read_text()
