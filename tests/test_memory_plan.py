@@ -53,3 +53,16 @@ def test_memory_required_for_full_size_networks():
     # the motion memory alone (bf16, variant A, 256x256) is ~1.75 GB: the default keeps it on the device
     assert large > 1.7e9
     assert activation_bytes_required(nets, 256, 256, 16, 3.5, "default") == large  # cached
+
+
+def test_memory_required_under_inference_mode():
+    """ComfyUI runs every node under torch.inference_mode, where `.cpu()` of a meta tensor is
+    `aten.to.dtype_layout` instead of `_to_copy`: the planner must stand in for it there too."""
+    from memo_model.apps import memory_plan
+
+    nets, _ = full_size_networks(torch.float32, "meta")
+    memory_plan._REQUIRED.clear()
+    plain = activation_bytes_required(nets, 64, 64, 8, 3.5, "default")
+    memory_plan._REQUIRED.clear()
+    with torch.inference_mode():
+        assert activation_bytes_required(nets, 64, 64, 8, 3.5, "default") == plain > 0

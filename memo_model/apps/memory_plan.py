@@ -99,10 +99,11 @@ UNITS = {"vae_encode": "frame", "vae_decode": "frame", "denoise_step": "step"}  
 
 def _meta_stand_in(func, args, kwargs):
     """Results for the ops that would read a meta tensor's (absent) data."""
-    if func is aten._to_copy.default and args[0].is_meta:
-        device = kwargs.get("device")
+    if func in (aten._to_copy.default, aten.to.dtype_layout, aten.to.device) and args[0].is_meta:
+        # `.cpu()` is `_to_copy` normally and `to.dtype_layout` under inference mode (ComfyUI runs there)
+        device, dtype = (args[1], args[2]) if func is aten.to.device else (kwargs.get("device"), kwargs.get("dtype"))
         if device is not None and torch.device(device).type != "meta":
-            return torch.empty(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype, device=device)
+            return torch.empty(args[0].shape, dtype=dtype or args[0].dtype, device=device)
     elif func is aten._local_scalar_dense.default and args[0].is_meta:
         return False if args[0].dtype == torch.bool else 0 if not args[0].is_floating_point() else 0.0
     elif func is aten.copy_.default and args[1].is_meta and not args[0].is_meta:

@@ -48,7 +48,7 @@ TITLE_H = 30
 GAP = 36
 COLUMN_W = 340
 WIDE = {"MemoRenderVideo": 420}
-BODY_H = {"MemoModelLoader": 106, "VAELoader": 58, "MemoAudioModelLoader": 106, "MemoEmotionModelLoader": 130,
+BODY_H = {"MemoModelLoader": 178, "VAELoader": 58, "MemoAudioModelLoader": 106, "MemoEmotionModelLoader": 130,
           "MemoVocalSeparatorLoader": 82, "MemoFaceModelLoader": 82, "LoadImage": 330, "MemoLoadAudio": 184,
           "LoadAudio": 136, "MemoAudioEncode": 146, "MemoDetectEmotion": 78, "MemoFacePrep": 266, "MemoSampler": 440,
           "MemoryStateCarry": 198, "MemoPasteBack": 78, "MemoVideoCombine": 150, "MemoRenderVideo": 402,
