@@ -213,6 +213,7 @@ def four_jobs(ray_cluster, tiny):
     return jobs, out, report
 
 
+@pytest.mark.slow
 def test_four_jobs_are_byte_identical_to_the_single_job_command(four_jobs, tiny, tmp_path):
     _, out, report = four_jobs
     assert report["summary"]["done"] == 4 and report["summary"]["failed"] == 0, report
@@ -232,6 +233,7 @@ def test_four_jobs_are_byte_identical_to_the_single_job_command(four_jobs, tiny,
                                                       "c.mp4", "sub"]
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_batch_skips_everything(four_jobs, tiny):
     """The same command again (here through ``python -m memo_model batch``): nothing re-rendered."""
     jobs, out, _ = four_jobs
@@ -249,6 +251,7 @@ def test_rerun_of_a_finished_batch_skips_everything(four_jobs, tiny):
     print(f"re-run of a finished 4-job batch: {seconds:.1f} s")
 
 
+@pytest.mark.slow
 def test_bad_jobs_are_reported_and_the_others_finish(four_jobs, tiny):
     """A missing file, a picture without a face and silent audio among good jobs (CSV jobs file),
     through ``python -m memo_model batch`` with its own local Ray and --free-frontends."""
@@ -282,6 +285,7 @@ def test_bad_jobs_are_reported_and_the_others_finish(four_jobs, tiny):
     assert (out / "good1.mp4").read_bytes() == (four_jobs[1] / "a.mp4").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_the_job_resumes(ray_cluster, tiny, tmp_path):
     """SIGKILL of the worker process right after the job's first checkpoint (memo_testing/batch_faults.py):
     Ray restarts the actor, the job is sent again, continues at clip 2, and the file is identical."""

@@ -1,4 +1,5 @@
 """The memory planner: live-tensor accounting, plans that follow the code, memory_required."""
+import pytest
 import torch
 
 from memo_model.apps.memory_plan import (
@@ -30,6 +31,7 @@ def test_meta_plan_stand_ins_keep_host_copies_unresident():
     assert (1 << 30) <= tracker.peak < (1 << 30) + 64   # + the 0-d sum
 
 
+@pytest.mark.slow
 def test_tiny_plan_follows_settings():
     default = plan(64, 64, dtype="fp32", memory="default", model_size="tiny", target="cpu")
     low = plan(64, 64, dtype="fp32", memory="low", model_size="tiny", target="cpu")
@@ -44,6 +46,7 @@ def test_tiny_plan_follows_settings():
     assert all(s["flops_per_unit"] > 0 for s in default["stages"].values())
 
 
+@pytest.mark.slow
 def test_memory_required_for_full_size_networks():
     nets, _ = full_size_networks(torch.bfloat16, "meta")
     small = activation_bytes_required(nets, 128, 128, 16, 3.5, "default")
