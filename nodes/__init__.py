@@ -14,7 +14,7 @@ from .loaders import (
 )
 from .render_node import MemoRenderVideo
 from .sampler import MemoSampler
-from .state_nodes import MemoryStateCarry
+from .state_nodes import MemoStateCarry
 from .video_nodes import MemoVideoCombine
 
 NODE_CLASS_MAPPINGS = {
@@ -28,7 +28,7 @@ NODE_CLASS_MAPPINGS = {
     "MemoDetectEmotion": MemoDetectEmotion,
     "MemoFacePrep": MemoFacePrep,
     "MemoSampler": MemoSampler,
-    "MemoryStateCarry": MemoryStateCarry,
+    "MemoryStateCarry": MemoStateCarry,     # the id is the design card's name
     "MemoPasteBack": MemoPasteBack,
     "MemoVideoCombine": MemoVideoCombine,
     "MemoRenderVideo": MemoRenderVideo,

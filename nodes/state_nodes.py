@@ -1,4 +1,5 @@
-"""MemoryStateCarry: pass a MEMO_STATE on, save it to / load it from the output folder.
+"""MEMO State Carry (node id MemoryStateCarry, the design card's name): pass a MEMO_STATE on, save
+it to / load it from the output folder.
 
 A long video is rendered over several queue runs (or API calls): each run loads the state the
 previous run saved, MemoSampler continues exactly where it stopped (same noise stream, memory and
@@ -71,7 +72,7 @@ def load_state(path: Path) -> CarriedState:
     return CarriedState(state=state, info=_check_info(meta.get("extra"), path))
 
 
-class MemoryStateCarry:
+class MemoStateCarry:
     """Carry MEMO's memory between runs: pass through, save, load."""
 
     @classmethod
@@ -153,4 +154,4 @@ def _relative(path: Path) -> str:
         return os.fspath(path)
 
 
-__all__ = ["MemoryStateCarry", "state_path", "save_state", "load_state"]
+__all__ = ["MemoStateCarry", "state_path", "save_state", "load_state"]

@@ -36,7 +36,7 @@ def main() -> None:
     pack = importlib.util.module_from_spec(spec)
     sys.modules["memo_pack"] = pack
     spec.loader.exec_module(pack)
-    from memo_model.generation.vae import DiffusersVae
+    from memo_pack.memo_model.generation.vae import DiffusersVae
     from memo_pack.nodes import host
     from memo_pack.nodes.vae_adapter import as_codec
 
@@ -81,7 +81,7 @@ def main() -> None:
 
         # --lowvram-style partial loading: ComfyUI's ModelPatcher keeps part of the layers on the offload
         # device and casts them per call (comfy.ops.manual_cast layers); the frames must not change.
-        from memo_model.generation.pipeline import MemoPipeline
+        from memo_pack.memo_model.generation.pipeline import MemoPipeline
 
         nets = managed.networks
         result["layer_ops"] = sorted({type(m).__module__ + "." + type(m).__qualname__ for m in nets.modules()
