@@ -277,22 +277,13 @@ def test_audio_over_the_limit_names_max_audio_minutes(tmp_path, capsys, tiny):
 
 
 def test_truncated_mp3_warns_how_much_audio_was_lost(tmp_path, capsys, tiny):
-    import av
+    from memo_testing.audio_fakes import write_mp3
 
     mp3 = tmp_path / "voice.mp3"
     rate = 22050
     t = np.arange(int(rate * 3.0)) / rate
     x = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-    with av.open(str(mp3), "w") as c:
-        s = c.add_stream("mp3", rate=rate)
-        s.layout = "mono"
-        for i in range(0, len(x), 1152):
-            f = av.AudioFrame.from_ndarray(x[None, i:i + 1152], format="fltp", layout="mono")
-            f.sample_rate = rate
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    write_mp3(mp3, x, rate)
     data = mp3.read_bytes()
     mp3.write_bytes(data[:len(data) // 2])
     code, err, _ = run(capsys, tiny, tmp_path, "--no-vocal-separation", audio=mp3)

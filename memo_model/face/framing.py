@@ -20,7 +20,7 @@ import numpy as np
 
 from .images import to_rgb_uint8
 
-__all__ = ["Framing", "frame_portrait", "crop_box", "to_reference_tensor", "parse_size", "paste_back_uint8"]
+__all__ = ["Framing", "frame_portrait", "crop_box", "to_reference_tensor", "parse_size"]
 
 MODES = ("crop", "resize")
 PAD_MODES = ("edge", "reflect", "constant")
@@ -224,19 +224,8 @@ class Framing:
         m[ry0:ry1, rx0:rx1] = self._roi_mask()
         return m
 
-    def paste_back(self, frames, background=None):
-        """Generated frames [T, h, w, 3] float in [0, 1] -> [T, H0, W0, 3] float32 in the original.
-
-        numpy in gives numpy out, torch in gives torch (CPU) out; [h, w, 3] gives [H0, W0, 3].
-        ``background`` defaults to the framed picture (needed after ``from_json``).
-        """
-        import cv2
-
-        is_torch = type(frames).__module__.startswith("torch")
-        arr = frames.detach().to("cpu").float().numpy() if is_torch else np.asarray(frames, np.float32)
-        single = arr.ndim == 3
-        if single:
-            arr = arr[None]
+    def _checked_background(self, arr: np.ndarray, background) -> np.ndarray:
+        """The picture to paste ``arr`` ([T, h, w, 3] float32) into, after checking both."""
         w, h = self.size
         if arr.ndim != 4 or arr.shape[1:] != (h, w, 3):
             raise ValueError(f"frames must be [T, {h}, {w}, 3] (the framing size), got "
@@ -250,6 +239,23 @@ class Framing:
         if bg.shape[1::-1] != self.image_size:
             raise ValueError(f"background is {bg.shape[1]}x{bg.shape[0]}, the framing was made "
                              f"for {self.image_size[0]}x{self.image_size[1]}")
+        return bg
+
+    def paste_back(self, frames, background=None):
+        """Generated frames [T, h, w, 3] float in [0, 1] -> [T, H0, W0, 3] float32 in the original.
+
+        numpy in gives numpy out, torch in gives torch (CPU) out; [h, w, 3] gives [H0, W0, 3].
+        ``background`` defaults to the framed picture (needed after ``from_json``).
+        """
+        import cv2
+
+        is_torch = type(frames).__module__.startswith("torch")
+        arr = frames.detach().to("cpu").float().numpy() if is_torch else np.asarray(frames, np.float32)
+        single = arr.ndim == 3
+        if single:
+            arr = arr[None]
+        bg = self._checked_background(arr, background)
+        w, h = self.size
         x0, y0, x1, y1 = self.box
         rx0, ry0, rx1, ry1 = self._roi()
         bw, bh = x1 - x0, y1 - y0
@@ -273,6 +279,47 @@ class Framing:
             return torch.from_numpy(out)
         return out
 
+    def paste_back_uint8(self, frame, background=None, out: np.ndarray | None = None) -> np.ndarray:
+        """One generated frame [h, w, 3] float in [0, 1] -> the full picture [H0, W0, 3] uint8.
+
+        Equal, byte for byte, to ``video.to_uint8(self.paste_back(frame[None]))[0]``, but only
+        the box is ever float (its upscaled frame, then strips of ``_STRIP_ROWS`` rows), so memory
+        is the picture in uint8 plus the box in float32, never a clip of full-size float frames.
+        ``out`` ([H0, W0, 3] uint8) is written into and returned when given.
+        """
+        import cv2
+
+        is_torch = type(frame).__module__.startswith("torch")
+        arr = frame.detach().to("cpu").float().numpy() if is_torch else np.asarray(frame, np.float32)
+        if arr.ndim == 3:
+            arr = arr[None]
+        bg = self._checked_background(arr, background)
+        arr = arr[0]
+        w, h = self.size
+        x0, y0, x1, y1 = self.box
+        rx0, ry0, rx1, ry1 = self._roi()
+        bw, bh = x1 - x0, y1 - y0
+        interp = cv2.INTER_AREA if bw <= w and bh <= h else cv2.INTER_LINEAR
+        w0, h0 = self.image_size
+        feather = self.feather * min(bw, bh)
+        mx = _ramp(w0, x0, x1, feather, x0 > 0, x1 < w0)[rx0:rx1]
+        my = _ramp(h0, y0, y1, feather, y0 > 0, y1 < h0)[ry0:ry1]
+        hard = bool(np.float32(mx.min() * my.min()) == 1.0)   # as paste_back decides on its float32 mask
+        if out is None:
+            out = np.empty(bg.shape, dtype=np.uint8)
+        np.copyto(out, _background_u8(self, bg))
+        up = cv2.resize(np.ascontiguousarray(arr), (bw, bh), interpolation=interp)
+        fg_all = up[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
+        for r in range(0, ry1 - ry0, _STRIP_ROWS):
+            rows = slice(r, min(r + _STRIP_ROWS, ry1 - ry0))
+            fg = np.clip(fg_all[rows], 0.0, 1.0)
+            if not hard:
+                m = (my[rows, None] * mx[None, :]).astype(np.float32)[..., None]
+                bg_roi = bg[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] / np.float32(255.0)
+                fg = bg_roi + m * (fg - bg_roi)
+            out[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] = _truncate_u8(fg)
+        return out
+
 
 _STRIP_ROWS = 256     # rows blended at once by paste_back_uint8 (bounds its float temporaries)
 
@@ -292,60 +339,6 @@ def _background_u8(framing: Framing, bg: np.ndarray) -> np.ndarray:
     out = bg if np.array_equal(table, np.arange(256)) else table[bg]   # identity on IEEE float32
     object.__setattr__(framing, "_bg_u8", (bg, out))
     return out
-
-
-def paste_back_uint8(framing: Framing, frame, background=None, out: np.ndarray | None = None) -> np.ndarray:
-    """One generated frame [h, w, 3] float in [0, 1] -> the full picture [H0, W0, 3] uint8.
-
-    Equal, byte for byte, to ``video.to_uint8(framing.paste_back(frame[None]))[0]``, but only
-    the box is ever float (its upscaled frame, then strips of ``_STRIP_ROWS`` rows), so memory
-    is the picture in uint8 plus the box in float32, never a clip of full-size float frames.
-    ``out`` ([H0, W0, 3] uint8) is written into and returned when given.
-    """
-    import cv2
-
-    is_torch = type(frame).__module__.startswith("torch")
-    arr = frame.detach().to("cpu").float().numpy() if is_torch else np.asarray(frame, np.float32)
-    if arr.ndim == 4 and arr.shape[0] == 1:
-        arr = arr[0]
-    w, h = framing.size
-    if arr.shape != (h, w, 3):
-        raise ValueError(f"frame must be [{h}, {w}, 3] (the framing size), got {tuple(arr.shape)}")
-    if not np.isfinite(arr).all():
-        raise ValueError("frames contain NaN or infinity; check the sampler output")
-    bg = framing.image if background is None else to_rgb_uint8(background, name="background")
-    if bg is None:
-        raise ValueError("paste_back needs the original picture: pass background= "
-                         "(a Framing loaded from JSON does not hold it)")
-    if bg.shape[1::-1] != framing.image_size:
-        raise ValueError(f"background is {bg.shape[1]}x{bg.shape[0]}, the framing was made "
-                         f"for {framing.image_size[0]}x{framing.image_size[1]}")
-    x0, y0, x1, y1 = framing.box
-    rx0, ry0, rx1, ry1 = framing._roi()
-    bw, bh = x1 - x0, y1 - y0
-    interp = cv2.INTER_AREA if bw <= w and bh <= h else cv2.INTER_LINEAR
-    w0, h0 = framing.image_size
-    feather = framing.feather * min(bw, bh)
-    mx = _ramp(w0, x0, x1, feather, x0 > 0, x1 < w0)[rx0:rx1]
-    my = _ramp(h0, y0, y1, feather, y0 > 0, y1 < h0)[ry0:ry1]
-    hard = bool(np.float32(mx.min() * my.min()) == 1.0)   # as paste_back decides on its float32 mask
-    if out is None:
-        out = np.empty(bg.shape, dtype=np.uint8)
-    np.copyto(out, _background_u8(framing, bg))
-    up = cv2.resize(np.ascontiguousarray(arr), (bw, bh), interpolation=interp)
-    fg_all = up[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
-    for r in range(0, ry1 - ry0, _STRIP_ROWS):
-        rows = slice(r, min(r + _STRIP_ROWS, ry1 - ry0))
-        fg = np.clip(fg_all[rows], 0.0, 1.0)
-        if not hard:
-            m = (my[rows, None] * mx[None, :]).astype(np.float32)[..., None]
-            bg_roi = bg[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] / np.float32(255.0)
-            fg = bg_roi + m * (fg - bg_roi)
-        out[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] = _truncate_u8(fg)
-    return out
-
-
-Framing.paste_back_uint8 = paste_back_uint8
 
 
 def frame_portrait(image, face=None, mode: str = "crop", size=512, scale: float = 2.0,

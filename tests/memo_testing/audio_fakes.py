@@ -64,3 +64,20 @@ def speechy(n, seed=0):
     t = np.arange(n) / 16000
     return (0.3 * np.sin(2 * np.pi * (150 + 80 * t) * t) * (1 + np.sin(2 * np.pi * 3 * t))
             + 0.05 * g.standard_normal(n)).astype(np.float32)
+
+
+def write_mp3(path, samples, rate: int):
+    """Mono float32 samples -> an mp3 file (PyAV), e.g. to cut short as a damaged upload."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mp3", rate=rate)
+        s.layout = "mono"
+        for i in range(0, len(samples), 1152):
+            f = av.AudioFrame.from_ndarray(samples[None, i:i + 1152], format="fltp", layout="mono")
+            f.sample_rate = rate
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
