@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,11 @@ import pytest
 
 from memo_model.apps import batch, batch_jobs, cli
 from memo_testing import batch_faults as faults
+from memo_testing.audio_fakes import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 COMMON = ["--size", "64", "--steps", "2", "--device", "cpu"]       # the batch-wide defaults
-
-
-def write_wav(path, samples, rate=16000):
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
 
 
 def write_jsonl(path, rows):

@@ -2,7 +2,6 @@
 import math
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from memo_model.apps import cli, console
 from memo_model.output.probe import probe_video, read_frames
+from memo_testing.audio_fakes import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
@@ -22,16 +22,6 @@ OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "
 def run_cli(args, capsys):
     code = cli.main([str(a) for a in args])
     return code, capsys.readouterr().err
-
-
-def write_wav(path, samples, rate=16000):
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")

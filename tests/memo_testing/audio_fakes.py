@@ -1,4 +1,6 @@
-"""Tiny random audio models in the release layouts: wav2vec2 and MDX vocal separator (ONNX)."""
+"""Tiny random audio models in the release layouts (wav2vec2, MDX vocal separator ONNX) and test audio files."""
+import wave
+
 import numpy as np
 import onnx
 import torch
@@ -80,4 +82,15 @@ def write_mp3(path, samples, rate: int):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
+    return path
+
+
+def write_wav(path, samples, rate=16000):
+    """Mono float samples in -1..1 -> a 16-bit wav file."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
     return path
