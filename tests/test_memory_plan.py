@@ -69,3 +69,18 @@ def test_memory_required_under_inference_mode():
     memory_plan._REQUIRED.clear()
     with torch.inference_mode():
         assert activation_bytes_required(nets, 64, 64, 8, 3.5, "default") == plain > 0
+
+
+def test_state_estimate_from_a_checkpoint_equals_a_real_state(tiny_checkpoint, tiny_pipeline, tmp_path):
+    """The --resume disk estimate counts the saved generation state: planned from the configs
+    alone, it equals the temporal memory of a real clip."""
+    from memo_model.apps.memory_plan import state_bytes_for_checkpoint
+    from memo_model.apps.tiny import random_inputs
+
+    planned = state_bytes_for_checkpoint(tiny_checkpoint, 64, 64, 16, 3.5, "fp32")
+    out = tiny_pipeline.generate(*random_inputs(16, seed=1), num_inference_steps=1, seed=1)
+    real = sum(kv.numel() * kv.element_size() + z.numel() * z.element_size()
+               for blocks in out.state.memory.values() for kv, z in blocks)
+    assert planned == real > 0
+    out.state.save(tmp_path / "state.safetensors")
+    assert planned <= (tmp_path / "state.safetensors").stat().st_size < 1.5 * planned

@@ -108,6 +108,30 @@ def test_disk_estimate_grows_with_length_size_and_resume():
     assert preflight.estimate_disk_bytes(seconds=60, fps=30, frame_wh=(512, 512), resume=True) > base
     # 10 min at 30 fps: 18000 frames of 12 x 768 float32 features = 663 MB, plus the video
     assert preflight.estimate_disk_bytes(seconds=600, fps=30, frame_wh=(512, 512)) > 663e6
+    # with resume, two generation states (the next is written before the last is deleted)
+    with_state = preflight.estimate_disk_bytes(seconds=60, fps=30, frame_wh=(512, 512), resume=True,
+                                               state_bytes=7 * 10**9)
+    assert with_state - preflight.estimate_disk_bytes(seconds=60, fps=30, frame_wh=(512, 512), resume=True) \
+        >= 2 * 7 * 10**9
+
+
+def test_resume_disk_estimate_counts_the_state_files(tmp_path, capsys, tiny, monkeypatch):
+    """--resume adds two generation states, planned from the checkpoint's configs, to the estimate."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    estimates = {}
+    for flag in ((), ("--resume",)):
+        code, err, out_dir = run(capsys, tiny, tmp_path, *flag)
+        assert code == 2 and WORK_STARTED not in err
+        estimates[flag] = float(err.split("needs about ")[1].split(" MB")[0])
+        assert_clean(out_dir)
+    from memo_model.apps.memory_plan import state_bytes_for_checkpoint
+
+    state = state_bytes_for_checkpoint(tiny["models"], 64, 64, 16, 3.5, "fp32")
+    assert estimates[("--resume",)] - estimates[()] >= 2 * state / 1e6 - 0.1
 
 
 # --------------------------------------------------------------------------- model files

@@ -66,6 +66,7 @@ def _preflight(args, model_files, announce: bool = True) -> None:
         output=args.output, model_files=model_files, image=image, audio=audio,
         paste_back=args.paste_back, max_audio_seconds=args.max_audio_minutes * 60,
         max_audio_name="--max-audio-minutes", resume=args.resume, frame_size=args.size,
+        state_bytes=_state_bytes(args) if args.resume and not problems else 0,
         settings=dict(seed=args.seed, steps=args.steps, cfg=args.cfg, fps=args.fps, size=args.size,
                       frames_per_clip=args.frames_per_clip, past_frames=args.past_frames))
     for warning in report.warnings if announce else ():
@@ -77,6 +78,24 @@ def _preflight(args, model_files, announce: bool = True) -> None:
         raise UsageError(str(PreflightError(problems)))
     if report.disk_bytes and announce:
         say(f"about {report.disk_bytes / 1e6:,.0f} MB of disk next to {args.output} (estimate)")
+
+
+def _state_bytes(args) -> int:
+    """One saved generation state of this run (for the disk estimate of --resume): the planner
+    on the checkpoint's configs, no weights. 0 when the configs are not usable (reported apart)."""
+    import torch
+
+    from ..networks.loading import CheckpointError
+    from .download import location
+    from .memory_plan import state_bytes_for_checkpoint
+
+    dtype = args.dtype if args.dtype != "auto" else ("bf16" if (args.device or "cuda").startswith("cuda")
+                                                      and torch.cuda.is_available() else "fp32")
+    try:
+        return state_bytes_for_checkpoint(location("memo", args.models, _locations(args)), args.size, args.size,
+                                          args.frames_per_clip, args.cfg, dtype)
+    except (CheckpointError, OSError, ValueError, KeyError):
+        return 0
 
 
 def _locations(args) -> dict:

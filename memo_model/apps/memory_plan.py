@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -333,3 +334,26 @@ def activation_bytes_required(networks, width: int, height: int, frames_per_clip
         _REQUIRED[key] = max(p["stages"][s]["activation_peak_bytes"]
                              for s in ("reference_net", "memory_build", "denoise_step") if s in p["stages"])
     return _REQUIRED[key]
+
+
+def state_bytes_for_checkpoint(memo_dir, width: int, height: int, frames_per_clip: int = 16, cfg: float = 3.5,
+                               dtype="fp32") -> int:
+    """Bytes of one saved generation state (the temporal memory of every motion module, both CFG
+    halves) for the checkpoint in `memo_dir`: its configs only, networks built on the meta device."""
+    from diffusers import AutoencoderKL
+
+    from ..constants import torch_dtype
+    from ..networks.build import build_network
+    from ..networks.loading import SUBFOLDERS, MemoNetworks, read_config
+    from .tiny import vae_config
+
+    dtype = torch_dtype(dtype)
+    root = Path(memo_dir)
+    with torch.device("meta"):
+        nets = {n: build_network(n, read_config(root / SUBFOLDERS[n]))
+                for n in ("reference_net", "diffusion_net", "image_proj", "audio_proj")}
+        meta = MemoNetworks(**nets, fingerprint="plan").to(dtype)
+        vae = AutoencoderKL(**vae_config("tiny")).to(dtype)
+    p = plan(width, height, frames_per_clip, cfg, dtype, "default", "gpu", clips=1, steps=1, count_flops=False,
+             networks=(meta, vae))
+    return int(p["state_bytes"])

@@ -95,16 +95,17 @@ def _writable(folder: Path) -> Optional[str]:
 
 def estimate_disk_bytes(*, seconds: float, fps: float, frame_wh: tuple[int, int],
                         frames_per_clip: int = TRAINED_FRAMES_PER_CLIP, resume: bool = False,
-                        clips_per_segment: int = 8, features: bool = True) -> int:
+                        clips_per_segment: int = 8, features: bool = True, state_bytes: int = 0) -> int:
     """Bytes a render writes next to its output: the features scratch file (command line), the
-    mp4 (its partial copy is renamed, not copied) and, with resume, one segment of raw frames."""
+    mp4 (its partial copy is renamed, not copied) and, with resume, one segment of raw frames
+    and two generation states (the next is written before the last is deleted)."""
     frames = max(1, math.ceil(seconds * fps))
     frames_per_clip = max(1, int(frames_per_clip))
     padded = -(-frames // frames_per_clip) * frames_per_clip
     w, h = frame_wh
     total = (padded * FEATURE_BYTES_PER_FRAME if features else 0) + frames * w * h * VIDEO_BYTES_PER_PIXEL
     if resume:
-        total += clips_per_segment * frames_per_clip * w * h * 3
+        total += clips_per_segment * frames_per_clip * w * h * 3 + 2 * int(state_bytes)
     return int(total * DISK_MARGIN)
 
 
@@ -285,13 +286,14 @@ def preflight(*, output=None, output_name: str = "--output", model_files: Iterab
               image=None, image_name: str = "--image", paste_back: bool = False,
               audio=None, audio_name: str = "--audio", max_audio_seconds: Optional[float] = None,
               max_audio_name: Optional[str] = None, resume: bool = False,
-              frame_size: Optional[int] = None) -> Preflight:
+              frame_size: Optional[int] = None, state_bytes: int = 0) -> Preflight:
     """Every check that needs no model, in one pass; ``raise_for_problems()`` on the result
     raises one :class:`PreflightError` listing them all.
 
     ``settings``: keyword arguments of :func:`check_settings`. ``model_files``: paths of every
     model file this run will load. ``frame_size``: generated square size, for the disk estimate
-    (the picture's size is used with ``paste_back``).
+    (the picture's size is used with ``paste_back``); ``state_bytes``: one saved generation state,
+    counted twice with ``resume``.
     """
     from .model_files import check_model_files
 
@@ -313,7 +315,8 @@ def preflight(*, output=None, output_name: str = "--output", model_files: Iterab
         if r.audio_seconds is not None and isinstance(fps, int) and fps >= 1:
             wh = r.image_size if paste_back and r.image_size else (frame_size or TRAINED_SIZE,) * 2
             need = estimate_disk_bytes(seconds=r.audio_seconds, fps=fps, frame_wh=wh, resume=resume,
-                                       frames_per_clip=settings.get("frames_per_clip") or TRAINED_FRAMES_PER_CLIP)
+                                       frames_per_clip=settings.get("frames_per_clip") or TRAINED_FRAMES_PER_CLIP,
+                                       state_bytes=state_bytes)
             r.disk_bytes = need
         r.problems += check_output(output, name=output_name, need_bytes=need)
     return r
