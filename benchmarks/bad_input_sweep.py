@@ -60,11 +60,11 @@ def _headline(err: str, code: int) -> str:
 
 def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     """(name, extra CLI arguments, models folder) for every case; inputs are written into tmp."""
-    import av
     import numpy as np
     from PIL import Image
 
     from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
+    from memo_testing.audio_fakes import damaged_models, write_encoded
 
     models = tmp / "models"
     write_tiny_models(models)
@@ -76,16 +76,7 @@ def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
 
     def damaged(rel: str, damage) -> Path:
         made.append(rel)
-        root = tmp / f"models_{len(made)}_{rel.replace('/', '_')}"
-        for path in models.rglob("*"):
-            if path.is_file():
-                target = root / path.relative_to(models)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if path.relative_to(models).as_posix() == rel:
-                    target.write_bytes(damage(path.read_bytes()))
-                else:
-                    target.symlink_to(path)
-        return root
+        return damaged_models(models, tmp / f"models_{len(made)}_{rel.replace('/', '_')}", rel, damage)
 
     def half(d):
         return d[:len(d) // 2]
@@ -93,23 +84,7 @@ def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     def encode(path: Path, codec: str, rate: int, seconds: float = 3.0) -> Path:
         t = np.arange(int(rate * seconds)) / rate
         x = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-        with av.open(str(path), "w") as c:
-            s = c.add_stream(codec, rate=rate)
-            s.layout = "mono"
-            fmt = s.codec_context.format.name
-            for i in range(0, len(x), 1152):
-                chunk = x[None, i:i + 1152]
-                if fmt.startswith("s16"):
-                    chunk = (chunk * 32767).astype(np.int16)
-                elif fmt.startswith("s32"):
-                    chunk = (chunk * 2 ** 31 * 0.99).astype(np.int32)
-                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout="mono")
-                f.sample_rate = rate
-                for p in s.encode(f):
-                    c.mux(p)
-            for p in s.encode(None):
-                c.mux(p)
-        return path
+        return write_encoded(path, x, rate, codec)
 
     truncated_mp3 = encode(tmp / "cut.mp3", "mp3", 22050)
     truncated_mp3.write_bytes(half(truncated_mp3.read_bytes()))
@@ -201,7 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("-k", default="", help="only cases whose name contains this")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(REPO))
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]      # the library and the tests' fake files
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONPATH=str(REPO))
     rows = []
     with tempfile.TemporaryDirectory(prefix="memo-sweep-") as tmp:

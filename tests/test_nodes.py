@@ -691,12 +691,12 @@ def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):
 def test_load_audio_warns_how_much_of_a_truncated_file_was_lost(pack, caplog):
     import numpy as np
 
-    from memo_testing.audio_fakes import write_mp3
+    from memo_testing.audio_fakes import write_encoded
     rate = 22050
     t = np.arange(rate * 3) / rate
     x = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
     path = Path(host.input_directory()) / "cut_voice.mp3"
-    write_mp3(path, x, rate)
+    write_encoded(path, x, rate)
     path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
     with caplog.at_level("WARNING", logger="memo.nodes"):
         audio, = M["MemoLoadAudio"]().load(0.0, 0.0, "cut_voice.mp3")

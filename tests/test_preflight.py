@@ -10,6 +10,7 @@ import pytest
 from memo_model.apps import cli
 from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice, write_tiny_models
 from memo_model.checks import model_files, preflight
+from memo_testing.audio_fakes import damaged_models
 
 WORK_STARTED = "memo: reading"          # the CLI's first line of real work (face / audio)
 
@@ -21,21 +22,6 @@ def tiny(tmp_path_factory):
     return {"models": root / "models", "image": write_demo_portrait(root / "portrait.png"),
             "audio": write_demo_voice(root / "voice.wav", seconds=0.5),
             "long_audio": write_demo_voice(root / "long.wav", seconds=3.0)}
-
-
-def damaged_models(tiny, tmp_path, rel, damage):
-    """A models tree of symlinks to the tiny models, with ``rel`` a real, damaged copy."""
-    src = tiny["models"]
-    dst = tmp_path / "models"
-    for path in src.rglob("*"):
-        if path.is_file():
-            target = dst / path.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if path.relative_to(src).as_posix() == rel:
-                target.write_bytes(damage(path.read_bytes()))
-            else:
-                target.symlink_to(path)
-    return dst
 
 
 def half(data: bytes) -> bytes:
@@ -152,7 +138,7 @@ MODEL_CASES = {
 @pytest.mark.parametrize("case", sorted(MODEL_CASES))
 def test_damaged_model_file_is_named_before_any_work(tmp_path, capsys, tiny, case):
     rel, damage, words = MODEL_CASES[case]
-    models = damaged_models(tiny, tmp_path, rel, damage)
+    models = damaged_models(tiny["models"], tmp_path / "models", rel, damage)
     code, err, out_dir = run(capsys, tiny, tmp_path, models=models)
     assert code == 2, err
     assert f"model file {models / rel}" in err and words in err, err
@@ -163,7 +149,7 @@ def test_damaged_model_file_is_named_before_any_work(tmp_path, capsys, tiny, cas
 def test_swapped_weights_file_is_a_different_model(tmp_path, capsys, tiny):
     rel = "vae/diffusion_pytorch_model.safetensors"
     other = (tiny["models"] / "image_proj/diffusion_pytorch_model.safetensors").read_bytes()
-    models = damaged_models(tiny, tmp_path, rel, lambda d: other)
+    models = damaged_models(tiny["models"], tmp_path / "models", rel, lambda d: other)
     code, err, out_dir = run(capsys, tiny, tmp_path, models=models)
     assert code == 2 and f"model file {models / rel}" in err and "expected tensors" in err
     assert "encoder.conv_in.weight" in err
@@ -189,7 +175,7 @@ def test_unreadable_model_file_is_not_called_missing(tmp_path, capsys, tiny, mon
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
 def test_unreadable_model_file_for_real(tmp_path, capsys, tiny):
     rel = "misc/face_analysis/models/scrfd_10g_bnkps.onnx"
-    models = damaged_models(tiny, tmp_path, rel, lambda d: d)
+    models = damaged_models(tiny["models"], tmp_path / "models", rel, lambda d: d)
     (models / rel).chmod(0)
     code, err, _ = run(capsys, tiny, tmp_path, models=models)
     assert code == 2 and "permission denied" in err
@@ -236,7 +222,7 @@ def test_largest_seed_renders(tmp_path, capsys, tiny):
 
 def test_every_problem_is_reported_at_once(tmp_path, capsys, tiny):
     rel = "wav2vec2-base-960h/model.safetensors"
-    models = damaged_models(tiny, tmp_path, rel, half)
+    models = damaged_models(tiny["models"], tmp_path / "models", rel, half)
     folder = tmp_path / "out" / "talk.mp4"
     folder.mkdir(parents=True)
     code, err, _ = run(capsys, tiny, tmp_path, "--seed", str(2 ** 70), "--cfg", "nan", "--output", folder,
@@ -301,13 +287,13 @@ def test_audio_over_the_limit_names_max_audio_minutes(tmp_path, capsys, tiny):
 
 
 def test_truncated_mp3_warns_how_much_audio_was_lost(tmp_path, capsys, tiny):
-    from memo_testing.audio_fakes import write_mp3
+    from memo_testing.audio_fakes import write_encoded
 
     mp3 = tmp_path / "voice.mp3"
     rate = 22050
     t = np.arange(int(rate * 3.0)) / rate
     x = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-    write_mp3(mp3, x, rate)
+    write_encoded(mp3, x, rate)
     data = mp3.read_bytes()
     mp3.write_bytes(data[:len(data) // 2])
     code, err, _ = run(capsys, tiny, tmp_path, "--no-vocal-separation", audio=mp3)

@@ -1,4 +1,5 @@
-"""Tiny random audio models in the release layouts (wav2vec2, MDX vocal separator ONNX) and test audio files."""
+"""Tiny random audio models in the release layouts (wav2vec2, MDX vocal separator ONNX), test audio
+files, and damaged copies of model trees."""
 import wave
 
 import numpy as np
@@ -68,21 +69,44 @@ def speechy(n, seed=0):
             + 0.05 * g.standard_normal(n)).astype(np.float32)
 
 
-def write_mp3(path, samples, rate: int):
-    """Mono float32 samples -> an mp3 file (PyAV), e.g. to cut short as a damaged upload."""
+def write_encoded(path, samples, rate: int, codec: str = "mp3"):
+    """Mono float32 samples -> a file in `codec` (mp3, flac, ...; PyAV), e.g. to cut short as a
+    damaged upload."""
     import av
 
     with av.open(str(path), "w") as c:
-        s = c.add_stream("mp3", rate=rate)
+        s = c.add_stream(codec, rate=rate)
         s.layout = "mono"
+        fmt = s.codec_context.format.name
         for i in range(0, len(samples), 1152):
-            f = av.AudioFrame.from_ndarray(samples[None, i:i + 1152], format="fltp", layout="mono")
+            chunk = samples[None, i:i + 1152]
+            if fmt.startswith("s16"):
+                chunk = (chunk * 32767).astype(np.int16)
+            elif fmt.startswith("s32"):
+                chunk = (chunk * 2 ** 31 * 0.99).astype(np.int32)
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout="mono")
             f.sample_rate = rate
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
     return path
+
+
+def damaged_models(src, dst, rel: str, damage):
+    """A models tree of symlinks to `src`, with `rel` a real copy whose bytes `damage` changed."""
+    from pathlib import Path
+
+    src, dst = Path(src), Path(dst)
+    for path in src.rglob("*"):
+        if path.is_file():
+            target = dst / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path.relative_to(src).as_posix() == rel:
+                target.write_bytes(damage(path.read_bytes()))
+            else:
+                target.symlink_to(path)
+    return dst
 
 
 def write_wav(path, samples, rate=16000):
