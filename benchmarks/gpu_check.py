@@ -15,6 +15,9 @@ Prints one JSON object:
     fp8       weights stored in float8 e4m3fn, computed in bf16 (cast-per-call layers)
   with seconds per frame, `torch.cuda.max_memory_allocated` (CPU: live tensor bytes tracked by
   memo_model.memory_plan.LiveTensors + weights) and the planner's peak for the same setting.
+* `official` (with `--official DIR`, a checkout of memoavatar/memo): the official pipeline on the
+  same size, dtype, steps and inputs (random weights), after ours is freed: seconds per frame and
+  max memory, beside our default configuration.
 """
 from __future__ import annotations
 
@@ -159,7 +162,55 @@ def run_configs(args, device: str) -> dict:
         entry["planned_vs_measured"] = round(planned["peak_bytes"] / (entry["max_memory_allocated_gb"] * GB) - 1, 4)
         results["configs"][config] = entry
         print(f"gpu_check: {config}: {entry}", file=sys.stderr)
+    results["_inputs"] = inputs
     return results
+
+
+def run_official(args, device: str, runs: dict) -> dict:
+    """The official code at the configuration of `runs` (ours freed first), measured the same way."""
+    import gc
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import official_memo as om
+
+    from memo_model.apps.memory_plan import LiveTensors
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    off = om.import_official(args.official)
+    dtype = torch.bfloat16 if runs["dtype"] == "bf16" else torch.float32
+    nets = om.official_networks(off, dtype, device, size=runs["model_size"])
+    weights = sum(t.numel() * t.element_size() for m in nets.values() for t in m.state_dict().values())
+    reference, face, features, emotion = runs.pop("_inputs")
+    steps, frames = runs["steps"], len(features)
+
+    def generate():
+        om.run_official(off, nets, reference, face, features, emotion, steps, 3.5, frames_per_clip=frames)
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        generate()
+        torch.cuda.synchronize()
+        seconds, peak = time.perf_counter() - start, torch.cuda.max_memory_allocated()
+    else:
+        tracker = LiveTensors("cpu")
+        start = time.perf_counter()
+        with tracker:
+            generate()
+        seconds, peak = time.perf_counter() - start, tracker.peak + weights
+    ours = runs["configs"].get("default", {})
+    out = {"seconds_per_frame": round(seconds / frames, 4), "max_memory_allocated_gb": round(peak / GB, 3),
+           "weights_gb": round(weights / GB, 3)}
+    if "max_memory_allocated_gb" in ours:
+        out["ours_default_minus_official_gb"] = round(ours["max_memory_allocated_gb"]
+                                                      - out["max_memory_allocated_gb"], 3)
+        out["speedup_ours_default"] = round(out["seconds_per_frame"] / ours["seconds_per_frame"], 3)
+    return out
 
 
 def main() -> None:
@@ -170,6 +221,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--budget", type=float, default=420.0, help="seconds after which configs are skipped")
     parser.add_argument("--no-parity", action="store_true")
+    parser.add_argument("--official", type=Path, default=os.environ.get("MEMO_OFFICIAL_DIR"),
+                        help="a checkout of memoavatar/memo: also run the official pipeline (or MEMO_OFFICIAL_DIR)")
     args = parser.parse_args()
     args.started = time.perf_counter()
 
@@ -183,6 +236,9 @@ def main() -> None:
               "torch": torch.__version__}
     report["parity"] = {"skipped": "--no-parity"} if args.no_parity else check_parity(device)
     report["runs"] = run_configs(args, device)
+    if args.official:
+        report["official"] = run_official(args, device, report["runs"])
+    report["runs"].pop("_inputs", None)
     report["seconds_total"] = round(time.perf_counter() - args.started, 1)
     print(json.dumps(report, indent=1))
 

@@ -36,3 +36,16 @@ def test_same_frames_as_the_official_code_and_both_planners_match_real_runs():
     assert abs(d["official_planned_peak_gb"] - theirs["tracked_peak_gb"]) <= 0.005
     assert abs(d["ours_planned_peak_gb"] - ours["tracked_peak_gb"]) <= 0.005
     assert ours["tracked_peak_gb"] <= theirs["tracked_peak_gb"]
+
+
+def test_gpu_check_runs_the_official_code_beside_ours():
+    script = SCRIPT.parent / "gpu_check.py"
+    done = subprocess.run([PYTHON, str(script), "--tiny", "--steps", "1", "--no-parity", "--configs", "default",
+                           "--official", OFFICIAL], capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES=""))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    official = report["official"]
+    assert official["weights_gb"] > 0.05 and official["seconds_per_frame"] > 0
+    assert official["max_memory_allocated_gb"] > official["weights_gb"]
+    assert "ours_default_minus_official_gb" in official and "_inputs" not in report["runs"]
