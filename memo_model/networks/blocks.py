@@ -114,9 +114,15 @@ class Attention(nn.Module):
         self.to_out = nn.ModuleList([nn.Linear(inner, out_dim or query_dim), nn.Dropout(0.0)])
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        context = x if context is None else context
-        out = sdpa(self.to_q(x), self.to_k(context), self.to_v(context), self.heads)
-        return self.to_out[0](out)
+        return self.attend(x, *self.project_kv(x if context is None else context))
+
+    def project_kv(self, context: torch.Tensor) -> tuple:
+        """Keys and values of `context` tokens; split out so step-invariant ones are projected once."""
+        return self.to_k(context), self.to_v(context)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Queries of `x` against already projected keys and values [N, L, inner]."""
+        return self.to_out[0](sdpa(self.to_q(x), k, v, self.heads))
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
