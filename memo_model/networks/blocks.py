@@ -167,9 +167,11 @@ class FeedForward(nn.Module):
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, h, w] -> [N, h*w, C] (row-major over y, x)."""
+    """[N, C, h, w] -> [N, h*w, C] (row-major over y, x), contiguous: a strided view would send
+    the next Linear down torch.matmul's batched path (one small GEMM per frame, slow on CPU), and
+    LayerNorm copies strided input anyway."""
     n, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return x.permute(0, 2, 3, 1).reshape(n, h * w, c).contiguous()
 
 
 def from_tokens(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
