@@ -1,0 +1,61 @@
+"""The faster formulations compute what the official code computes: temporal linear attention with
+the memory read as 0.9 q.KVm + (q k^T) v, and CPU feed-forward in token blocks."""
+import torch
+
+from memo_model.generation import memory_settings
+from memo_model.networks import blocks
+from memo_model.networks.blocks import FeedForward
+from memo_model.networks.temporal import DECAY, TemporalAttention, _merge_heads, _per_pixel_heads
+
+
+def official_temporal(attn, x, frames, memory):
+    """MemoryLinearAttnProcessor's arithmetic as written officially: KV and Z summed as d x d
+    and 1 x d matrices, then read by the queries."""
+    hw = x.shape[1]
+    pe = attn.pos_encoder.pe[0, :frames]
+    x = x + pe.repeat(x.shape[0] // frames, 1)[:, None, :]
+    q = torch.softmax(_per_pixel_heads(attn.to_q(x), frames, attn.heads), dim=-1) * attn.scale
+    k = torch.softmax(_per_pixel_heads(attn.to_k(x), frames, attn.heads), dim=-2)
+    v = _per_pixel_heads(attn.to_v(x), frames, attn.heads)
+    mem_kv, mem_z = memory
+    kv = DECAY * mem_kv + torch.einsum("bnd,bne->bde", k, v)
+    z = DECAY * mem_z + k.sum(dim=-2, keepdim=True)
+    out = torch.einsum("bnd,bde->bne", q, kv) / torch.einsum("bnd,bod->bno", q, z).clamp(min=1e-10)
+    return attn.to_out[0](_merge_heads(out, frames, hw, attn.heads))
+
+
+def test_temporal_attention_matches_the_official_sums():
+    torch.manual_seed(0)
+    frames, rows, hw, dim = 5, 2, 6, 64
+    attn = TemporalAttention(dim, 8, dim // 8, pe_max_len=32).eval()
+    motion = torch.randn(rows * frames, hw, dim)
+    x = torch.randn(rows * frames, hw, dim)
+    with torch.no_grad():
+        memory = attn.build_memory(motion, frames, None)
+        memory = attn.build_memory(motion * 0.5, frames, memory)  # an extended (decayed) memory
+        got, want = attn(x, frames, memory), official_temporal(attn, x, frames, memory)
+    assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+    # the memory matters: without it the output is different
+    zero = tuple(torch.zeros_like(t) for t in memory)
+    with torch.no_grad():
+        assert float((attn(x, frames, zero) - want).abs().max()) > 1e-3 * float(want.abs().max())
+
+
+def test_cpu_feed_forward_blocks_are_exact(monkeypatch):
+    torch.manual_seed(1)
+    ff = FeedForward(16).eval()
+    x = torch.randn(3, 50, 16)
+    calls = []
+    monkeypatch.setattr(blocks, "CPU_FF_BLOCK_TOKENS", 40)
+    original = ff.net[0].forward
+    monkeypatch.setattr(ff.net[0], "forward", lambda t: calls.append(t.reshape(-1, 16).shape[0]) or original(t))
+    with torch.no_grad():
+        whole = ff.net[2](original(x))
+        blocked = ff(x)
+        assert max(calls) == 40 and sum(calls) == 150
+        calls.clear()
+        with memory_settings.use(memory_settings.MemorySettings(ff_chunk_tokens=25)):
+            smaller = ff(x)  # an explicit smaller chunk wins
+        assert max(calls) == 25
+    assert blocked.shape == whole.shape
+    assert torch.allclose(blocked, whole, rtol=0, atol=1e-6) and torch.allclose(smaller, whole, rtol=0, atol=1e-6)
