@@ -59,3 +59,31 @@ def test_cpu_feed_forward_blocks_are_exact(monkeypatch):
         assert max(calls) == 25
     assert blocked.shape == whole.shape
     assert torch.allclose(blocked, whole, rtol=0, atol=1e-6) and torch.allclose(smaller, whole, rtol=0, atol=1e-6)
+
+
+def test_in_place_inference_equals_the_out_of_place_path():
+    """Without autograd the networks add residuals in place; with it they allocate. The same
+    numbers up to fp32 rounding (an in-place update of a tensor still in use would show up here)."""
+    from memo_model.apps.tiny import randomize_, tiny_configs
+    from memo_model.networks.build import build_network
+
+    g = torch.Generator().manual_seed(7)
+    configs = tiny_configs("tiny", "A")
+    ref_net, net = (build_network(name, configs[name]).eval() for name in ("reference_net", "diffusion_net"))
+    randomize_(ref_net, g)
+    randomize_(net, g)
+    face = torch.randn(2, 4, 40, generator=g)
+    sample = torch.randn(1, 4, 3, 8, 8, generator=g)
+    audio = torch.randn(2, 3, 32, 48, generator=g)
+
+    def velocity():
+        features = ref_net(torch.randn(5, 4, 8, 8, generator=torch.Generator().manual_seed(1)).repeat(2, 1, 1, 1), face)
+        clip = net.prepare_clip(features, 2, (8, 8))
+        return net(sample.repeat(2, 1, 1, 1, 1), torch.tensor(300.0), face, audio, torch.tensor([9, 2]), clip,
+                   uncond_rows=3)
+
+    with torch.no_grad():
+        in_place = velocity()
+    out_of_place = velocity().detach()
+    # not bit for bit: MKL/oneDNN kernels see other buffers; an aliasing bug would be O(1)
+    assert float((in_place - out_of_place).abs().max()) <= 1e-5 * float(out_of_place.abs().max())

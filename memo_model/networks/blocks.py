@@ -15,6 +15,12 @@ from torch import nn
 from ..generation import memory_settings
 
 
+def residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """out + x, written into `out` (a freshly computed result) when no gradient is recorded:
+    the same sum without allocating and faulting in another activation-sized tensor."""
+    return out + x if torch.is_grad_enabled() else out.add_(x)
+
+
 def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
     """diffusers' `Timesteps(dim, flip_sin_to_cos=True, freq_shift=0)`: [cos | sin], in fp32."""
     half = dim // 2
@@ -65,15 +71,16 @@ class ResnetBlock(nn.Module):
     def forward(self, x: torch.Tensor, temb: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """x: [N, C, h, w]; temb: [N or N/frames, T]; frames set for video inputs."""
         pool = frames if self.pool_frames else None
-        h = self.conv1(F.silu(group_norm(self.norm1, x, pool)))
+        fresh = not torch.is_grad_enabled()  # inference: activations are updated in place, no extra copies
+        h = self.conv1(F.silu(group_norm(self.norm1, x, pool), inplace=fresh))
         t = self.time_emb_proj(F.silu(temb))
         if t.shape[0] != h.shape[0]:  # one embedding per clip, shared by its frames
             t = t.repeat_interleave(h.shape[0] // t.shape[0], dim=0)
-        h = h + t[:, :, None, None]
-        h = self.conv2(F.silu(group_norm(self.norm2, h, pool)))
+        h = h.add_(t[:, :, None, None]) if fresh else h + t[:, :, None, None]
+        h = self.conv2(F.silu(group_norm(self.norm2, h, pool), inplace=fresh))
         if self.conv_shortcut is not None:
             x = self.conv_shortcut(x)
-        return x + h
+        return h.add_(x) if fresh else x + h
 
 
 class Downsample(nn.Module):
@@ -151,7 +158,7 @@ class GEGLU(nn.Module):
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        return value * F.gelu(gate) if torch.is_grad_enabled() else F.gelu(gate).mul_(value)
 
 
 class FeedForward(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Attention, FeedForward, from_tokens, to_tokens
+from .blocks import Attention, FeedForward, from_tokens, residual, to_tokens
 
 
 class TransformerBlock(nn.Module):
@@ -45,10 +45,11 @@ class SpatialTransformer(nn.Module):
         feature = block.norm1(tokens)
         if block.final:
             return None, feature
-        tokens = block.attn1(feature) + tokens
-        tokens = block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1)) + tokens
-        tokens = block.ff(block.norm3(tokens)) + tokens
-        return self.proj_out(from_tokens(tokens, h, w)) + x, feature
+        tokens = residual(block.attn1(feature), tokens)
+        tokens = residual(block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1)),
+                          tokens)
+        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+        return residual(self.proj_out(from_tokens(tokens, h, w)), x), feature
 
     def reference_kv(self, ref_image: torch.Tensor) -> tuple:
         """Keys and values of the reference tokens [B, h*w, C] for `video_forward`. They depend
@@ -80,10 +81,10 @@ class SpatialTransformer(nn.Module):
             k, v = block.attn1.project_kv(cond)
             parts.append(block.attn1.attend(cond, torch.cat([k, ref_kv[0][index]], dim=1),
                                             torch.cat([v, ref_kv[1][index]], dim=1)))
-        tokens = torch.cat(parts) + tokens if len(parts) > 1 else parts[0] + tokens
+        tokens = residual(torch.cat(parts) if len(parts) > 1 else parts[0], tokens)
         k, v = block.attn2.project_kv(context)  # per copy, then shared by its frames
         repeats = rows // context.shape[0]
-        tokens = block.attn2.attend(block.norm2(tokens), k.repeat_interleave(repeats, dim=0),
-                                    v.repeat_interleave(repeats, dim=0)) + tokens
-        tokens = block.ff(block.norm3(tokens)) + tokens
-        return self.proj_out(from_tokens(tokens, h, w)) + x
+        tokens = residual(block.attn2.attend(block.norm2(tokens), k.repeat_interleave(repeats, dim=0),
+                                             v.repeat_interleave(repeats, dim=0)), tokens)
+        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+        return residual(self.proj_out(from_tokens(tokens, h, w)), x)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .blocks import FeedForward, from_tokens, to_tokens
+from .blocks import FeedForward, from_tokens, residual, to_tokens
 from .config import MotionModuleConfig
 
 DECAY = 0.9
@@ -143,6 +143,6 @@ class MotionModule(nn.Module):
         mem = iter(memory)
         for block in tt.transformer_blocks:
             for attn, norm in zip(block.attention_blocks, block.norms):
-                tokens = attn(norm(tokens), frames, next(mem)) + tokens
-            tokens = block.ff(block.ff_norm(tokens)) + tokens
-        return from_tokens(tt.proj_out(tokens), h, w) + x
+                tokens = residual(attn(norm(tokens), frames, next(mem)), tokens)
+            tokens = residual(block.ff(block.ff_norm(tokens)), tokens)
+        return residual(from_tokens(tt.proj_out(tokens), h, w), x)
