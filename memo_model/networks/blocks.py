@@ -17,8 +17,11 @@ from ..generation import memory_settings
 
 def residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """out + x, written into `out` (a freshly computed result) when no gradient is recorded:
-    the same sum without allocating and faulting in another activation-sized tensor."""
-    return out + x if torch.is_grad_enabled() else out.add_(x)
+    the same sum without allocating and faulting in another activation-sized tensor. Mixed
+    dtypes (e.g. under autocast) keep the allocating sum and its type promotion."""
+    if torch.is_grad_enabled() or out.dtype != x.dtype:
+        return out + x
+    return out.add_(x)
 
 
 def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
