@@ -17,9 +17,11 @@ from ..generation import memory_settings
 
 def residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """out + x, written into `out` (a freshly computed result) when no gradient is recorded:
-    the same sum without allocating and faulting in another activation-sized tensor. Mixed
-    dtypes (e.g. under autocast) keep the allocating sum and its type promotion."""
-    if torch.is_grad_enabled() or out.dtype != x.dtype:
+    the same sum without allocating and faulting in another activation-sized tensor. Anything
+    where the new tensor would differ keeps the allocating sum: mixed dtypes (type promotion),
+    broadcasting, or another memory layout (e.g. the channels-last strides a 1x1 conv gives a
+    1x1 image, which would send the next GroupNorm down a kernel that rounds differently)."""
+    if torch.is_grad_enabled() or out.dtype != x.dtype or out.shape != x.shape or out.stride() != x.stride():
         return out + x
     return out.add_(x)
 
@@ -83,7 +85,7 @@ class ResnetBlock(nn.Module):
         h = self.conv2(F.silu(group_norm(self.norm2, h, pool), inplace=fresh))
         if self.conv_shortcut is not None:
             x = self.conv_shortcut(x)
-        return h.add_(x) if fresh else x + h
+        return residual(h, x)
 
 
 class Downsample(nn.Module):
