@@ -129,10 +129,10 @@ class DiffusionNet(nn.Module):
                      release_previous: bool = False) -> ClipContext:
         """Split reference features [B*(1+P), ...] into the reference image part (projected to
         keys and values for spatial attention) and the past-frame part, from which each motion
-        module's memory is built
-        (decaying and extending `previous_memory` when given). `memory_store`: the dict the new
-        memory is written to (e.g. one that moves it to the host); `release_previous`: pop each
-        module's previous memory as soon as it is used, so old and new never coexist whole."""
+        module's memory is built (decaying and extending `previous_memory` when given).
+        `memory_store`: the dict the new memory is written to (e.g. one that moves it to the
+        host); `release_previous`: pop each module's previous memory as soon as it is used, so
+        old and new never coexist whole."""
         dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
