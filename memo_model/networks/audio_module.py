@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Attention, FeedForward, from_tokens, sdpa, to_tokens
+from .blocks import Attention, FeedForward, from_tokens, residual, sdpa, to_tokens
 from .projections import NUM_EMOTIONS
 
 
@@ -29,7 +29,9 @@ class EmoAdaLayerNorm(nn.Module):
         repeats = x.shape[0] // emotion.shape[0]
         shift = shift.repeat_interleave(repeats, dim=0)[:, None]
         scale = scale.repeat_interleave(repeats, dim=0)[:, None]
-        return self.norm(x) * (1 + scale) + shift
+        if torch.is_grad_enabled():
+            return self.norm(x) * (1 + scale) + shift
+        return self.norm(x).mul_(1 + scale).add_(shift)
 
 
 class JointAttention(nn.Module):
@@ -78,15 +80,15 @@ class JointAudioBlock(nn.Module):
 
     def forward(self, v: torch.Tensor, a: torch.Tensor, emotion: torch.Tensor):
         nv, na = self.norm1(v, emotion), self.audio_norm1(a, emotion)
-        v = self.attn1(nv) + v
-        a = self.audio_attn1(na) + a
+        v = residual(self.attn1(nv), v)
+        a = residual(self.audio_attn1(na), a)
         ov, oa = self.attn2(self.norm2(v, emotion), self.audio_norm2(a, emotion))
-        v = ov + v
-        v = self.ff(self.norm3(v)) + v
+        v = residual(ov, v)
+        v = residual(self.ff(self.norm3(v)), v)
         if self.final:
             return v, None
-        a = oa + a
-        a = self.audio_ff(self.audio_norm3(a)) + a
+        a = residual(oa, a)
+        a = residual(self.audio_ff(self.audio_norm3(a)), a)
         return v, a
 
 
@@ -108,5 +110,5 @@ class AudioModule(nn.Module):
         h, w = x.shape[-2:]
         tokens = to_tokens(self.proj_in(self.norm(x)))
         tokens, audio_out = self.transformer_blocks[0](tokens, audio, emotion)
-        x = self.proj_out(from_tokens(tokens, h, w)) + x
-        return x, (audio_out + audio if audio_out is not None else None)
+        x = residual(self.proj_out(from_tokens(tokens, h, w)), x)
+        return x, (residual(audio_out, audio) if audio_out is not None else None)

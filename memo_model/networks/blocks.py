@@ -15,6 +15,17 @@ from torch import nn
 from ..generation import memory_settings
 
 
+def residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """out + x, written into `out` (a freshly computed result) when no gradient is recorded:
+    the same sum without allocating and faulting in another activation-sized tensor. Anything
+    where the new tensor would differ keeps the allocating sum: mixed dtypes (type promotion),
+    broadcasting, or another memory layout (e.g. the channels-last strides a 1x1 conv gives a
+    1x1 image, which would send the next GroupNorm down a kernel that rounds differently)."""
+    if torch.is_grad_enabled() or out.dtype != x.dtype or out.shape != x.shape or out.stride() != x.stride():
+        return out + x
+    return out.add_(x)
+
+
 def timestep_sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
     """diffusers' `Timesteps(dim, flip_sin_to_cos=True, freq_shift=0)`: [cos | sin], in fp32."""
     half = dim // 2
@@ -65,15 +76,16 @@ class ResnetBlock(nn.Module):
     def forward(self, x: torch.Tensor, temb: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """x: [N, C, h, w]; temb: [N or N/frames, T]; frames set for video inputs."""
         pool = frames if self.pool_frames else None
-        h = self.conv1(F.silu(group_norm(self.norm1, x, pool)))
+        fresh = not torch.is_grad_enabled()  # inference: activations are updated in place, no extra copies
+        h = self.conv1(F.silu(group_norm(self.norm1, x, pool), inplace=fresh))
         t = self.time_emb_proj(F.silu(temb))
         if t.shape[0] != h.shape[0]:  # one embedding per clip, shared by its frames
             t = t.repeat_interleave(h.shape[0] // t.shape[0], dim=0)
-        h = h + t[:, :, None, None]
-        h = self.conv2(F.silu(group_norm(self.norm2, h, pool)))
+        h = h.add_(t[:, :, None, None]) if fresh else h + t[:, :, None, None]
+        h = self.conv2(F.silu(group_norm(self.norm2, h, pool), inplace=fresh))
         if self.conv_shortcut is not None:
             x = self.conv_shortcut(x)
-        return x + h
+        return residual(h, x)
 
 
 class Downsample(nn.Module):
@@ -114,9 +126,15 @@ class Attention(nn.Module):
         self.to_out = nn.ModuleList([nn.Linear(inner, out_dim or query_dim), nn.Dropout(0.0)])
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        context = x if context is None else context
-        out = sdpa(self.to_q(x), self.to_k(context), self.to_v(context), self.heads)
-        return self.to_out[0](out)
+        return self.attend(x, *self.project_kv(x if context is None else context))
+
+    def project_kv(self, context: torch.Tensor) -> tuple:
+        """Keys and values of `context` tokens; split out so step-invariant ones are projected once."""
+        return self.to_k(context), self.to_v(context)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Queries of `x` against already projected keys and values [N, L, inner]."""
+        return self.to_out[0](sdpa(self.to_q(x), k, v, self.heads))
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
@@ -145,7 +163,7 @@ class GEGLU(nn.Module):
 
     def forward(self, x):
         value, gate = self.proj(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        return value * F.gelu(gate) if torch.is_grad_enabled() else F.gelu(gate).mul_(value)
 
 
 class FeedForward(nn.Module):
@@ -157,13 +175,24 @@ class FeedForward(nn.Module):
 
     def forward(self, x):
         limit = memory_settings.current().ff_chunk_tokens
+        if x.device.type == "cpu":
+            limit = min(limit or CPU_FF_BLOCK_TOKENS, CPU_FF_BLOCK_TOKENS)
         return memory_settings.tokenwise(lambda t: self.net[2](self.net[0](t)), x, limit, self.net[2].out_features)
 
 
+# On the CPU the feed-forward runs on blocks of this many tokens unless the memory settings ask
+# for smaller ones: the 8x-wide GEGLU intermediate of a block stays small enough to be reused from
+# the allocator and caches instead of being faulted in fresh (35% faster at 320 channels, never
+# slower, identical numbers: tokens are independent). GPUs keep one call.
+CPU_FF_BLOCK_TOKENS = 1024
+
+
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, h, w] -> [N, h*w, C] (row-major over y, x)."""
+    """[N, C, h, w] -> [N, h*w, C] (row-major over y, x), contiguous: a strided view would send
+    the next Linear down torch.matmul's batched path (one small GEMM per frame, slow on CPU), and
+    LayerNorm copies strided input anyway."""
     n, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return x.permute(0, 2, 3, 1).reshape(n, h * w, c).contiguous()
 
 
 def from_tokens(x: torch.Tensor, h: int, w: int) -> torch.Tensor:

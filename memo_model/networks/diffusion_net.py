@@ -31,7 +31,7 @@ from .temporal import MotionModule
 @dataclass
 class ClipContext:
     """What a clip's denoising steps share: reference image features and the motion memory."""
-    ref_images: dict      # feature key -> [B, hw, C]
+    ref_images: dict      # feature key -> reference keys and values of spatial attention ([B, hw, C], [B, hw, C])
     memory: dict          # motion-module path -> [(KV, Z), ...] one per attention block
     row_offset: int = 0   # first (b, f) row of this call in the full CFG batch (CFG halves run apart)
 
@@ -127,19 +127,20 @@ class DiffusionNet(nn.Module):
     def prepare_clip(self, ref_features: dict, batch: int, latent_size: tuple,
                      previous_memory: dict | None = None, memory_store: dict | None = None,
                      release_previous: bool = False) -> ClipContext:
-        """Split reference features [B*(1+P), ...] into the reference image part (for spatial
-        attention) and the past-frame part, from which each motion module's memory is built
-        (decaying and extending `previous_memory` when given). `memory_store`: the dict the new
-        memory is written to (e.g. one that moves it to the host); `release_previous`: pop each
-        module's previous memory as soon as it is used, so old and new never coexist whole."""
+        """Split reference features [B*(1+P), ...] into the reference image part (projected to
+        keys and values for spatial attention) and the past-frame part, from which each motion
+        module's memory is built (decaying and extending `previous_memory` when given).
+        `memory_store`: the dict the new memory is written to (e.g. one that moves it to the
+        host); `release_previous`: pop each module's previous memory as soon as it is used, so
+        old and new never coexist whole."""
         dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
         ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
             feat = ref_features[key].to(dtype)
             per_copy = feat.reshape(batch, feat.shape[0] // batch, *feat.shape[1:])
             past = per_copy[:, 1:].reshape(-1, *feat.shape[1:])
-            if feat.dim() == 3:  # transformer tokens
-                ref_images[key] = per_copy[:, 0].clone()  # not a view: the features can be freed
+            if feat.dim() == 3:  # transformer tokens: projected once per clip, not once per step
+                ref_images[key] = level.attentions[j].reference_kv(per_copy[:, 0])
                 past = past.transpose(1, 2).reshape(past.shape[0], feat.shape[2], *self._grid(key, latent_size))
             module = level.motion_modules[j]
             if module is not None:
@@ -163,7 +164,7 @@ class DiffusionNet(nn.Module):
         x = self.conv_in(sample.to(dtype).transpose(1, 2).reshape(b * frames, c, h, w))
         t = timestep.reshape(-1)[:1].expand(b)
         temb = self.time_embedding(timestep_sinusoid(t, self.conv_in.out_channels).to(dtype))
-        context = face_tokens.to(dtype).repeat_interleave(frames, dim=0)
+        context = face_tokens.to(dtype)  # [B, n, D]: each copy's tokens serve its F frames
         audio = audio_tokens.to(dtype).reshape(b * frames, *audio_tokens.shape[2:])
         emotion = emotion.to(torch.long)
         layers = iter(self._layers())

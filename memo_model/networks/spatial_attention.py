@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Attention, FeedForward, from_tokens, to_tokens
+from .blocks import Attention, FeedForward, from_tokens, residual, to_tokens
 
 
 class TransformerBlock(nn.Module):
@@ -45,14 +45,21 @@ class SpatialTransformer(nn.Module):
         feature = block.norm1(tokens)
         if block.final:
             return None, feature
-        tokens = block.attn1(feature) + tokens
-        tokens = block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1)) + tokens
-        tokens = block.ff(block.norm3(tokens)) + tokens
-        return self.proj_out(from_tokens(tokens, h, w)) + x, feature
+        tokens = residual(block.attn1(feature), tokens)
+        tokens = residual(block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1)),
+                          tokens)
+        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+        return residual(self.proj_out(from_tokens(tokens, h, w)), x), feature
 
-    def video_forward(self, x: torch.Tensor, context: torch.Tensor, ref_image: torch.Tensor,
+    def reference_kv(self, ref_image: torch.Tensor) -> tuple:
+        """Keys and values of the reference tokens [B, h*w, C] for `video_forward`. They depend
+        only on the clip, so the diffusion net projects them once per clip, not once per step."""
+        return self.transformer_blocks[0].attn1.project_kv(ref_image)
+
+    def video_forward(self, x: torch.Tensor, context: torch.Tensor, ref_kv: tuple,
                       uncond_rows: int, row_offset: int = 0) -> torch.Tensor:
-        """x [B*F, C, h, w]; context [B*F, tokens, D]; ref_image [B, h*w, C].
+        """x [B*F, C, h, w]; context: face tokens [B, tokens, D], shared by the F frames of each
+        copy; ref_kv: `reference_kv(ref_image)`, keys and values [B, h*w, C] each.
 
         Rows `uncond_rows:` attend to [own tokens, reference tokens] with the reference of
         row r taken as `ref_image[r mod B]` (the official tiling); the first `uncond_rows`
@@ -64,15 +71,20 @@ class SpatialTransformer(nn.Module):
         h, w = x.shape[-2:]
         tokens = to_tokens(self.proj_in(self.norm(x)))
         normed = block.norm1(tokens)
-        rows, b = normed.shape[0], ref_image.shape[0]
+        rows, b = normed.shape[0], ref_kv[0].shape[0]
         parts = []
         if uncond_rows:
             parts.append(block.attn1(normed[:uncond_rows]))
         if uncond_rows < rows:
             cond = normed[uncond_rows:]
             index = (torch.arange(uncond_rows, rows, device=normed.device) + row_offset) % b
-            parts.append(block.attn1(cond, torch.cat([cond, ref_image[index]], dim=1)))
-        tokens = torch.cat(parts) + tokens if len(parts) > 1 else parts[0] + tokens
-        tokens = block.attn2(block.norm2(tokens), context) + tokens
-        tokens = block.ff(block.norm3(tokens)) + tokens
-        return self.proj_out(from_tokens(tokens, h, w)) + x
+            k, v = block.attn1.project_kv(cond)
+            parts.append(block.attn1.attend(cond, torch.cat([k, ref_kv[0][index]], dim=1),
+                                            torch.cat([v, ref_kv[1][index]], dim=1)))
+        tokens = residual(torch.cat(parts) if len(parts) > 1 else parts[0], tokens)
+        k, v = block.attn2.project_kv(context)  # per copy, then shared by its frames
+        repeats = rows // context.shape[0]
+        tokens = residual(block.attn2.attend(block.norm2(tokens), k.repeat_interleave(repeats, dim=0),
+                                             v.repeat_interleave(repeats, dim=0)), tokens)
+        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+        return residual(self.proj_out(from_tokens(tokens, h, w)), x)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .blocks import FeedForward, from_tokens, to_tokens
+from .blocks import FeedForward, from_tokens, residual, to_tokens
 from .config import MotionModuleConfig
 
 DECAY = 0.9
@@ -84,9 +84,13 @@ class TemporalAttention(nn.Module):
         key = torch.softmax(_per_pixel_heads(self.to_k(x), frames, self.heads), dim=-2)
         value = _per_pixel_heads(self.to_v(x), frames, self.heads)
         mem_kv, mem_z = memory
-        kv = DECAY * mem_kv + torch.einsum("bnd,bne->bde", key, value)
-        z = DECAY * mem_z + key.sum(dim=-2, keepdim=True)
-        out = torch.einsum("bnd,bde->bne", query, kv) / torch.einsum("bnd,bod->bno", query, z).clamp(min=1e-10)
+        # q.(0.9 KVm + sum_n k_n (x) v_n) = 0.9 q.KVm + (q k^T) v, and q.(0.9 Zm + sum_n k_n) =
+        # 0.9 q.Zm + rowsum(q k^T): the same sums without a [d x d] temporary per step, and with
+        # F x F products where the official forms d x d ones (F = 16 frames < d)
+        scores = torch.bmm(query, key.transpose(1, 2))                              # [b, F, F]
+        numerator = torch.baddbmm(torch.bmm(scores, value), query, mem_kv, alpha=DECAY)
+        denominator = torch.baddbmm(scores.sum(dim=-1, keepdim=True), query, mem_z.transpose(1, 2), alpha=DECAY)
+        out = numerator / denominator.clamp(min=1e-10)
         return self.to_out[0](_merge_heads(out, frames, hw, self.heads))
 
 
@@ -139,6 +143,6 @@ class MotionModule(nn.Module):
         mem = iter(memory)
         for block in tt.transformer_blocks:
             for attn, norm in zip(block.attention_blocks, block.norms):
-                tokens = attn(norm(tokens), frames, next(mem)) + tokens
-            tokens = block.ff(block.ff_norm(tokens)) + tokens
-        return from_tokens(tt.proj_out(tokens), h, w) + x
+                tokens = residual(attn(norm(tokens), frames, next(mem)), tokens)
+            tokens = residual(block.ff(block.ff_norm(tokens)), tokens)
+        return residual(from_tokens(tt.proj_out(tokens), h, w), x)
