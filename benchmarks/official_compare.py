@@ -92,11 +92,12 @@ def measure_one(impl: str, official_dir, size: int, clips: int, steps: int, trac
     import torch
 
     from memo_model.apps.memory_plan import LiveTensors
+    from memo_model.apps.tiny import random_inputs
 
     torch.set_num_threads(1)
     rss_start = _status_bytes("VmRSS")
     frames = 16 * clips
-    reference, face, features, emotion = om.official_inputs(size, size, frames, model_size)
+    reference, face, features, emotion = random_inputs(frames, size, 0, model_size)
     if impl == "official":
         off = om.import_official(official_dir)
         nets = om.official_networks(off, torch.float32, "cpu", size=model_size)

@@ -222,13 +222,15 @@ def plan_official(off, width: int, height: int, dtype, cfg: float = 3.5, clips: 
     from torch.utils.flop_counter import FlopCounterMode
 
     from memo_model.apps.memory_plan import FusedAttention, LiveTensors
+    from memo_model.apps.tiny import random_inputs
 
     nets = official_networks(off, dtype, "meta", variant, model_size)
     weights = {k: sum(t.numel() * t.element_size() for t in m.state_dict().values()) for k, m in nets.items()}
     flops = FlopCounterMode(display=False) if count_flops else contextlib.nullcontext()
     tracker = _mask_counting_tracker(LiveTensors)("meta", flops if count_flops else None)
     frames = 16 * clips
-    reference, face, features, emotion = official_inputs(width, height, frames, model_size)
+    _, face, features, emotion = random_inputs(frames, 8, 0, model_size)
+    reference = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
     def staged(name, fn, mem_name=None):
         def run(*args, **kwargs):
@@ -249,15 +251,3 @@ def plan_official(off, width: int, height: int, dtype, cfg: float = 3.5, clips: 
     all_weights = sum(weights.values())
     return {"weights_bytes": all_weights, "activation_peak_bytes": tracker.peak,
             "peak_bytes": all_weights + tracker.peak, "stages": stages}
-
-
-def official_inputs(width: int, height: int, frames: int, model_size: str = "full", seed: int = 0):
-    """Reference [1,3,H,W] in [-1,1], face embedding [1,512], audio features [T,5,12,C], emotion [T]."""
-    from memo_model.apps.tiny import SIZES
-
-    g = torch.Generator().manual_seed(seed)
-    reference = torch.rand(1, 3, height, width, generator=g) * 2 - 1
-    face = torch.randn(1, 512, generator=g)
-    features = torch.randn(frames, 5, 12, SIZES[model_size]["wav2vec_dim"], generator=g)
-    emotion = torch.randint(0, 9, (frames,), generator=g)
-    return reference, face, features, emotion
