@@ -121,7 +121,7 @@ def measure(pipe, inputs, steps: int, device: str) -> dict:
             "max_memory_allocated_gb": round(peak / GB, 3)}
 
 
-def run_configs(args, device: str) -> dict:
+def run_configs(args, device: str) -> tuple:
     import torch
 
     from memo_model.apps.memory_plan import full_size_networks, plan
@@ -162,11 +162,10 @@ def run_configs(args, device: str) -> dict:
         entry["planned_vs_measured"] = round(planned["peak_bytes"] / (entry["max_memory_allocated_gb"] * GB) - 1, 4)
         results["configs"][config] = entry
         print(f"gpu_check: {config}: {entry}", file=sys.stderr)
-    results["_inputs"] = inputs
-    return results
+    return results, inputs
 
 
-def run_official(args, device: str, runs: dict) -> dict:
+def run_official(args, device: str, runs: dict, inputs: tuple) -> dict:
     """The official code at the configuration of `runs` (ours freed first), measured the same way."""
     import gc
 
@@ -184,7 +183,7 @@ def run_official(args, device: str, runs: dict) -> dict:
     dtype = torch.bfloat16 if runs["dtype"] == "bf16" else torch.float32
     nets = om.official_networks(off, dtype, device, size=runs["model_size"])
     weights = sum(t.numel() * t.element_size() for m in nets.values() for t in m.state_dict().values())
-    reference, face, features, emotion = runs.pop("_inputs")
+    reference, face, features, emotion = inputs
     steps, frames = runs["steps"], len(features)
 
     def generate():
@@ -235,10 +234,9 @@ def main() -> None:
     report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
               "torch": torch.__version__}
     report["parity"] = {"skipped": "--no-parity"} if args.no_parity else check_parity(device)
-    report["runs"] = run_configs(args, device)
+    report["runs"], inputs = run_configs(args, device)
     if args.official:
-        report["official"] = run_official(args, device, report["runs"])
-    report["runs"].pop("_inputs", None)
+        report["official"] = run_official(args, device, report["runs"], inputs)
     report["seconds_total"] = round(time.perf_counter() - args.started, 1)
     print(json.dumps(report, indent=1))
 

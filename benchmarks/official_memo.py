@@ -25,6 +25,12 @@ import zlib
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler  # before the xformers placeholder
+
+from memo_model.apps.memory_plan import FusedAttention, LiveTensors
+from memo_model.apps.tiny import random_inputs, tiny_configs, vae_config
+from memo_model.networks.build import build_network
+from memo_model.networks.loading import MemoNetworks
 
 
 def import_official(official_dir) -> types.SimpleNamespace:
@@ -32,8 +38,6 @@ def import_official(official_dir) -> types.SimpleNamespace:
     if not (root / "memo" / "pipelines" / "video_pipeline.py").is_file():
         raise SystemExit(f"--official {official_dir}: not a checkout of memoavatar/memo "
                          "(git clone https://github.com/memoavatar/memo)")
-    import diffusers  # noqa: F401  (first: it probes for xformers itself and must see it absent)
-
     if "xformers" not in sys.modules and importlib.util.find_spec("xformers") is None:
         sys.modules["xformers"] = _absent_module("xformers")
         sys.modules["xformers.ops"] = sys.modules["xformers"].ops = _absent_module("xformers.ops")
@@ -91,10 +95,6 @@ def official_networks(off, dtype=torch.float32, device="meta", variant: str = "A
                       seed: int = 0) -> dict:
     """The official reference net, diffusion net, image and audio projections and the diffusers VAE,
     from the same configs as ours; random name-seeded weights unless `device` is meta."""
-    from diffusers import AutoencoderKL
-
-    from memo_model.apps.tiny import tiny_configs, vae_config
-
     cfg = tiny_configs(size, variant)
     strip = ("_class_name",)
     with torch.device("meta"):
@@ -116,12 +116,6 @@ def official_networks(off, dtype=torch.float32, device="meta", variant: str = "A
 
 def our_networks(dtype=torch.float32, device="cpu", variant: str = "A", size: str = "full", seed: int = 0):
     """Our MemoNetworks + VAE with the same name-seeded weights as `official_networks`."""
-    from diffusers import AutoencoderKL
-
-    from memo_model.apps.tiny import tiny_configs, vae_config
-    from memo_model.networks.build import build_network
-    from memo_model.networks.loading import MemoNetworks
-
     cfg = tiny_configs(size, variant)
     names = ("reference_net", "diffusion_net", "image_proj", "audio_proj")
     with torch.device("meta"):
@@ -140,8 +134,6 @@ def our_networks(dtype=torch.float32, device="cpu", variant: str = "A", size: st
 def run_official(off, nets: dict, reference, face, features, emotion, steps: int, cfg: float, seed: int = 42,
                  frames_per_clip: int = 16, past_frames: int = 16, on_pipeline=None) -> torch.Tensor:
     """`inference.py`'s clip loop: video [T, 3, H, W] in [0, 1] (float32, CPU)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     cls = off.VideoPipeline
     if nets["diffusion_net"].device.type == "meta":
         # its `_execution_device` looks up `self.unet`, which it does not have, on a meta device
@@ -174,46 +166,44 @@ def run_official(off, nets: dict, reference, face, features, emotion, steps: int
 
 # ------------------------------------------------------------------------------ planning
 
-def _mask_counting_tracker(LiveTensors):
+class MaskCountingTensors(LiveTensors):
     """LiveTensors that also follows how many entries of each boolean mask are set.
 
     The official diffusion net selects the CFG-unconditional rows with a boolean mask (`uc_mask`,
     built on the host and moved to the device); on meta tensors that selection has no size. The
     count is taken when the mask leaves the host and carried through copies, so `x[mask]` gets
     its true shape and `x[mask] = y` allocates nothing, as on a real device."""
-    aten = torch.ops.aten
 
-    class MaskCounting(LiveTensors):
-        counts: dict
+    def __init__(self, device_type: str = "meta", flops=None):
+        super().__init__(device_type, flops)
+        self.counts: dict[int, int] = {}   # mask storage -> entries set
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            counts = self.__dict__.setdefault("counts", {})
-            src = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            if func is aten.index.Tensor and src is not None:
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        aten = torch.ops.aten
+        src = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if src is not None and src.is_meta:
+            if func is aten.index.Tensor:
                 mask = next((i for i in args[1] if i is not None and i.dtype == torch.bool), None)
                 if mask is not None and mask.is_meta:
-                    n = counts[id(mask.untyped_storage())]
-                    out = torch.empty((n, *src.shape[mask.dim():]), dtype=src.dtype, device=src.device)
+                    out = torch.empty((self.counts[id(mask.untyped_storage())], *src.shape[mask.dim():]),
+                                      dtype=src.dtype, device=src.device)
                     self._track(out, set())
                     return out
-            if func is aten.nonzero.default and src is not None and src.is_meta:
+            if func is aten.nonzero.default:
                 # the scheduler's first-step lookup of its timestep (the value read is then 0)
                 return torch.zeros((1, src.dim()), dtype=torch.long, device="meta")
-            if func in (aten.index_put_.default, aten.index_put.default) and src is not None and src.is_meta:
-                if any(i is not None and i.dtype == torch.bool for i in args[1]):
-                    return src if func is aten.index_put_.default else src.clone()
-            out = super().__torch_dispatch__(func, types, args, kwargs)
-            if func in (aten._to_copy.default, aten.clone.default) and isinstance(out, torch.Tensor) \
-                    and out.is_meta and src is not None and out.numel() == src.numel():
-                key = id(src.untyped_storage())
-                if not src.is_meta:
-                    counts[id(out.untyped_storage())] = int(src.count_nonzero())
-                elif key in counts:
-                    counts[id(out.untyped_storage())] = counts[key]
-            return out
-
-    return MaskCounting
+            if func in (aten.index_put_.default, aten.index_put.default) \
+                    and any(i is not None and i.dtype == torch.bool for i in args[1]):
+                return src if func is aten.index_put_.default else src.clone()
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        if func in (aten._to_copy.default, aten.clone.default) and isinstance(out, torch.Tensor) \
+                and out.is_meta and src is not None and out.numel() == src.numel():
+            key = id(src.untyped_storage())
+            if not src.is_meta:
+                self.counts[id(out.untyped_storage())] = int(src.count_nonzero())
+            elif key in self.counts:
+                self.counts[id(out.untyped_storage())] = self.counts[key]
+        return out
 
 
 def plan_official(off, width: int, height: int, dtype, cfg: float = 3.5, clips: int = 2, steps: int = 2,
@@ -221,13 +211,10 @@ def plan_official(off, width: int, height: int, dtype, cfg: float = 3.5, clips: 
     """The official run on meta networks under our planner's LiveTensors: peak bytes per stage."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from memo_model.apps.memory_plan import FusedAttention, LiveTensors
-    from memo_model.apps.tiny import random_inputs
-
     nets = official_networks(off, dtype, "meta", variant, model_size)
     weights = {k: sum(t.numel() * t.element_size() for t in m.state_dict().values()) for k, m in nets.items()}
     flops = FlopCounterMode(display=False) if count_flops else contextlib.nullcontext()
-    tracker = _mask_counting_tracker(LiveTensors)("meta", flops if count_flops else None)
+    tracker = MaskCountingTensors("meta", flops if count_flops else None)
     frames = 16 * clips
     _, face, features, emotion = random_inputs(frames, 8, 0, model_size)
     reference = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1

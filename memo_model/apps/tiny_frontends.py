@@ -209,8 +209,12 @@ def write_demo_voice(path, seconds: float = 1.0, sample_rate: int = 16000) -> Pa
     phase = 2 * math.pi * np.cumsum(f0) / sample_rate
     voice = sum(np.sin(k * phase) / k for k in range(1, 6))
     envelope = 0.5 + 0.5 * np.sin(2 * math.pi * 4 * t) ** 2
-    x = 0.25 * voice * envelope / 2.3
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
+    return write_wav(path, 0.25 * voice * envelope / 2.3, sample_rate)
+
+
+def write_wav(path, samples, sample_rate: int = 16000) -> Path:
+    """Mono float samples in -1..1 -> a 16-bit wav file."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

@@ -9,6 +9,7 @@ from typing import Union
 
 import torch
 
+from ..checks.model_files import describe_state_mismatch
 from .emotion2vec import TRAINING_ONLY_PREFIXES, Emotion2vec, Emotion2vecConfig, Emotion2vecError
 
 
@@ -113,17 +114,8 @@ def load_emotion2vec(folder: Union[str, Path], *, device="cpu", dtype=torch.floa
     with torch.device("meta"):
         model = Emotion2vec(cfg)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in sorted(set(state) & set(expected))
-                 if tuple(state[k].shape) != expected[k]]
-    if missing or unexpected or misshaped:
-        def show(items):
-            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
-        parts = [f"{len(missing)} missing: {show(missing)}" if missing else "",
-                 f"{len(unexpected)} unexpected: {show(unexpected)}" if unexpected else "",
-                 f"{len(misshaped)} with other shapes: {show(misshaped)}" if misshaped else ""]
-        found = "; ".join(p for p in parts if p)
+    found = describe_state_mismatch(expected, {k: v.shape for k, v in state.items()}, shown=6)
+    if found:
         raise Emotion2vecError(f"{folder / 'model.pt'} does not match config.yaml ({found}). "
                                "Use the config.yaml that came with this model.pt.")
     tensors = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}

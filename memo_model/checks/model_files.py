@@ -159,6 +159,23 @@ def _check_torch_zip(path: Path) -> Optional[str]:
     return None
 
 
+def describe_state_mismatch(expected: dict, found: dict, shown: int = 8) -> str:
+    """'' when `found` {name: shape} has exactly the tensors of `expected` {name: shape}; otherwise
+    one line of what is missing, unexpected and shaped otherwise (first `shown` names of each)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    misshaped = [f"{k}: file {tuple(found[k])} vs network {tuple(expected[k])}"
+                 for k in sorted(set(found) & set(expected)) if tuple(found[k]) != tuple(expected[k])]
+
+    def show(items):
+        return ", ".join(items[:shown]) + (f" (+{len(items) - shown} more)" if len(items) > shown else "")
+
+    parts = [f"{len(missing)} missing: {show(missing)}" if missing else "",
+             f"{len(unexpected)} unexpected: {show(unexpected)}" if unexpected else "",
+             f"{len(misshaped)} with other shapes: {show(misshaped)}" if misshaped else ""]
+    return "; ".join(p for p in parts if p)
+
+
 def check_model_file(path, *, expected: Optional[Iterable[str]] = None) -> Optional[str]:
     """None when the file looks whole, else what is wrong (without the path; see
     :func:`check_model_files` for full lines). ``expected`` overrides the tensor names looked for."""

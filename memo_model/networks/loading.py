@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checks.model_files import describe_state_mismatch
 from ..constants import torch_dtype
 from ..identity import weight_files
 from .build import build_network
@@ -70,18 +71,9 @@ def load_state_into(module: nn.Module, path: Path, dtype: torch.dtype, device) -
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); it may be truncated or "
                               "corrupt: delete it and download it again") from exc
     with handle:
-        names = set(handle.keys())
-        missing = sorted(set(expected) - names)
-        unexpected = sorted(names - set(expected))
-        misshaped = [f"{k}: file {tuple(handle.get_slice(k).get_shape())} vs network {expected[k]}"
-                     for k in sorted(names & set(expected)) if tuple(handle.get_slice(k).get_shape()) != expected[k]]
-        if missing or unexpected or misshaped:
-            def show(items):
-                return ", ".join(items[:8]) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
-            parts = [f"{len(missing)} missing: {show(missing)}" if missing else "",
-                     f"{len(unexpected)} unexpected: {show(unexpected)}" if unexpected else "",
-                     f"{len(misshaped)} with other shapes: {show(misshaped)}" if misshaped else ""]
-            raise CheckpointError(f"{path} does not match its config.json ({'; '.join(p for p in parts if p)}). "
+        mismatch = describe_state_mismatch(expected, {k: handle.get_slice(k).get_shape() for k in handle.keys()})
+        if mismatch:
+            raise CheckpointError(f"{path} does not match its config.json ({mismatch}). "
                                   "The weights and config.json must come from the same release.")
         tensors = {}
         try:

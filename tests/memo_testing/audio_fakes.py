@@ -1,12 +1,12 @@
 """Tiny random audio models in the release layouts (wav2vec2, MDX vocal separator ONNX), test audio
 files, and damaged copies of model trees."""
-import wave
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
 
+from memo_model.apps import tiny_frontends
 from memo_model.audio.separation import MdxParams
 
 
@@ -110,11 +110,6 @@ def damaged_models(src, dst, rel: str, damage):
 
 
 def write_wav(path, samples, rate=16000):
-    """Mono float samples in -1..1 -> a 16-bit wav file."""
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
+    """Mono float samples in -1..1 -> a 16-bit wav file (the library's writer, the given path back)."""
+    tiny_frontends.write_wav(path, samples, rate)
     return path
