@@ -121,7 +121,7 @@ class MemoLoadAudio:
 
 
 # Longer audio keeps its wav2vec features in ComfyUI's temp folder, read clip by clip while sampling
-# (memo_model.feature_file; bit for bit the in-memory values).
+# (memo_model.audio.feature_file; bit for bit the in-memory values).
 FEATURES_ON_DISK_SECONDS = 60.0
 
 

@@ -2,7 +2,7 @@
 
 Each finished clip is pasted back (optional), encoded into the mp4 and released, so memory
 does not grow with the audio; with resume on, an interrupted render continues from its last
-clip when the same job is queued again. The work is memo_model.render.render_video.
+clip when the same job is queued again. The work is memo_model.output.render.render_video.
 """
 from __future__ import annotations
 

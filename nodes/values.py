@@ -68,7 +68,7 @@ class EmotionModel:
 class SeparatorModel:
     """MEMO_SEPARATOR: the MDX-Net vocal separator (onnxruntime, Kim_Vocal_2.onnx)."""
 
-    separator: Any               # memo_model.vocal_separation.VocalSeparator
+    separator: Any               # memo_model.audio.separation.VocalSeparator
     path: Path
     fingerprint: str
 
@@ -115,7 +115,7 @@ class MemoFace:
     """MEMO_FACE: the reference picture MEMO animates, its face embedding and the framing.
 
     reference: [1, 3, H, W] float in [-1, 1]; embedding: [1, 512] (zeros when no face was
-    found and that was allowed); framing: memo_model.framing object able to paste generated
+    found and that was allowed); framing: memo_model.face.framing.Framing able to paste generated
     frames back into the original picture (None for plain resize without paste-back).
     """
 

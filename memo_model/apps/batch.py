@@ -54,7 +54,7 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
     cluster (``auto``, ``ray://host:10001``); without it an already initialised Ray is used, else
     a private local one is started (and stopped). ``workers``: actors (default: one per
     ``gpus_per_job`` GPUs, or 1 on CPU). ``retries``: how often a job is sent again after its
-    worker died. ``max_checkpoint_share``: see :class:`memo_model.render.CheckpointPacing`
+    worker died. ``max_checkpoint_share``: see :class:`memo_model.output.resume.CheckpointPacing`
     (None: a checkpoint after every clip).
     """
     defaults = parse_defaults(single_job_argv)

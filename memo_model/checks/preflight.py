@@ -36,7 +36,7 @@ TRAINED_FRAMES_PER_CLIP = 16
 TRAINED_PAST_FRAMES = 16
 TRAINED_SIZE = 512
 SMALL_FACE_PX = 64
-FEATURE_BYTES_PER_FRAME = 12 * 768 * 4     # disk-backed wav2vec features (memo_model.feature_file)
+FEATURE_BYTES_PER_FRAME = 12 * 768 * 4     # disk-backed wav2vec features (memo_model.audio.feature_file)
 VIDEO_BYTES_PER_PIXEL = 0.02               # H.264 at crf 18 on a talking head, generously
 DISK_MARGIN = 1.25
 

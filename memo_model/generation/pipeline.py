@@ -80,7 +80,7 @@ class MemoPipeline:
         self.memory = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
         self.device = torch.device(device) if device is not None else networks.device
         self.dtype = dtype or networks.dtype
-        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.compile), in place
+        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.generation.compile), in place
             from .compile import compile_networks
 
             compile_networks(networks)
@@ -231,7 +231,7 @@ class MemoPipeline:
             del features_k, previous
             memory = None  # released module by module above (the caller's state keeps its own)
 
-            # sliced per clip: disk-backed features (memo_model.feature_file) are read clip by clip
+            # sliced per clip: disk-backed features (memo_model.audio.feature_file) are read clip by clip
             features = _pad_to_clips(audio_features[window], frames_per_clip)
             audio = nets.audio_proj(features[None].to(device, dtype))
             if use_cfg:
