@@ -68,14 +68,6 @@ def whole_number(value, lo: int, hi: Optional[int] = None) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
 
 
-def _whole(problems: list, name: str, value, lo: int, hi: Optional[int] = None) -> bool:
-    ok = whole_number(value, lo, hi)
-    if not ok:
-        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        problems.append(f"{name} {value}: must be a whole number {span}")
-    return ok
-
-
 def _number(value) -> float:
     try:
         return float(value)
@@ -83,18 +75,79 @@ def _number(value) -> float:
         return float("nan")
 
 
-def _between(problems: list, name: str, value, lo: float, hi: float, *, open_interval: bool = False,
-             hint: str = "") -> None:
+def _whole(lo: int, hi: Optional[int] = None):
+    def rule(value, label):
+        if not whole_number(value, lo, hi):
+            span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            return f"{label} {value}: must be a whole number {span}"
+    return rule
+
+
+def _between(lo: float, hi: float, open_interval: bool = False, hint: str = ""):
+    def rule(value, label):
+        x = _number(value)
+        inside = lo < x < hi if open_interval else lo <= x <= hi
+        if isinstance(value, bool) or not math.isfinite(x) or not inside:
+            span = f"between {lo:g} and {hi:g}" + (" (exclusive)" if open_interval else "")
+            return f"{label} {value}: must lie {span}" + (f" ({hint})" if hint else "")
+    return rule
+
+
+def _choice(choices: tuple):
+    def rule(value, label):
+        if value not in choices:
+            return f"{label} {value!r}: use one of {', '.join(choices)}"
+    return rule
+
+
+def _size(value, label):
+    return _whole(MIN_SIZE, MAX_SIZE)(value, label) or (
+        f"{label} {value}: must be a multiple of 8 ({DEFAULT_SIZE} is the trained size)" if value % 8 else None)
+
+
+def _finite(value, label):
+    if isinstance(value, bool) or not math.isfinite(_number(value)):
+        return f"{label} {value}: must be a finite number ({DEFAULT_CFG:g} is the default)"
+
+
+def _positive(value, label):
     x = _number(value)
-    inside = lo < x < hi if open_interval else lo <= x <= hi
-    if isinstance(value, bool) or not math.isfinite(x) or not inside:
-        span = f"between {lo:g} and {hi:g}" + (" (exclusive)" if open_interval else "")
-        problems.append(f"{name} {value}: must lie {span}" + (f" ({hint})" if hint else ""))
+    if isinstance(value, bool) or not (math.isfinite(x) and x > 0):
+        return f"{label} {value}: must be a positive number"
 
 
-def _choice(problems: list, name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        problems.append(f"{name} {value!r}: use one of {', '.join(choices)}")
+def _text(value, label):
+    if not isinstance(value, str):
+        return f"{label} {value!r}: must be text"
+
+
+def _flag(value, label):
+    if not isinstance(value, bool):
+        return f"{label} {value!r}: must be true or false"
+
+
+# The rule for every setting of a job, by field name; `problems(key, value, name)` applies one.
+RULES = {
+    "mode": _choice(FRAMING_MODES), "width": _size, "height": _size, "size": _size,
+    "crop_scale": _between(1.0, 8.0), "offset_y": _between(-2.0, 2.0), "face_index": _whole(0),
+    "detection_threshold": _between(0.0, 1.0, open_interval=True, hint=f"default {DEFAULT_DETECTION_THRESHOLD:g}"),
+    "allow_no_face": _flag, "fps": _whole(1, MAX_FPS), "frames_per_clip": _whole(1, MAX_FRAMES_PER_CLIP),
+    "vocal_separation": _flag, "emotion": _text, "max_seconds": _positive,
+    "steps": _whole(1, MAX_STEPS), "cfg": _finite, "seed": _whole(0, MAX_SEED),
+    "past_frames": _whole(1, MAX_FRAMES_PER_CLIP), "initial_past_frames": _whole(1, MAX_FRAMES_PER_CLIP),
+    "crf": _whole(0, 51), "feather": _between(0.0, 0.5), "paste_back": _flag, "resume": _flag,
+    "memory": _choice(MEMORY_MODES),
+}
+
+
+def problems(key: str, value, name: Namer = _same) -> list[str]:
+    """The problem with one setting's value, named ``name(key)`` ([] when it is fine)."""
+    found = RULES[key](value, name(key))
+    return [found] if found else []
+
+
+def _part_problems(part, name: Namer) -> list[str]:
+    return [p for f in fields(part) if f.name in RULES for p in problems(f.name, getattr(part, f.name), name)]
 
 
 # --------------------------------------------------------------------------- the parts
@@ -118,18 +171,7 @@ class FramingSettings:
     allow_no_face: bool = False
 
     def problems(self, name: Namer = _same) -> list[str]:
-        out: list[str] = []
-        _choice(out, name("mode"), self.mode, FRAMING_MODES)
-        for key in ("width", "height"):
-            value = getattr(self, key)
-            if _whole(out, name(key), value, MIN_SIZE, MAX_SIZE) and value % 8:
-                out.append(f"{name(key)} {value}: must be a multiple of 8 ({DEFAULT_SIZE} is the trained size)")
-        _between(out, name("crop_scale"), self.crop_scale, 1.0, 8.0)
-        _between(out, name("offset_y"), self.offset_y, -2.0, 2.0)
-        _whole(out, name("face_index"), self.face_index, 0)
-        _between(out, name("detection_threshold"), self.detection_threshold, 0.0, 1.0, open_interval=True,
-                 hint=f"default {DEFAULT_DETECTION_THRESHOLD:g}")
-        return out
+        return _part_problems(self, name)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -152,15 +194,7 @@ class AudioSettings:
     max_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
 
     def problems(self, name: Namer = _same) -> list[str]:
-        out: list[str] = []
-        _whole(out, name("fps"), self.fps, 1, MAX_FPS)
-        _whole(out, name("frames_per_clip"), self.frames_per_clip, 1, MAX_FRAMES_PER_CLIP)
-        if not isinstance(self.emotion, str):
-            out.append(f"{name('emotion')} {self.emotion!r}: must be text")
-        seconds = _number(self.max_seconds)
-        if not (math.isfinite(seconds) and seconds > 0):
-            out.append(f"{name('max_seconds')} {self.max_seconds}: must be a positive length")
-        return out
+        return _part_problems(self, name)
 
 
 @dataclass(frozen=True)
@@ -177,14 +211,7 @@ class SamplingSettings:
     initial_past_frames: int = DEFAULT_INITIAL_PAST_FRAMES
 
     def problems(self, name: Namer = _same) -> list[str]:
-        out: list[str] = []
-        _whole(out, name("steps"), self.steps, 1, MAX_STEPS)
-        if not math.isfinite(_number(self.cfg)) or isinstance(self.cfg, bool):
-            out.append(f"{name('cfg')} {self.cfg}: must be a finite number ({DEFAULT_CFG:g} is the default)")
-        _whole(out, name("seed"), self.seed, 0, MAX_SEED)
-        for key in ("frames_per_clip", "past_frames", "initial_past_frames"):
-            _whole(out, name(key), getattr(self, key), 1, MAX_FRAMES_PER_CLIP)
-        return out
+        return _part_problems(self, name)
 
     def generate_kwargs(self) -> dict:
         """These settings as `MemoPipeline.generate` keyword arguments."""
@@ -206,10 +233,7 @@ class OutputSettings:
     resume: bool = False
 
     def problems(self, name: Namer = _same) -> list[str]:
-        out: list[str] = []
-        _whole(out, name("crf"), self.crf, 0, 51)
-        _between(out, name("feather"), self.feather, 0.0, 0.5)
-        return out
+        return _part_problems(self, name)
 
 
 @dataclass(frozen=True)
@@ -228,8 +252,7 @@ class RenderJob:
     def problems(self, name: Namer = _same) -> list[str]:
         """Every bad value, named by ``name(field)`` (fields of all parts share one namespace)."""
         out = (self.framing.problems(name) + self.audio.problems(name) + self.sampling.problems(name)
-               + self.output.problems(name))
-        _choice(out, name("memory"), self.memory, MEMORY_MODES)
+               + self.output.problems(name) + problems("memory", self.memory, name))
         if (whole_number(self.audio.frames_per_clip, 1) and whole_number(self.sampling.frames_per_clip, 1)
                 and self.audio.frames_per_clip != self.sampling.frames_per_clip):
             out.append(f"{name('frames_per_clip')}: the audio is padded for clips of {self.audio.frames_per_clip} "
@@ -254,7 +277,8 @@ class RenderJob:
 
 
 __all__ = ["RenderJob", "FramingSettings", "AudioSettings", "SamplingSettings", "OutputSettings", "JobError",
-           "whole_number", "FRAMING_MODES", "MEMORY_MODES", "DEFAULT_STEPS", "DEFAULT_CFG", "DEFAULT_SEED",
-           "DEFAULT_FPS", "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_PAST_FRAMES", "DEFAULT_INITIAL_PAST_FRAMES",
+           "whole_number", "problems", "RULES", "FRAMING_MODES", "MEMORY_MODES", "DEFAULT_STEPS", "DEFAULT_CFG",
+           "DEFAULT_SEED", "DEFAULT_FPS", "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_PAST_FRAMES",
+           "DEFAULT_INITIAL_PAST_FRAMES",
            "DEFAULT_SIZE", "DEFAULT_CROP_SCALE", "DEFAULT_DETECTION_THRESHOLD", "DEFAULT_MAX_AUDIO_SECONDS",
            "DEFAULT_CRF", "DEFAULT_FEATHER", "MAX_SEED", "MAX_FPS"]
