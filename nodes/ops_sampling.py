@@ -14,7 +14,7 @@ from ..memo_model.identity import digest
 from ..memo_model.job import JobError, OutputSettings, SamplingSettings
 from . import checks, host
 from .ops_audio import trim_audio
-from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths, video_output
+from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths
 from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
@@ -64,10 +64,14 @@ def clip_inputs(audio, emotion, frames_per_clip: int):
     return features_for_clips(audio.features, emotion, frames_per_clip)
 
 
-def _checked(sampling: SamplingSettings, fps: int) -> None:
-    problems = sampling.problems()
+def _valid(*parts) -> None:
+    """The widgets' values against the job's rules (the widgets carry the settings' names)."""
+    problems = [p for part in parts for p in part.problems()]
     if problems:
         raise JobError(problems)
+
+
+def _warn(sampling: SamplingSettings, fps: int) -> None:
     checks.settings_warnings(fps=fps, frames_per_clip=int(sampling.frames_per_clip),
                              past_frames=int(sampling.past_frames),
                              initial_past_frames=int(sampling.initial_past_frames), cfg=float(sampling.cfg))
@@ -82,8 +86,9 @@ def sample_video(memo_models, vae, face, audio, emotion, sampling: SamplingSetti
     """MEMO Sampler: -> (frames IMAGE, their AUDIO, fps, MEMO_STATE to continue from)."""
     from ..memo_model.generation.continuation import Identities, sample_frames
 
+    _valid(sampling)
     fps = int(audio.fps)
-    _checked(sampling, fps)
+    _warn(sampling, fps)
     fpc = int(sampling.frames_per_clip)
     features, labels = clip_inputs(audio, emotion, fpc)
     ids = Identities(audio=audio.fingerprint, face=face.fingerprint, weights=memo_models.fingerprint)
@@ -113,11 +118,9 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     from ..memo_model.output.render import RenderInputs, RenderSettings, checkpoint_matches, render_fingerprint
     from ..memo_model.output.render import render_video as render
 
+    _valid(sampling, output)
     fps = int(audio.fps)
-    problems = output.problems()
-    if problems:
-        raise JobError(problems)
-    _checked(sampling, fps)
+    _warn(sampling, fps)
     fpc = int(sampling.frames_per_clip)
     features, labels = clip_inputs(audio, emotion, fpc)
     total = audio.num_frames
@@ -160,7 +163,7 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
                "frame_rate": float(fps)}
     return {"ui": {"images": [preview], "animated": [True]},
-            "result": (str(result.path), video_output(result.path))}
+            "result": (str(result.path), host.video_output(result.path))}
 
 
 __all__ = ["activation_bytes", "memo_pipeline", "clip_inputs", "sample_video", "render_video_file"]

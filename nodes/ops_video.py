@@ -96,15 +96,6 @@ def _resample(wave, rate: int, target: int):
     return np.concatenate(chunks, axis=1) if chunks else np.zeros((wave.shape[0], 0), np.float32)
 
 
-def video_output(path: Path):
-    """Core VIDEO (VideoFromFile) where this ComfyUI has it, else None."""
-    try:
-        from comfy_api.input_impl import VideoFromFile
-    except ImportError:
-        return None
-    return VideoFromFile(str(path))
-
-
 def combine_video(images, fps: float = 30.0, filename_prefix: str = "MEMO/memo", crf: int = DEFAULT_CRF,
                   audio=None) -> dict:
     """MEMO Video Combine: frames (+ audio cut to their length) -> an mp4 in the output folder."""
@@ -131,7 +122,7 @@ def combine_video(images, fps: float = 30.0, filename_prefix: str = "MEMO/memo",
     preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
                "frame_rate": fps}
     return {"ui": {"images": [preview], "animated": [True]},
-            "result": (str(path), video_output(path))}
+            "result": (str(path), host.video_output(path))}
 
 
-__all__ = ["next_video_path", "unfinished_video_paths", "prepare_mux_audio", "video_output", "combine_video"]
+__all__ = ["next_video_path", "unfinished_video_paths", "prepare_mux_audio", "combine_video"]

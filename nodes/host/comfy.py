@@ -53,6 +53,15 @@ def register_model_folder() -> None:
         fp.add_model_folder_path(MEMO_FOLDER, default, is_default=known is None)
 
 
+def video_output(path: Path):
+    """Core VIDEO (comfy_api's VideoFromFile) where this ComfyUI has it, else None."""
+    try:
+        from comfy_api.input_impl import VideoFromFile
+    except ImportError:
+        return None
+    return VideoFromFile(str(path))
+
+
 class ComfyHost:
     """The host methods (see `seam`) on ComfyUI's modules."""
 
@@ -142,4 +151,4 @@ class ComfyHost:
 
 
 __all__ = ["ComfyHost", "MEMO_FOLDER", "comfy_available", "comfy_model_management", "folder_paths_module",
-           "register_model_folder"]
+           "register_model_folder", "video_output"]
