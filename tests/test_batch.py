@@ -65,7 +65,8 @@ def single_job(tiny, out, image, audio, *options):
 # ------------------------------------------------------------------ without a cluster
 
 def test_importing_the_cli_and_the_node_pack_does_not_import_ray():
-    code = ("import sys, importlib.util as u; import memo_model.apps.cli, memo_model.apps.runner, memo_model.output.render; "
+    code = ("import sys, importlib.util as u; "
+            "import memo_model.apps.cli, memo_model.apps.runner, memo_model.output.render; "
             f"s = u.spec_from_file_location('memo_pack', r'{REPO / '__init__.py'}', "
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); "
             "sys.modules['memo_pack'] = m; s.loader.exec_module(m); "

@@ -140,8 +140,8 @@ def test_import_is_cheap_and_registers_nothing_heavy():
 
 
 def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
-    from memo_pack.nodes.ops_audio import decode_audio_file
     from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
+    from memo_pack.nodes.ops_audio import decode_audio_file
 
     sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
     assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
