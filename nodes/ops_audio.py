@@ -129,15 +129,13 @@ def encode_audio(wav2vec, audio, settings: AudioSettings, separator=None) -> tup
 def detect_emotion_track(audio, emotion_model=None, override: str = "") -> tuple:
     """MEMO Detect Emotion: AUDIO -> (MEMO_EMOTION labels, timeline text), the voice stage's emotion
     step (detected, with the override from its times on)."""
-    import torch
-
     from ..memo_model.audio import detect_emotion
 
     a16 = load_16k(audio, "audio")
     detector = None
-    if emotion_model is not None:
+    if emotion_model is not None:                # the detector computes where the manager puts its weights
+        emotion_model.managed.load(memory_required=_emotion_memory())
         detector = emotion_model.detector
-        detector.device = torch.device(emotion_model.managed.load(memory_required=_emotion_memory()))
     labels = detect_emotion(a16, detector, override, what="override" if override.strip() else "emotion_model")
     text = labels.timeline() + ("\n" + OVERRIDE_NOTE if "override" in labels.source else "")
     return labels, text
