@@ -70,6 +70,11 @@ class MemoState:
 
     @classmethod
     def load(cls, path, device="cpu") -> "MemoState":
+        return cls.load_with_extra(path, device)[0]
+
+    @classmethod
+    def load_with_extra(cls, path, device="cpu") -> tuple["MemoState", dict]:
+        """The state in ``path`` and the ``extra`` dict it was saved with."""
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
@@ -79,13 +84,14 @@ class MemoState:
             with safe_open(str(path), framework="pt", device=str(device)) as fh:
                 raw = (fh.metadata() or {}).get("memo_state")
                 meta = json.loads(raw) if raw else None
-                if not meta or meta.get("format") != FORMAT:
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                     raise ValueError(f"{path} is not a MEMO state file (no '{FORMAT}' metadata)")
                 memory = {p: [(fh.get_tensor(f"memory.{p}.{i}.KV"), fh.get_tensor(f"memory.{p}.{i}.Z"))
                               for i in range(n)] for p, n in meta["memory_layout"].items()}
-                return cls(past_frames=fh.get_tensor("past_frames").cpu(), memory=memory,
-                           rng_state=fh.get_tensor("rng_state").cpu(), clip_index=int(meta["clip_index"]),
-                           settings=meta["settings"], finished=bool(meta["finished"]))
+                state = cls(past_frames=fh.get_tensor("past_frames").cpu(), memory=memory,
+                            rng_state=fh.get_tensor("rng_state").cpu(), clip_index=int(meta["clip_index"]),
+                            settings=meta["settings"], finished=bool(meta["finished"]))
+                return state, meta.get("extra") or {}
         except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path} is not a readable MEMO state file ({exc})") from exc
 

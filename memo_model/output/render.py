@@ -178,7 +178,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             audio_features=audio_features, num_frames=num_frames, emotion=emotion, audio=audio,
             sample_rate=sample_rate, settings=settings, paste_back=paste_back,
             inputs_fingerprint=inputs_fingerprint)
-        store = ResumeStore(resume_dir_for(output), components, num_clips, log)
+        store = ResumeStore(resume_dir_for(output), components, num_clips, log,
+                            clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc)
         store.load()
     elif resume_dir_for(output).exists():
         log(f"{resume_dir_for(output)} holds an interrupted render of this output; it is left "
@@ -198,9 +199,6 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
         if store is not None and store.clips_done:
             try:
                 state = store.load_state()
-                if state.clip_index != store.clips_done:
-                    raise ValueError(f"its state is at clip {state.clip_index}, the manifest "
-                                     f"says {store.clips_done}")
                 for segment in store.load_segments():
                     writer.write_segment(segment)
                 for frames in store.load_pending_clips():
@@ -209,8 +207,7 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                 log(f"resuming from the checkpoint: {start} of {num_clips} clips already done")
             except ValueError as exc:
                 writer.abort()
-                store.reset(f"the checkpoint in {store.folder} cannot be used ({exc}); "
-                            "starting over")
+                store.reset(f"the checkpoint cannot be used ({exc})")
                 writer, state, start = new_writer(), None, 0
 
         for c in range(start, num_clips):
