@@ -207,3 +207,26 @@ def test_batch_output_names_stay_in_the_output_folder(tmp_path):
         "line 4: audio 'a\\x00.wav' contains a NUL character",
         None]
     assert got[4].args.output == tmp_path / "out" / "sub" / "ok.mp4"
+
+
+# --------------------------------------------------------------------------- MEMO State Carry files
+
+def test_state_carry_does_not_follow_a_link_out_of_the_output_folder(tmp_path, monkeypatch):
+    """A state file name is a widget value (checked by the node), and the file it names may itself be a
+    link: one that leads out of the output folder is refused, whatever it points to."""
+    import torch
+
+    from memo_model.generation.state import MemoState
+    from memo_testing.pack import load_pack
+
+    state_nodes = load_pack().nodes.state_nodes
+    out = tmp_path / "output"
+    (out / "memo").mkdir(parents=True)
+    monkeypatch.setenv("MEMO_OUTPUT_DIR", str(out))
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    MemoState(past_frames=torch.zeros(1, 3, 8, 8), memory={}, rng_state=torch.Generator().get_state(),
+              clip_index=1).save(elsewhere, extra={})
+    (out / "memo" / "linked.safetensors").symlink_to(elsewhere)
+    assert "leaves the folder" in state_nodes.MemoStateCarry.VALIDATE_INPUTS("load", "memo/linked")
+    with pytest.raises(ValueError, match="file_name 'memo/linked.safetensors' leaves the folder"):
+        state_nodes.MemoStateCarry().carry("load", "memo/linked")

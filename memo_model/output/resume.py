@@ -18,13 +18,20 @@ state then covers the clips in between.
 A re-run with the same inputs stream-copies the stored segments into a new file, re-encodes
 the stored clips of the unfinished segment with a fresh encoder (x264 is deterministic for
 fixed settings and thread count) and continues from the stored state, so the final mp4 is
-byte-identical to an uninterrupted run. The fingerprint hashes the reference, face
+byte-identical to an uninterrupted run. The fingerprint (:mod:`.fingerprint`) hashes the reference, face
 embedding, audio features, emotion labels (or, instead of these four, a caller's
 ``inputs_fingerprint`` of the raw files), muxed audio, frame count, every setting, the
 weights (networks' fingerprint, dtype, device type), the VAE, the paste-back (its output on
 a fixed probe) and the encoder version; if any differ the job says which and starts over.
 The folder is deleted after success. Disk use: the finished video's size plus at most one
 segment of raw frames.
+
+Anyone who can write to the output folder can change a checkpoint, so everything read back is
+checked as data (:func:`read_manifest`, the state, segment and clip files), names included:
+only the names :meth:`ResumeStore.commit` writes, directly inside the folder, never a link. A
+checkpoint that cannot be used is a warning and is removed. A render holds a lock on its
+checkpoint folder (:mod:`memo_model.partial_files`), so a second render of the same output is
+refused instead of deleting the first one's checkpoint.
 """
 from __future__ import annotations
 
@@ -34,25 +41,20 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
-import torch
 
 from .. import identity
 from ..checks.paths import file_in_folder
-from . import video
-from .media import mux_audio, to_uint8
+from ..partial_files import in_use, lock_folder, release
+from .fingerprint import CHECKPOINT_FORMAT, job_fingerprint
 from .video import EncodedSegment
-
-if TYPE_CHECKING:
-    from .render import RenderSettings
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "memo-render/1"
+FORMAT = CHECKPOINT_FORMAT
 RESUME_SUFFIX = ".memo-resume"
 MANIFEST = "manifest.json"
 # the only names a manifest may list (all directly inside the checkpoint folder)
@@ -85,74 +87,37 @@ def checkpoint_matches(output, components: dict) -> bool:
             and manifest.get("fingerprint") == identity.digest(json.dumps(components, sort_keys=True)))
 
 
-# --------------------------------------------------------------------------- fingerprint
+def find_checkpoint(outputs, components: dict, log: Callable[[str], None]):
+    """The first of ``outputs`` (paths, or tuples whose first item is the path) with an unfinished
+    checkpoint of this job (:func:`job_fingerprint` ``components``), or None.
 
-def _weights_identity(pipeline) -> str:
-    nets = getattr(pipeline, "networks", None)
-    fp = getattr(nets, "fingerprint", None) or getattr(pipeline, "fingerprint", None)
-    if not fp:
-        raise ValueError("the pipeline has no weights fingerprint (pipeline.networks.fingerprint); "
-                         "a resumable render needs one to know the weights did not change")
-    dtype = getattr(nets, "dtype", None)
-    device = getattr(nets, "device", None)
-    return f"{fp}|{dtype}|{getattr(device, 'type', device)}"
-
-
-def _vae_identity(pipeline) -> str:
-    """The VAE's ``fingerprint`` attribute, else a hash of its parameters."""
-    vae = getattr(pipeline, "vae", None)
-    if vae is None:
-        return "no-vae"
-    fp = getattr(vae, "fingerprint", None)
-    if fp:
-        return str(fp)
-    module = vae if isinstance(vae, torch.nn.Module) else getattr(vae, "vae", None)
-    if isinstance(module, torch.nn.Module):
-        return identity.module_weights(module)
-    logger.warning("the VAE (%s) has neither a fingerprint nor parameters to hash; a resumed "
-                   "render cannot tell whether it changed", type(vae).__name__)
-    return f"unknown:{type(vae).__module__}.{type(vae).__qualname__}"
-
-
-def _paste_identity(paste_back, height: int, width: int) -> str:
-    """Hash of the paste-back's output on a fixed gradient probe (placement and background)."""
-    if paste_back is None:
-        return "none"
-    ys = torch.linspace(0, 1, height)[:, None].expand(height, width)
-    xs = torch.linspace(0, 1, width)[None, :].expand(height, width)
-    probe = torch.stack([ys, xs, (ys + xs) / 2], dim=-1)[None].contiguous()
-    return identity.digest(to_uint8(paste_back(probe)))
-
-
-def job_fingerprint(pipeline, *, reference, face_embedding, audio_features, num_frames, emotion,
-                    audio, sample_rate, settings: RenderSettings, paste_back=None,
-                    inputs_fingerprint: Optional[str] = None) -> dict:
-    """Per-input hashes of a render job (what decides whether a checkpoint can be resumed).
-
-    ``inputs_fingerprint`` (e.g. a hash of the picture and audio files and the front-end
-    settings) replaces the hashes of the prepared tensors: front ends on a GPU are not always
-    bit-reproducible, and a last-bit difference must not throw hours of rendering away.
-    """
-    import av
-
-    height, width = int(reference.shape[-2]), int(reference.shape[-1])
-    if inputs_fingerprint is not None:
-        prepared = {"inputs": str(inputs_fingerprint),
-                    "shapes": f"{tuple(reference.shape)}|{tuple(audio_features.shape)}|{len(emotion)}"}
-    else:
-        prepared = {"reference": identity.digest(reference), "face_embedding": identity.digest(face_embedding),
-                    "audio_features": identity.digest(audio_features), "emotion": identity.digest(emotion)}
-    return {
-        **prepared,
-        "audio": identity.digest(mux_audio(audio, sample_rate), str(int(sample_rate))),
-        "num_frames": str(int(num_frames)),
-        "settings": identity.digest(json.dumps(asdict(settings), sort_keys=True)),
-        "weights": _weights_identity(pipeline),
-        "vae": _vae_identity(pipeline),
-        "paste_back": _paste_identity(paste_back, height, width),
-        "encoder": f"pyav {av.__version__}|libx264|threads {video.X264_THREADS}",
-        "format": FORMAT,
-    }
+    On the way, a checkpoint whose manifest cannot be read at all (truncated, not JSON, another
+    format) and that no live render holds is removed with a warning: nothing could ever resume
+    it. Checkpoints of other inputs are left alone (another node of the same workflow may be
+    the one to resume them), and so is a folder without a manifest (a render before its first
+    checkpoint)."""
+    wanted = identity.digest(json.dumps(components, sort_keys=True))
+    for item in outputs:
+        folder = resume_dir_for(item[0] if isinstance(item, tuple) else item)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            problem = None if isinstance(manifest, dict) and manifest.get("format") == FORMAT else \
+                f"it is not a {FORMAT} manifest"
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            problem = f"its manifest is unreadable ({exc})"
+        if problem is None:
+            if manifest.get("fingerprint") == wanted:
+                return item
+            continue
+        if folder.is_symlink() or in_use(folder):
+            continue
+        message = f"the checkpoint {folder} cannot be used ({problem}); it was removed"
+        logger.warning("%s", message)
+        log(message)
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -231,11 +196,14 @@ class ResumeStore:
         self.pending: list[str] = []
         self.state_file: Optional[str] = None
         self._new_segment: Optional[str] = None
+        self._lock: Optional[int] = None             # on the folder while this render uses it
 
     # -- opening ----------------------------------------------------------------------
     def load(self) -> bool:
         """Read an existing checkpoint of the same job. False (folder emptied) when there is
         none, or it cannot be used or belongs to other inputs; the reason is a warning."""
+        if self.folder.is_dir() and not self.folder.is_symlink():
+            self._lock = lock_folder(self.folder)    # a live render of the same output: refused
         if self.folder.is_symlink():
             self._reset(f"not resuming: the checkpoint {self.folder} is a symbolic link, not a folder "
                         "this render wrote; the link was removed and the render starts over")
@@ -276,6 +244,8 @@ class ResumeStore:
         elif self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
+        release(self._lock)
+        self._lock = lock_folder(self.folder)
         self.clips_done, self.segments, self.pending, self.state_file = 0, [], [], None
 
     def reset(self, problem: str) -> None:
@@ -373,6 +343,12 @@ class ResumeStore:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        """Let other renders use (or clean up) the folder again."""
+        release(self._lock)
+        self._lock = None
 
 
 class CheckpointPacing:
@@ -401,4 +377,4 @@ class CheckpointPacing:
 
 
 __all__ = ["FORMAT", "RESUME_SUFFIX", "MANIFEST", "CheckpointInvalid", "read_manifest", "resume_dir_for",
-           "checkpoint_matches", "job_fingerprint", "ResumeStore", "CheckpointPacing"]
+           "checkpoint_matches", "find_checkpoint", "job_fingerprint", "ResumeStore", "CheckpointPacing"]
