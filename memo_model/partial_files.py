@@ -8,7 +8,8 @@ overwrite it. The writer therefore holds an advisory lock (``flock``) on its tem
 as long as it writes; the kernel drops the lock when the process dies. Whoever starts the next
 write to the same target removes the temporary files of that target nobody holds a lock on
 (:func:`remove_abandoned`), and never touches a file another live process is writing, nor any
-name outside the target's own pattern.
+name outside the target's own pattern. A resume checkpoint folder is locked the same way while
+a render works in it (:func:`lock_folder`, :func:`in_use`).
 
 Where ``fcntl`` is missing (Windows), no lock is taken and abandoned files of *other* names are
 left alone; a write to the same name still replaces its own temporary file.
@@ -57,8 +58,8 @@ def _same_file(fd: int, path: Path) -> bool:
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
-def lock_partial(path: Union[str, os.PathLike], truncate: bool = True) -> Optional[int]:
-    """Create (or take over) the temporary file ``path`` and lock it for this process; returns the
+def lock_partial(path: Union[str, os.PathLike]) -> Optional[int]:
+    """Create (or take over, emptied) the temporary file ``path`` and lock it for this process; returns the
     lock's descriptor, to :func:`release` after the final rename or delete (None without
     ``fcntl``). The file gets the permissions of a normal new file (0666 less the umask).
     Raises :class:`PartialBusy` when another live process holds it, :class:`FileExistsError`
@@ -67,9 +68,8 @@ def lock_partial(path: Union[str, os.PathLike], truncate: bool = True) -> Option
     if path.is_symlink():
         raise FileExistsError(f"{path.name} is a symbolic link, not a file this program writes; remove it")
     if fcntl is None:
-        if truncate:
-            with open(path, "wb"):
-                pass
+        with open(path, "wb"):
+            pass
         return None
     for _ in range(5):                       # a cleaner may unlink it between open and lock
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
@@ -78,8 +78,7 @@ def lock_partial(path: Union[str, os.PathLike], truncate: bool = True) -> Option
             raise PartialBusy(f"{path.name} is being written by another process right now (the same output "
                               "rendered twice at once?); wait for it to finish or pick another output name")
         if _same_file(fd, path):
-            if truncate:
-                os.ftruncate(fd, 0)
+            os.ftruncate(fd, 0)
             return fd
         os.close(fd)
     raise PartialBusy(f"{path.name} keeps being replaced by another process")
@@ -94,7 +93,7 @@ def release(fd: Optional[int]) -> None:
 def create_partial_dir(target: Path, suffix: str = ".partial") -> tuple[Path, Optional[int]]:
     """A new, locked, private folder ``.<target name>.<random><suffix>`` next to ``target`` to
     write ``target`` in before renaming it (see :func:`partial_pattern`), and its lock (as
-    :func:`lock_partial`). A folder, not a file, because some writers (safetensors >= 0.7)
+    :func:`lock_partial`). A folder, not a file, because some writers (safetensors 0.8 does)
     themselves write to a temporary file next to the one named and rename it: inside our
     folder, whatever they leave is ours to remove."""
     target = Path(target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 
 import numpy as np
@@ -314,6 +315,8 @@ CHECKPOINTS = [  # (id, tamper(checkpoint), a part of the warning)
     ("manifest-list", lambda c: (c["folder"] / MANIFEST).write_text("[]"),
      "manifest.json holds a JSON list, not an object"),
     ("manifest-binary", lambda c: (c["folder"] / MANIFEST).write_bytes(b"\xff\xfe{"), "manifest.json is unreadable ("),
+    ("manifest-huge", lambda c: os.truncate(c["folder"] / MANIFEST, 65 << 20),
+     f"manifest.json is {65 << 20} bytes, more than a manifest can be ({64 << 20})"),
     ("clips-done-string", lambda c: _manifest(c, clips_done="3"), "manifest.json: clips_done is str '3', expected int"),
     ("clips-done-0", lambda c: _manifest(c, clips_done=0), "manifest.json: clips_done is 0, expected 1..5"),
     ("clips-done-past-the-end", lambda c: _manifest(c, clips_done=6), "manifest.json: clips_done is 6, expected 1..5"),

@@ -81,7 +81,7 @@ class MemoState:
         try:
             tmp = work / path.name
             save_file(tensors, str(tmp), metadata={"memo_state": json.dumps(meta)})
-            os.chmod(tmp, new_file_mode(work))      # safetensors >= 0.7 writes 0600 (a tempfile it renames)
+            os.chmod(tmp, new_file_mode(work))      # safetensors 0.8 writes 0600 (a tempfile it renames)
             os.replace(tmp, path)
         finally:
             shutil.rmtree(work, ignore_errors=True)

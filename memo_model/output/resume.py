@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 FORMAT = CHECKPOINT_FORMAT
 RESUME_SUFFIX = ".memo-resume"
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20
 # the only names a manifest may list (all directly inside the checkpoint folder)
 SEGMENT_NAME = re.compile(r"segment-[0-9]{4,}\.safetensors")
 CLIP_NAME = re.compile(r"clip-[0-9]{5,}\.safetensors")
@@ -131,6 +132,9 @@ def read_manifest(folder: Path, num_clips: int, clips_per_segment: int) -> dict:
     name that would leave the folder), naming the manifest and the field."""
     where = folder / MANIFEST
     try:
+        size = where.stat().st_size
+        if size > MAX_MANIFEST_BYTES:            # ten hours of video list a few hundred kB
+            raise CheckpointInvalid(f"{where} is {size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES})")
         manifest = json.loads(where.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointInvalid(f"{where} is unreadable ({exc})") from None
