@@ -53,7 +53,7 @@ class MemoRenderVideo:
 
     def render(self, memo_models, vae, face, audio, emotion, steps=20, cfg=3.5, seed=42, frames_per_clip=16,
                past_frames=16, paste_back=True, feather=0.1, filename_prefix="MEMO/memo", crf=18, resume=True):
-        from ..memo_model.output.render import RenderSettings, checkpoint_matches, job_fingerprint, render_video
+        from ..memo_model.output.render import RenderSettings, find_checkpoint, job_fingerprint, render_video
 
         fpc, fps = int(frames_per_clip), int(audio.fps)
         features, labels = clip_inputs(audio, emotion, fpc)
@@ -77,8 +77,8 @@ class MemoRenderVideo:
         target = components = None
         if resume:
             components = job_fingerprint(pipe, **job)
-            target = next((t for t in unfinished_video_paths(filename_prefix)
-                           if checkpoint_matches(t[0], components)), None)
+            target = find_checkpoint(unfinished_video_paths(filename_prefix), components,
+                                     log=lambda msg: logger.warning("MEMO: %s", msg))
         path, subfolder, filename = target or next_video_path(filename_prefix)
         frame_wh = face.framing.image_size if paste is not None else tuple(face.reference.shape[-1:-3:-1])
         checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(resume))

@@ -123,6 +123,25 @@ class DiffusionNet(nn.Module):
             h, w = (h + 1) // 2, (w + 1) // 2
         return h, w
 
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        """The dtype the motion memory is built and read in."""
+        return getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+
+    def memory_shapes(self, batch: int, latent_size: tuple) -> dict:
+        """{motion-module path: [(KV shape, Z shape), ...]} of the memory a clip of ``batch`` rows
+        at ``latent_size`` leaves (see :mod:`.temporal`): what a loaded state must match."""
+        shapes = {}
+        for key, path in self.motion_paths.items():
+            h, w = self._grid(key, latent_size)
+            blocks = []
+            for attn, _ in self.get_submodule(path).attention_blocks():
+                d = attn.to_k.out_features // attn.heads
+                rows = batch * h * w * attn.heads
+                blocks.append(((rows, d, d), (rows, 1, d)))
+            shapes[path] = blocks
+        return shapes
+
     @torch.no_grad()
     def prepare_clip(self, ref_features: dict, batch: int, latent_size: tuple,
                      previous_memory: dict | None = None, memory_store: dict | None = None,
@@ -133,7 +152,7 @@ class DiffusionNet(nn.Module):
         `memory_store`: the dict the new memory is written to (e.g. one that moves it to the
         host); `release_previous`: pop each module's previous memory as soon as it is used, so
         old and new never coexist whole."""
-        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+        dtype = self.memory_dtype
         ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
             feat = ref_features[key].to(dtype)

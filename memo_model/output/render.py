@@ -11,6 +11,7 @@ Resuming (``resume=True``) is :mod:`memo_model.output.resume`.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,18 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..partial_files import remove_abandoned
 from . import video
-from .media import to_uint8
-from .resume import RESUME_SUFFIX, CheckpointPacing, ResumeStore, checkpoint_matches, job_fingerprint, resume_dir_for
+from .media import partial_path, to_uint8
+from .resume import (
+    RESUME_SUFFIX,
+    CheckpointPacing,
+    ResumeStore,
+    checkpoint_matches,
+    find_checkpoint,
+    job_fingerprint,
+    resume_dir_for,
+)
 from .video import Mp4Writer
 
 logger = logging.getLogger(__name__)
@@ -170,6 +180,7 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
     if not output.parent.is_dir():
         raise FileNotFoundError(f"output folder {output.parent} does not exist")
     num_clips = -(-num_frames // fpc)
+    remove_abandoned(output.parent, re.escape(partial_path(output).name), log)   # a killed run's partial
 
     store = None
     if resume:
@@ -178,8 +189,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             audio_features=audio_features, num_frames=num_frames, emotion=emotion, audio=audio,
             sample_rate=sample_rate, settings=settings, paste_back=paste_back,
             inputs_fingerprint=inputs_fingerprint)
-        store = ResumeStore(resume_dir_for(output), components, num_clips, log)
-        store.load()
+        store = ResumeStore(resume_dir_for(output), components, num_clips, log,
+                            clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc)
     elif resume_dir_for(output).exists():
         log(f"{resume_dir_for(output)} holds an interrupted render of this output; it is left "
             "alone (turn resume on to continue it, or delete it)")
@@ -195,12 +206,11 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
     trim = _malloc_trim()
     state, start = None, 0
     try:
+        if store is not None:
+            store.load()                  # locks the folder: released by remove() or close()
         if store is not None and store.clips_done:
             try:
                 state = store.load_state()
-                if state.clip_index != store.clips_done:
-                    raise ValueError(f"its state is at clip {state.clip_index}, the manifest "
-                                     f"says {store.clips_done}")
                 for segment in store.load_segments():
                     writer.write_segment(segment)
                 for frames in store.load_pending_clips():
@@ -209,8 +219,7 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                 log(f"resuming from the checkpoint: {start} of {num_clips} clips already done")
             except ValueError as exc:
                 writer.abort()
-                store.reset(f"the checkpoint in {store.folder} cannot be used ({exc}); "
-                            "starting over")
+                store.reset(f"the checkpoint cannot be used ({exc})")
                 writer, state, start = new_writer(), None, 0
 
         for c in range(start, num_clips):
@@ -250,6 +259,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
         path = writer.close()
     except BaseException:
         writer.abort()
+        if store is not None:
+            store.close()
         raise
     if store is not None:
         store.remove()
@@ -259,4 +270,4 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
 
 
 __all__ = ["RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
-           "checkpoint_matches", "job_fingerprint", "RESUME_SUFFIX"]
+           "checkpoint_matches", "find_checkpoint", "job_fingerprint", "RESUME_SUFFIX"]
