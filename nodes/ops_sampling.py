@@ -115,7 +115,7 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
                       filename_prefix: str) -> dict:
     """MEMO Render Video: the whole video into an mp4 in the output folder, clip by clip; with
     `output.resume` an interrupted render of the same job continues in the same file."""
-    from ..memo_model.output.render import RenderInputs, RenderSettings, checkpoint_matches, render_fingerprint
+    from ..memo_model.output.render import RenderInputs, RenderSettings, find_checkpoint, render_fingerprint
     from ..memo_model.output.render import render_video as render
 
     _valid(sampling, output)
@@ -139,8 +139,8 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     target = components = None
     if output.resume:
         components = render_fingerprint(pipe, inputs, settings, paste, identity)
-        target = next((t for t in unfinished_video_paths(filename_prefix)
-                       if checkpoint_matches(t[0], components)), None)
+        target = find_checkpoint(unfinished_video_paths(filename_prefix), components,
+                                 log=lambda msg: logger.warning("MEMO: %s", msg))
     path, subfolder, filename = target or next_video_path(filename_prefix)
     frame_wh = face.framing.image_size if paste is not None else face.size
     checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(output.resume))

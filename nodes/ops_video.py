@@ -40,7 +40,11 @@ def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, s
 
     Returns (path, subfolder, filename); prefixes that leave the output folder are refused.
     Counters of unfinished renders (``<name>_00007_.mp4.memo-resume``) count as used."""
+    from ..memo_model.partial_files import remove_abandoned
+
     out, folder, name = _prefix_target(filename_prefix)
+    # hidden partial files of this prefix that a killed render left (never a live render's)
+    remove_abandoned(folder, rf"\.{re.escape(name)}_\d+_\.partial{re.escape(suffix)}")
     pattern = _counter_pattern(name)
     counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
     counter = max(counters, default=0) + 1

@@ -18,9 +18,6 @@ from .values import MEMO_STATE, CarriedState
 CATEGORY = "MEMO"
 MODES = ["pass", "save", "load", "load or start"]
 SUFFIX = ".safetensors"
-INFO_KEYS = {"frames_done": int, "audio": str, "audio_frames": int, "face": str, "fps": int,
-             "frames_per_clip": int, "steps": int, "cfg": (int, float), "past_frames": int, "weights": str,
-             "padded_tail": int, "chunks": int, "video_frames": int}
 
 
 def state_path(file_name: str) -> Path:
@@ -37,21 +34,6 @@ def state_path(file_name: str) -> Path:
     return path
 
 
-def _check_info(extra, path: Path) -> dict:
-    if not isinstance(extra, dict):
-        raise ValueError(f"file_name: {path.name} has no MEMO sampler information; it was not saved by "
-                         "MemoryStateCarry")
-    bad = [k for k, t in INFO_KEYS.items() if k in extra and not isinstance(extra[k], t)]
-    missing = [k for k in ("frames_done", "audio", "audio_frames", "fps", "frames_per_clip") if k not in extra]
-    if bad or missing:
-        raise ValueError(f"file_name: {path.name} has malformed MEMO state information "
-                         f"(missing {missing}, wrong types {bad}); save the state again")
-    if extra["frames_done"] < 0 or extra["frames_done"] > extra["audio_frames"]:
-        raise ValueError(f"file_name: {path.name} says {extra['frames_done']} of {extra['audio_frames']} frames "
-                         "are done, which is impossible; save the state again")
-    return {k: extra[k] for k in INFO_KEYS if k in extra}
-
-
 def save_state(carried: CarriedState, path: Path) -> Path:
     if not isinstance(carried, CarriedState):
         raise ValueError(f"state: expected a MEMO_STATE, got {type(carried).__name__}")
@@ -59,17 +41,22 @@ def save_state(carried: CarriedState, path: Path) -> Path:
 
 
 def load_state(path: Path) -> CarriedState:
+    """The state in ``path`` with its sampler record, both checked as data (memo_model's
+    ``state_checks``): anything else is "file_name: not a valid MEMO state (...): <what>"."""
     from ..memo_model.generation.state import MemoState
+    from ..memo_model.generation.state_checks import Invalid, InvalidState, check_run_info
 
     if not path.is_file():
-        raise FileNotFoundError(f"file_name: no MEMO state at {path}; run once in 'save' mode first (or use "
-                                "'load or start')")
+        raise FileNotFoundError(f"file_name: no MEMO state at {_relative(path)}; run once in 'save' mode first (or "
+                                "use 'load or start')")
     try:
-        state = MemoState.load(path)
-        meta = MemoState.read_metadata(path)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"file_name: {exc}") from exc
-    return CarriedState(state=state, info=_check_info(meta.get("extra"), path))
+        state, extra = MemoState.load_with_extra(path)
+        info = check_run_info(extra, state.clip_index, state.settings)
+    except (InvalidState, Invalid) as exc:
+        what = exc.what if isinstance(exc, InvalidState) else str(exc)
+        raise ValueError(f"file_name: not a valid MEMO state ({_relative(path)}): {what}. Save the state again "
+                         "(MEMO State Carry, mode save) or pick another file.") from None
+    return CarriedState(state=state, info=info)
 
 
 class MemoStateCarry:

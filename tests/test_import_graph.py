@@ -5,10 +5,11 @@ a lazy import is still a dependency. ``from . import x`` counts as importing the
 when there is one, else the package; ``from ..memo_model import job`` in nodes is the library.
 
 Stages (docs/architecture.md): the base modules (``memo_model`` itself, ``constants``,
-``identity``, ``job``) import no stage; ``face`` only the base; ``checks`` the face stage (it
-reads picture headers); ``networks`` the checks (model file headers); ``audio`` the networks
-(the emotion classifier) and checks; ``generation`` the networks; ``output`` the generation
-(resume reads saved states); ``apps`` anything in the library; ``nodes`` anything in the pack.
+``identity``, ``job``, ``partial_files``) import no stage; ``face`` only the base; ``checks`` the
+face stage (it reads picture headers); ``networks`` the checks (model file headers); ``audio`` the
+networks (the emotion classifier) and checks; ``generation`` the networks; ``output`` the
+generation (resume reads saved states) and checks (names in manifests); ``apps`` anything in the
+library; ``nodes`` anything in the pack.
 Only ``nodes/host/comfy.py`` imports ComfyUI, and nothing in memo_model imports the nodes.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("memo_model", "nodes")
-BASE = {"memo_model", "memo_model.constants", "memo_model.identity", "memo_model.job"}
+BASE = {"memo_model", "memo_model.constants", "memo_model.identity", "memo_model.job", "memo_model.partial_files"}
 MAY_IMPORT = {
     "base": {"base"},
     "face": {"base"},
@@ -26,7 +27,7 @@ MAY_IMPORT = {
     "networks": {"base", "checks"},
     "audio": {"base", "checks", "networks"},
     "generation": {"base", "networks"},
-    "output": {"base", "generation"},
+    "output": {"base", "checks", "generation"},
     "apps": {"base", "face", "checks", "networks", "audio", "generation", "output"},
     "nodes": {"base", "face", "checks", "networks", "audio", "generation", "output", "apps"},
 }

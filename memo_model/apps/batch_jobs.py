@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..checks.paths import UnsafeName, check_relative_name
 from ..job import RenderJob
 from .options import Machine, apply_options, build_parser, generation_options, job_from_args, machine_from_args
 
@@ -171,7 +172,10 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
     that cannot be a job gets its ``error`` and is reported, not rendered.
 
     image/audio paths may be relative to the jobs file; output names are relative to ``out_dir``
-    (default ``<image stem>_<audio stem>.mp4``, as the single-job command)."""
+    (default ``<image stem>_<audio stem>.mp4``, as the single-job command). The jobs file is the
+    user's own input, like the command line: image and audio may be any file the user can read;
+    an output name must stay inside ``out_dir`` lexically (no absolute path, ``..`` or control
+    characters; see :func:`memo_model.checks.paths.check_relative_name`)."""
     jobs_file, out_dir = Path(jobs_file), Path(out_dir)
     if not jobs_file.is_file():
         raise BatchError(f"JOBS {jobs_file}: file not found")
@@ -190,12 +194,17 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
             for key in ("image", "audio"):
                 if not str(fields.get(key) or "").strip():
                     raise BatchError(f"{key} missing: every job needs an image and an audio file")
+            for key in ("image", "audio"):     # the user's own files, anywhere: only NUL is refused
+                if "\x00" in str(fields[key]):
+                    raise BatchError(f"{key} {str(fields[key])!r} contains a NUL character")
             image = base / str(fields.pop("image")).strip()
             audio = base / str(fields.pop("audio")).strip()
             name = str(fields.pop("output", None) or "").strip() or f"{image.stem}_{audio.stem}.mp4"
             job.name = name
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise BatchError(f"output {name!r}: give a name inside the output folder, not a path")
+            try:
+                check_relative_name(name, what="output", subfolders=True)
+            except UnsafeName as exc:
+                raise BatchError(f"{exc}; give a name inside the output folder, not a path") from None
             worker = sorted(set(fields) & set(WORKER_OPTIONS))
             if worker:
                 raise BatchError(f"{', '.join(worker)}: set on the batch command line, for all jobs "

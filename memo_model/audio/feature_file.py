@@ -22,10 +22,18 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..partial_files import lock_partial, release
 from .windows import window_from_padded
 
 TENSOR = "per_layer"
 _DTYPE = np.dtype("<f4")
+_MAX_HEADER = 100 << 20            # safetensors' own limit
+
+
+def _describe(entry) -> str:
+    if not isinstance(entry, dict):
+        return type(entry).__name__
+    return f"{entry.get('dtype')} {entry.get('shape')}"
 
 
 def _header(layers: int, frames: int, channels: int, metadata: dict) -> bytes:
@@ -47,7 +55,9 @@ class FeatureFileWriter:
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         head = _header(*self.shape, metadata or {})
         self._data_start = len(head)
-        self._file = open(self._tmp, "wb")
+        # takes over (truncates) a .tmp a killed encoder of this file left; refuses a live one's
+        self._lock = lock_partial(self._tmp)
+        self._file = open(self._tmp, "r+b")
         self._file.write(head)
         self._file.truncate(self._data_start + int(np.prod(self.shape)) * _DTYPE.itemsize)
         self._written = set()
@@ -70,12 +80,16 @@ class FeatureFileWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self._tmp, self.path)
+        release(self._lock)
+        self._lock = None
         return self.path
 
     def abort(self) -> None:
         if not self._file.closed:
             self._file.close()
-        self._tmp.unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
+        release(self._lock)
+        self._lock = None
 
 
 class FeatureWindows:
@@ -86,20 +100,27 @@ class FeatureWindows:
     def __init__(self, path: Union[str, os.PathLike], radius: int = 2):
         self.path = Path(path)
         self.radius = int(radius)
-        try:
+        try:                                # the header is data from a file: checked before use
             with open(self.path, "rb") as f:
                 (n,) = struct.unpack("<Q", f.read(8))
+                if n > min(_MAX_HEADER, os.fstat(f.fileno()).st_size - 8):
+                    raise ValueError(f"its header claims {n} bytes")
                 head = json.loads(f.read(n))
-            entry = head[TENSOR]
-            if entry["dtype"] != "F32" or len(entry["shape"]) != 3:
-                raise ValueError(f"{TENSOR} is {entry['dtype']} {entry['shape']}, expected F32 [layers, frames, C]")
+            entry = head[TENSOR] if isinstance(head, dict) else None
+            shape = entry.get("shape") if isinstance(entry, dict) else None
+            if not isinstance(shape, list) or len(shape) != 3 or entry.get("dtype") != "F32" \
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+                raise ValueError(f"{TENSOR} is {_describe(entry)}, expected F32 [layers, frames, C]")
+            size = shape[0] * shape[1] * shape[2] * _DTYPE.itemsize
+            if entry.get("data_offsets") != [0, size]:
+                raise ValueError(f"{TENSOR} data_offsets are {entry.get('data_offsets')!r}, expected [0, {size}]")
         except (OSError, ValueError, KeyError, struct.error) as exc:
             raise ValueError(f"'{self.path}' is not a MEMO feature file ({exc})") from exc
         self.metadata = head.get("__metadata__", {})
-        self.layers, self.frames, self.channels = (int(v) for v in entry["shape"])
+        self.layers, self.frames, self.channels = shape
         self.offset, self.length = 0, self.frames          # the frames this view shows (see `frames_view`)
-        self._data_start = 8 + n + int(entry["data_offsets"][0])
-        expected = self._data_start + self.layers * self.frames * self.channels * _DTYPE.itemsize
+        self._data_start = 8 + n
+        expected = self._data_start + size
         if self.path.stat().st_size < expected:
             raise ValueError(f"'{self.path}' is truncated ({self.path.stat().st_size} bytes, expected {expected})")
 

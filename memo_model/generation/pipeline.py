@@ -201,6 +201,8 @@ class MemoPipeline:
             memory, clip_index = None, 0
         else:
             state.check_compatible(settings)
+            if state.clip_index:               # clip 0 starts from the reference, not from a memory
+                state.check_memory(nets.diffusion_net, batch, (height // 8, width // 8), dtype)
             generator.set_state(state.rng_state)
             history, clip_index = state.past_frames, state.clip_index
             memory = dict(state.memory)  # our own dict: entries are released as the next clip uses them

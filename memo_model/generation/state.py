@@ -2,17 +2,22 @@
 
 It is a value passed in and out of `MemoPipeline.generate` (never hidden in modules), so two
 renders can interleave and a long video can be produced in pieces. On disk it is one
-safetensors file with JSON metadata: API users may hand us any file, so nothing is unpickled.
+safetensors file with JSON metadata: API users may hand us any file, so nothing is unpickled,
+and everything read is checked as data before use (:mod:`memo_model.generation.state_checks`).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from ..partial_files import create_partial_dir, new_file_mode, partial_pattern, release, remove_abandoned
+from . import state_checks as checks
+from .state_checks import InvalidState
 
 FORMAT = "memo-state/1"
 
@@ -37,6 +42,17 @@ class MemoState:
             raise ValueError("this MEMO state ends on a padded partial clip, so the video cannot be continued "
                              "seamlessly: split long audio at multiples of frames_per_clip")
 
+    def check_memory(self, diffusion_net, batch: int, latent_size: tuple, dtype=None) -> None:
+        """Refuse a memory these networks cannot read (other modules, shapes or dtype): a state
+        file is data from outside, and a mismatch would fail deep inside attention, or worse,
+        continue without the memory of a module it lacks."""
+        try:
+            checks.check_memory_fits(self.memory, diffusion_net.memory_shapes(batch, latent_size),
+                                     dtype or diffusion_net.memory_dtype)      # the pipeline's compute dtype
+        except checks.Invalid as exc:
+            raise ValueError(f"this MEMO state cannot be continued with these networks: {exc}. Start a new video "
+                             "(no state), or use the weights, size and settings it was made with.") from None
+
     def to(self, device) -> "MemoState":
         memory = {p: [(kv.to(device), z.to(device)) for kv, z in blocks] for p, blocks in self.memory.items()}
         return MemoState(self.past_frames, memory, self.rng_state, self.clip_index, dict(self.settings),
@@ -44,7 +60,9 @@ class MemoState:
 
     # -- file format -----------------------------------------------------------------------
     def save(self, path, extra: dict | None = None) -> Path:
-        """Write atomically: the final name appears only when the file is complete."""
+        """Write atomically: the final name appears only when the file is complete. The file has
+        the permissions of any new file (0666 less the umask); a temporary file a killed save of
+        the same name left behind is removed first (:mod:`memo_model.partial_files`)."""
         from safetensors.torch import save_file
 
         tensors = {"past_frames": self.past_frames.contiguous().cpu(), "rng_state": self.rng_state.cpu()}
@@ -58,41 +76,78 @@ class MemoState:
                 "finished": self.finished, "memory_layout": layout, "extra": extra or {}}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        os.close(fd)
+        remove_abandoned(path.parent, partial_pattern(path))     # left by a killed save of this file
+        work, lock = create_partial_dir(path)
         try:
-            save_file(tensors, tmp, metadata={"memo_state": json.dumps(meta)})
+            tmp = work / path.name
+            save_file(tensors, str(tmp), metadata={"memo_state": json.dumps(meta)})
+            os.chmod(tmp, new_file_mode(work))      # safetensors 0.8 writes 0600 (a tempfile it renames)
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            release(lock)
         return path
 
     @classmethod
     def load(cls, path, device="cpu") -> "MemoState":
+        return cls.load_with_extra(path, device)[0]
+
+    @classmethod
+    def load_with_extra(cls, path, device="cpu") -> tuple["MemoState", dict]:
+        """The state in ``path`` and the ``extra`` dict it was saved with, checked as data
+        (:mod:`memo_model.generation.state_checks`): any problem raises
+        :class:`~memo_model.generation.state_checks.InvalidState` saying what is wrong."""
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"MEMO state file {path} does not exist")
+            raise InvalidState(path, "no such file")
         try:
-            with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            with safe_open(str(path), framework="pt", device="cpu") as fh:
                 raw = (fh.metadata() or {}).get("memo_state")
-                meta = json.loads(raw) if raw else None
-                if not meta or meta.get("format") != FORMAT:
-                    raise ValueError(f"{path} is not a MEMO state file (no '{FORMAT}' metadata)")
+                if raw is None:
+                    raise checks.Invalid(f"no '{FORMAT}' metadata: not a MEMO state file")
+                try:
+                    meta = json.loads(raw)
+                except ValueError as exc:
+                    raise checks.Invalid(f"its metadata is not valid JSON ({exc})") from None
+                if isinstance(meta, dict) and meta.get("format") != FORMAT:
+                    raise checks.Invalid(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
+                checks.check_metadata(meta)
+                header = {}
+                for name in fh.keys():
+                    view = fh.get_slice(name)
+                    header[name] = (view.get_dtype(), list(view.get_shape()))
+                checks.check_tensor_header(meta, header)
                 memory = {p: [(fh.get_tensor(f"memory.{p}.{i}.KV"), fh.get_tensor(f"memory.{p}.{i}.Z"))
                               for i in range(n)] for p, n in meta["memory_layout"].items()}
-                return cls(past_frames=fh.get_tensor("past_frames").cpu(), memory=memory,
-                           rng_state=fh.get_tensor("rng_state").cpu(), clip_index=int(meta["clip_index"]),
-                           settings=meta["settings"], finished=bool(meta["finished"]))
-        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable MEMO state file ({exc})") from exc
+                past_frames, rng_state = fh.get_tensor("past_frames"), fh.get_tensor("rng_state")
+            checks.check_values(past_frames, memory, rng_state)
+        except checks.Invalid as exc:
+            raise InvalidState(path, str(exc)) from None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise InvalidState(path, f"unreadable as safetensors ({exc})") from None
+        if str(device) != "cpu":
+            memory = {p: [(kv.to(device), z.to(device)) for kv, z in blocks] for p, blocks in memory.items()}
+        state = cls(past_frames=past_frames, memory=memory, rng_state=rng_state, clip_index=meta["clip_index"],
+                    settings=meta["settings"], finished=meta["finished"])
+        return state, meta.get("extra", {})
 
     @staticmethod
     def read_metadata(path) -> dict:
-        """The JSON metadata alone (settings, clip index, extra), without loading tensors."""
-        from safetensors import safe_open
+        """The JSON metadata alone (settings, clip index, extra), without loading tensors; checked
+        as :meth:`load` checks it (:class:`InvalidState` otherwise)."""
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            return json.loads((fh.metadata() or {}).get("memo_state", "{}"))
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = json.loads((fh.metadata() or {}).get("memo_state", "null"))
+            if isinstance(meta, dict) and meta.get("format") != FORMAT:
+                raise checks.Invalid(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
+            checks.check_metadata(meta)
+        except checks.Invalid as exc:
+            raise InvalidState(path, str(exc)) from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise InvalidState(path, f"unreadable ({exc})") from None
+        return meta

@@ -126,6 +126,26 @@ class DiffusionNet(nn.Module):
             h, w = (h + 1) // 2, (w + 1) // 2
         return h, w
 
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        """The dtype the motion memory is built and read in by default (the weights' dtype; a
+        clip's `RunSettings.dtype` when given, see `prepare_clip`)."""
+        return self.conv_in.weight.dtype
+
+    def memory_shapes(self, batch: int, latent_size: tuple) -> dict:
+        """{motion-module path: [(KV shape, Z shape), ...]} of the memory a clip of ``batch`` rows
+        at ``latent_size`` leaves (see :mod:`.temporal`): what a loaded state must match."""
+        shapes = {}
+        for key, path in self.motion_paths.items():
+            h, w = self._grid(key, latent_size)
+            blocks = []
+            for attn, _ in self.get_submodule(path).attention_blocks():
+                d = attn.to_k.out_features // attn.heads
+                rows = batch * h * w * attn.heads
+                blocks.append(((rows, d, d), (rows, 1, d)))
+            shapes[path] = blocks
+        return shapes
+
     @torch.no_grad()
     def prepare_clip(self, ref_features: dict, batch: int, latent_size: tuple,
                      previous_memory: dict | None = None, memory_store: dict | None = None,

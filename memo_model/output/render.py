@@ -11,6 +11,7 @@ Resuming (``resume=True``) is :mod:`memo_model.output.resume`.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,17 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .media import to_uint8
-from .resume import RESUME_SUFFIX, CheckpointPacing, ResumeStore, checkpoint_matches, job_fingerprint, resume_dir_for
+from ..partial_files import remove_abandoned
+from .media import partial_path, to_uint8
+from .resume import (
+    RESUME_SUFFIX,
+    CheckpointPacing,
+    ResumeStore,
+    checkpoint_matches,
+    find_checkpoint,
+    job_fingerprint,
+    resume_dir_for,
+)
 from .settings import RenderInputs, RenderSettings
 from .video import Mp4Writer
 
@@ -111,7 +121,7 @@ def _paste_and_write(paste_back, frames, writer: Mp4Writer, keep: bool):
 
 def render_fingerprint(pipeline, inputs: RenderInputs, settings: RenderSettings, paste_back=None,
                        inputs_fingerprint: Optional[str] = None) -> dict:
-    """The render's :func:`~memo_model.output.resume.job_fingerprint`: what decides whether a
+    """The render's :func:`~memo_model.output.fingerprint.job_fingerprint`: what decides whether a
     checkpoint can be resumed (a caller that names its files itself looks for it first)."""
     return job_fingerprint(pipeline, **inputs.as_kwargs(), settings=settings, paste_back=paste_back,
                            inputs_fingerprint=inputs_fingerprint)
@@ -156,12 +166,13 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
     if not output.parent.is_dir():
         raise FileNotFoundError(f"output folder {output.parent} does not exist")
     num_clips = -(-num_frames // fpc)
+    remove_abandoned(output.parent, re.escape(partial_path(output).name), log)   # a killed run's partial
 
     store = None
     if resume:
         components = fingerprint or render_fingerprint(pipeline, inputs, settings, paste_back, inputs_fingerprint)
-        store = ResumeStore(resume_dir_for(output), components, num_clips, log)
-        store.load()
+        store = ResumeStore(resume_dir_for(output), components, num_clips, log,
+                            clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc)
     elif resume_dir_for(output).exists():
         log(f"{resume_dir_for(output)} holds an interrupted render of this output; it is left "
             "alone (turn resume on to continue it, or delete it)")
@@ -177,12 +188,11 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
     trim = _malloc_trim()
     state, start = None, 0
     try:
+        if store is not None:
+            store.load()                  # locks the folder: released by remove() or close()
         if store is not None and store.clips_done:
             try:
                 state = store.load_state()
-                if state.clip_index != store.clips_done:
-                    raise ValueError(f"its state is at clip {state.clip_index}, the manifest "
-                                     f"says {store.clips_done}")
                 for segment in store.load_segments():
                     writer.write_segment(segment)
                 for frames in store.load_pending_clips():
@@ -191,8 +201,7 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
                 log(f"resuming from the checkpoint: {start} of {num_clips} clips already done")
             except ValueError as exc:
                 writer.abort()
-                store.reset(f"the checkpoint in {store.folder} cannot be used ({exc}); "
-                            "starting over")
+                store.reset(f"the checkpoint cannot be used ({exc})")
                 writer, state, start = new_writer(), None, 0
 
         for c in range(start, num_clips):
@@ -228,6 +237,8 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
         path = writer.close()
     except BaseException:
         writer.abort()
+        if store is not None:
+            store.close()
         raise
     if store is not None:
         store.remove()
@@ -237,4 +248,4 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
 
 
 __all__ = ["RenderSettings", "RenderInputs", "RenderProgress", "RenderResult", "render_video", "render_fingerprint",
-           "resume_dir_for", "checkpoint_matches", "RESUME_SUFFIX"]
+           "resume_dir_for", "checkpoint_matches", "find_checkpoint", "job_fingerprint", "RESUME_SUFFIX"]

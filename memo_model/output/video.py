@@ -15,7 +15,9 @@ Why it looks the way it does:
   list hides the encoder priming; the last AAC frame is marked short).
 * **Atomic.** Everything is written to ``.<stem>.partial<suffix>`` in the output folder and
   ``os.replace``-d to the final name only after the trailer is written. On error the partial
-  file is deleted, so the final name never holds a broken file.
+  file is deleted, so the final name never holds a broken file. The writer holds a lock on its
+  partial file, so a second writer of the same output is refused and a partial left by a killed
+  process can be told apart and removed (:mod:`memo_model.partial_files`).
 * **Odd sizes.** libx264 with yuv420p needs even width and height, so an odd dimension is
   padded by one row/column replicating the edge pixels (the file is then one pixel larger).
 * Float frames in [0, 1] become uint8 with the official truncation ``uint8(clip(x*255, 0, 255))``;
@@ -33,6 +35,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..partial_files import lock_partial, release
 from .media import fps_fraction, mux_audio, pad_to_even, partial_path, to_uint8
 
 DEFAULT_CRF = 18
@@ -93,6 +96,8 @@ class EncodedSegment:
 
     @classmethod
     def load(cls, path) -> "EncodedSegment":
+        """Read a segment :meth:`save` wrote, checked as data (it comes back from a folder others
+        may write to): every field's type, the packet table consistent with the data."""
         from safetensors import safe_open
 
         try:
@@ -101,8 +106,21 @@ class EncodedSegment:
                 t = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # noqa: BLE001 - re-raised with the file named
             raise ValueError(f"{path} is not a readable encoded video segment ({exc})") from exc
-        if meta.get("kind") != "memo-encoded-segment":
+        if not isinstance(meta, dict) or meta.get("kind") != "memo-encoded-segment":
             raise ValueError(f"{path} is not an encoded video segment")
+        ints = ("index", "first_frame", "num_frames", "width", "height")
+        bad = [k for k in ints if not isinstance(meta.get(k), int) or isinstance(meta.get(k), bool)
+               or meta[k] < (0 if k in ("index", "first_frame") else 1)]
+        columns = ("sizes", "pts", "dts", "durations", "keyframes")
+        wants = {"data": np.uint8, "extradata": np.uint8, "sizes": np.int64, "pts": np.int64, "dts": np.int64,
+                 "durations": np.int64, "keyframes": np.uint8}
+        if bad or set(t) != set(wants) or any(t[k].dtype != d or t[k].ndim != 1 for k, d in wants.items()):
+            found = {k: f"{v.dtype} {list(v.shape)}" for k, v in t.items()}
+            raise ValueError(f"{path} is not a valid encoded video segment (fields {bad or 'ok'}, tensors {found})")
+        if len({len(t[k]) for k in columns}) != 1 or len(t["sizes"]) != meta["num_frames"] \
+                or (t["sizes"] < 0).any() or int(t["sizes"].sum()) != len(t["data"]):
+            raise ValueError(f"{path} is not a valid encoded video segment (its packet table does not match "
+                             f"{meta['num_frames']} frames and {len(t['data'])} bytes)")
         return cls(index=meta["index"], first_frame=meta["first_frame"],
                    num_frames=meta["num_frames"], width=meta["width"], height=meta["height"],
                    extradata=t["extradata"].tobytes(), data=t["data"].tobytes(),
@@ -158,6 +176,8 @@ class Mp4Writer:
         self._last_dts = None
         self._size: tuple[int, int] | None = None   # encoded (width, height)
         self._finished = False
+        self._lock = None                            # see memo_model.partial_files
+        self._owns_partial = False
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"output folder {self.path.parent} does not exist")
 
@@ -232,6 +252,8 @@ class Mp4Writer:
             self._container.close()
             self._container = None
             os.replace(self.partial, self.path)
+            release(self._lock)
+            self._lock, self._owns_partial = None, False
             self._finished = True
             return self.path
         except BaseException:
@@ -248,10 +270,13 @@ class Mp4Writer:
             except Exception:  # noqa: BLE001 - the file is deleted anyway
                 pass
             self._container = None
-        try:
-            self.partial.unlink()
-        except FileNotFoundError:
-            pass
+        if self._owns_partial:            # never delete a partial another live writer holds
+            try:
+                self.partial.unlink()
+            except FileNotFoundError:
+                pass
+        release(self._lock)
+        self._lock = None
 
     def __enter__(self):
         return self
@@ -276,6 +301,8 @@ class Mp4Writer:
         import av
 
         self._size = (width, height)
+        self._lock = lock_partial(self.partial)        # refuses a partial another live writer holds
+        self._owns_partial = True
         self._container = av.open(str(self.partial), mode="w", format="mp4",
                                   options={"movflags": "+faststart"})
         v = self._container.add_stream("libx264", rate=self.fps)

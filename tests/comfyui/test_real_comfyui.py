@@ -155,6 +155,30 @@ def test_pack_is_registered(server):
     assert "memo" in api.get_json(server["url"], "/models")
 
 
+def test_help_pages_are_served_where_the_frontend_reads_them(server):
+    """The node help panel (frontend 1.27.10 to 1.58.1) fetches /extensions/<pack folder>/docs/<node>/<locale>.md,
+    then <node>.md, and rejects text/html; relative pictures resolve under the same docs/ folder."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    info = server["api"].get_json(server["url"], "/object_info")
+    for node_id in NODE_IDS:
+        folder = info[node_id]["python_module"].split(".")[1]
+        base = f"{server['url']}/extensions/{folder}/docs"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{base}/{node_id}/en.md", timeout=10)
+        assert missing.value.code == 404
+        with urllib.request.urlopen(f"{base}/{node_id}.md", timeout=10) as resp:
+            assert "text/html" not in resp.headers.get("Content-Type", ""), resp.headers
+            text = resp.read().decode()
+        assert text == (REPO / "web" / "docs" / f"{node_id}.md").read_text(encoding="utf-8")
+        for src in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text):
+            with urllib.request.urlopen(f"{base}/{src}", timeout=10) as resp:
+                assert resp.headers.get("Content-Type", "") == "image/png", (src, resp.headers)
+                assert resp.read() == (REPO / "web" / "docs" / src).read_bytes()
+
+
 def test_basic_workflow(server):
     from memo_model.output.probe import probe_video
 
