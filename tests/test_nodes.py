@@ -676,8 +676,8 @@ def test_face_prep_warns_about_a_small_face_in_its_info(pack, caplog):
     small = lib.load_image_tensor(write_demo_portrait(pack.root / "small48.png", width=48, height=48))
     with caplog.at_level("WARNING", logger="memo.nodes"):
         _, _, info = M["MemoFacePrep"]().prepare(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
-    assert "warning: the face is only 12 px tall in the picture (under 64 px)" in info
-    assert "12 px tall" in caplog.text
+    assert "warning: the face is only 18 px tall in the picture (under 64 px)" in info
+    assert "18 px tall" in caplog.text
 
 
 def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):
