@@ -201,6 +201,32 @@ def test_bad_choices_are_refused_before_any_model_work(demo):
         prepare(demo, [Speaker(0, a), Speaker("120,120", b)], **detect_only)
 
 
+def test_paste_into_blends_over_the_canvas_and_leaves_the_rest(tmp_path):
+    from memo_model.face import frame_portrait
+
+    picture = tf.demo_dialogue_picture(2)
+    _, framing = frame_portrait(picture, (88, 79, 152, 161), size=SIZE)
+    frame = torch.rand(SIZE, SIZE, 3, generator=torch.Generator().manual_seed(0))
+    canvas = picture.copy()
+    assert framing.paste_into(frame, canvas) is canvas
+    assert np.array_equal(canvas, framing.paste_back_uint8(frame))         # over the picture: the single paste
+    ys, xs = roi(framing)
+    canvas[ys, xs] = 255                                                   # another face already there
+    again = framing.paste_into(frame, canvas.copy())
+    single = framing.paste_back_uint8(frame)[ys, xs].astype(int)
+    inner = framing.mask()[ys, xs] == 1.0                                  # the face's own pixels (+-1: float blend)
+    assert np.abs(again[ys, xs][inner] - single[inner]).max() <= 1
+    edge = again[ys, xs][~inner] - single[~inner]                          # the feather blends over the white
+    assert edge.min() >= -1 and (edge > 10).mean() > 0.5
+    outside = np.ones(picture.shape[:2], bool)
+    outside[ys, xs] = False
+    assert np.array_equal(again[outside], picture[outside])
+    with pytest.raises(ValueError, match=r"writable uint8 numpy canvas \[240, 480, 3\]"):
+        framing.paste_into(frame, picture.astype(np.float32))
+    with pytest.raises(ValueError, match=r"frame must be \[64, 64, 3\]"):
+        framing.paste_into(frame[:32], picture.copy())
+
+
 # --------------------------------------------------------------------------- rendering
 
 def test_two_faces_equal_their_single_renders_composited(demo, tmp_path):
