@@ -169,6 +169,9 @@ def test_bad_voices_are_refused_together_naming_each_option(demo, tmp_path):
     lines = str(err.value).splitlines()
     assert lines[0].startswith("--face 0=nope.wav: ") and "nope.wav" in lines[0]
     assert lines[1].startswith("--face 1=a.wav:1: channel 1 requested but") and "has 1 channel (0)" in lines[1]
+    with pytest.raises(VoiceProblems) as err:
+        load_voices([a, b], max_seconds=0.4)
+    assert err.value.too_long and str(err.value).startswith("face 1: ") and len(err.value.problems) == 1
     with pytest.raises(VoiceProblems, match=r"^every voice is silent \(.*silent.wav' is silent"):
         load_voices([demo["silent"], demo["silent"]])
     listening = load_voices([a, demo["silent"]], names=["--face 0=a.wav", "--face 1=silent.wav"])

@@ -23,7 +23,15 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .decode import DEFAULT_MAX_SECONDS, SAMPLE_RATE, Audio16k, AudioInputError, AudioSource, load_audio
+from .decode import (
+    DEFAULT_MAX_SECONDS,
+    SAMPLE_RATE,
+    Audio16k,
+    AudioInputError,
+    AudioSource,
+    AudioTooLongError,
+    load_audio,
+)
 from .frontend import silence
 
 FULL_SCALE = 32767 / 32768          # the largest 16-bit sample, as float
@@ -33,10 +41,12 @@ __all__ = ["VoiceSource", "DialogueVoices", "VoiceProblems", "load_voices", "mix
 
 
 class VoiceProblems(AudioInputError):
-    """Every problem with a dialogue's voices at once (``problems``: one line each)."""
+    """Every problem with a dialogue's voices at once (``problems``: one line each; ``too_long``:
+    some source is longer than the limit, so a caller can say how its user raises it)."""
 
-    def __init__(self, problems: Sequence[str]):
+    def __init__(self, problems: Sequence[str], too_long: bool = False):
         self.problems = list(problems)
+        self.too_long = bool(too_long)
         super().__init__("\n".join(self.problems))
 
 
@@ -157,7 +167,7 @@ def load_voices(sources: Sequence, *, names: Optional[Sequence[str]] = None, mix
         problems.append(f"{mix_name}: {mix_audio.source} has {mix_audio.num_channels} channels; the video's "
                         "soundtrack is mono or stereo: give a mono or stereo mix")
     if problems:
-        raise VoiceProblems(problems)
+        raise VoiceProblems(problems, too_long=any(isinstance(v, AudioTooLongError) for v in decoded.values()))
 
     warnings, listeners = [], []
     for k, (name, audio) in enumerate(zip(names, voices)):
