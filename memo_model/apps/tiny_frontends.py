@@ -103,11 +103,12 @@ def write_tiny_scrfd(path, input_size: int = 480) -> Path:
     and a black or grey picture has none. On the stride-8 grid, each anchor inside a blob measures
     the blob's run along its row (x extent) and its column (y extent); the anchor nearest the
     blob's centre (the grid's local maximum of the runs' balance) reports those runs as its box,
-    the others score 0. Scores fall slightly with the anchor's row-major position (0.9 down to
-    0.89), so equal boxes keep top-to-bottom, left-to-right order through the detector's
-    score sort and the analyzer's stable largest-first sort. A demo dialogue picture is as wide
-    as the input (480, :func:`demo_dialogue_picture`), so it is seen unscaled: equal tiles get
-    boxes equal to the bit and keep left-to-right order.
+    the others score 0. Every face scores 0.5 + peak / 2, peak the brightest input value in
+    -1..1 (a dim picture's faces score below the default threshold 0.5), so equal scores keep the
+    anchors' top-to-bottom, left-to-right order through the detector's stable score sort and the
+    analyzer's stable largest-first sort. A demo dialogue picture is as wide as the input (480,
+    :func:`demo_dialogue_picture`), so it is seen unscaled: equal tiles get boxes equal to the bit
+    and keep left-to-right order.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -186,9 +187,9 @@ def write_tiny_scrfd(path, input_size: int = 480) -> Path:
     best = node("MaxPool", [quality], "q_max", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     chosen = node("And", [node("GreaterOrEqual", [quality, best], "is_max"),
                           node("Greater", [quality, "zero"], "is_face")], "chosen_bool")
-    order = 0.9 - 0.01 * np.arange(g * g, dtype=np.float32).reshape(1, 1, g, g) / (g * g)
-    score_grid = node("Mul", [node("Cast", [chosen], "chosen", to=TensorProto.FLOAT), const("order", order)],
-                      "score_grid")
+    peak = node("ReduceMax", ["input.1"], "peak", keepdims=0)
+    score = node("Add", [node("Mul", [peak, const("half", 0.5)], "peak_half"), "half"], "score")   # 0.5 + peak / 2
+    score_grid = node("Mul", [node("Cast", [chosen], "chosen", to=TensorProto.FLOAT), score], "score_grid")
 
     def per_anchor(values, width, name, second=None):
         """[1,1,g,g] maps -> [g*g*2, width]: the grid's values on anchor 0, ``second`` (default:
