@@ -477,8 +477,9 @@ def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):
 
 
 def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces(pack):
-    # the tiny detector scores 0.5 + peak / 2 with peak in -1..1: a dim picture (peak -0.53) scores 0.24
-    dim = torch.full((1, 120, 160, 3), 60 / 255)
+    # the tiny detector scores 0.5 + peak / 2 with peak in -1..1: a dim portrait (peak -0.53) scores 0.24
+    from memo_model.apps.tiny_frontends import demo_portrait
+    dim = torch.from_numpy((demo_portrait(160, 120) * (60 / 224)).round()[None] / 255).float()
     with pytest.raises(ValueError) as err:
         M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
     message = str(err.value)
@@ -677,8 +678,8 @@ def test_face_prep_warns_about_a_small_face_in_its_info(pack, caplog):
     small = lib.load_image_tensor(write_demo_portrait(pack.root / "small48.png", width=48, height=48))
     with caplog.at_level("WARNING", logger="memo.nodes"):
         _, _, info = M["MemoFacePrep"]().prepare(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
-    assert "warning: the face is only 12 px tall in the picture (under 64 px)" in info
-    assert "12 px tall" in caplog.text
+    assert "warning: the face is only 18 px tall in the picture (under 64 px)" in info
+    assert "18 px tall" in caplog.text
 
 
 def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):

@@ -320,7 +320,7 @@ def test_tiny_picture_and_small_face_warn(tmp_path, capsys, tiny):
     code, err, _ = run(capsys, tiny, tmp_path, "--no-vocal-separation", image=small)
     assert f"--image {small}: the picture is only 48x48" in err
     assert code == 0, err
-    assert f"the face in --image {small} is only 12 px tall in the picture (under 64 px)" in err
+    assert f"the face in --image {small} is only 18 px tall in the picture (under 64 px)" in err
     assert preflight.small_face_warning([10, 10, 12, 12]).startswith("the face is only 2 px")
     assert preflight.small_face_warning([0, 0, 100, 120]) is None
 

@@ -356,3 +356,39 @@ def state_bytes_for_checkpoint(memo_dir, width: int, height: int, frames_per_cli
     p = plan(width, height, frames_per_clip, cfg, dtype, "default", "gpu", clips=1, steps=1, count_flops=False,
              networks=(meta, vae))
     return int(p["state_bytes"])
+
+
+# ------------------------------------------------------------------------------ dialogues
+
+def plan_dialogue(faces: int, width: int = 512, height: int = 512, picture_width: int = 1920,
+                  picture_height: int = 1080, frames_per_clip: int = 16, cfg: float = 3.5, dtype="bf16",
+                  memory="default", weights: str = "gpu", variant: str = "A", target: str = "cuda",
+                  model_size: str = "full", networks=None) -> dict:
+    """Peak memory of a dialogue render (`memo_model.output.dialogue.render_dialogue`) of `faces`
+    faces, each generated at width x height, composited into a picture_width x picture_height video.
+
+    The faces are generated one after another, so the device peak is one face's (`plan`, the same
+    for any number of faces). The composite clip (uint8), the current face's generated clip
+    (float32) and the waiting faces' states are host memory; they are listed under `host`
+    (states: their size on the device now, in host memory while another face generates)."""
+    if int(faces) < 1:
+        raise ValueError(f"a dialogue has at least one face, got {faces}")
+    single = plan(width, height, frames_per_clip, cfg, dtype, memory, weights, variant, clips=2, steps=1,
+                  target=target, count_flops=False, networks=networks, model_size=model_size)
+    host = {"composite_clip_bytes": frames_per_clip * picture_height * picture_width * 3,
+            "face_clip_bytes": frames_per_clip * height * width * 3 * 4,
+            "paste_box_bytes_max": picture_height * picture_width * 3 * 4,
+            "waiting_states_bytes": (int(faces) - 1) * single["state_bytes"]}
+    return {"faces": int(faces), "picture_width": picture_width, "picture_height": picture_height,
+            "device_peak_bytes": single["peak_bytes"], "activation_peak_bytes": single["activation_peak_bytes"],
+            "host": host, "host_bytes": sum(host.values()), "single_face": single}
+
+
+def dialogue_bytes_required(networks, width: int, height: int, faces: int, frames_per_clip: int = 16,
+                            cfg: float = 3.5, memory="default", dtype=None) -> int:
+    """ComfyUI's `memory_required` for a dialogue: a single face's (`activation_bytes_required`),
+    whatever the number of faces, because the faces are generated one at a time and the composite
+    frames and waiting states stay in host memory (see `plan_dialogue`)."""
+    if int(faces) < 1:
+        raise ValueError(f"a dialogue has at least one face, got {faces}")
+    return activation_bytes_required(networks, width, height, frames_per_clip, cfg, memory, dtype)

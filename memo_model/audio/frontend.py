@@ -31,12 +31,20 @@ def load_voice(source: AudioSource, *, what: str = "audio",
         audio = load_audio(source, max_seconds=max_seconds)
     except AudioInputError as exc:       # the same kind of error, naming the caller's input
         raise type(exc)(f"{what}: {exc}") from None
-    peak = float(audio.samples.abs().max()) if audio.num_samples else 0.0
-    if peak < SILENCE_PEAK:
-        raise AudioInputError(f"{what}: {audio.source} is silent (peak {peak:.1e}, below -60 dBFS, over "
-                              f"{audio.duration:.2f} s); MEMO animates speech, give a recording with a voice "
+    silent = silence(audio)
+    if silent:
+        raise AudioInputError(f"{what}: {silent}; MEMO animates speech, give a recording with a voice "
                               "(check the file, its time range or its volume).")
     return audio
+
+
+def silence(audio: Audio16k) -> Optional[str]:
+    """'<source> is silent (peak ..., below -60 dBFS, over ... s)' when no sample reaches
+    :data:`SILENCE_PEAK` (no voice to lip-sync to), else None."""
+    peak = float(audio.samples.abs().max()) if audio.num_samples else 0.0
+    if peak >= SILENCE_PEAK:
+        return None
+    return f"{audio.source} is silent (peak {peak:.1e}, below -60 dBFS, over {audio.duration:.2f} s)"
 
 
 def encode_voice(audio: Audio16k, encoder, separator=None, *, fps: int, frames_per_clip: int,
@@ -132,5 +140,5 @@ def prepare_audio(source: AudioSource, encoder, detector=None, separator=None, *
     return prepare_voice(audio, settings, encoder=encoder, separator=separator, detector=detector, to_file=to_file)
 
 
-__all__ = ["SILENCE_PEAK", "PreparedAudio", "load_voice", "encode_voice", "detect_emotion", "prepare_voice",
+__all__ = ["SILENCE_PEAK", "PreparedAudio", "load_voice", "silence", "encode_voice", "detect_emotion", "prepare_voice",
            "prepare_audio", "features_for_clips", "override_covers_everything"]

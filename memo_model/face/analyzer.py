@@ -130,10 +130,13 @@ class FaceAnalyzer:
         rgb = to_rgb_uint8(image)
         return self._faces(rgb, order_largest_first(self.detector.detect(rgb)))
 
-    def analyze(self, image) -> list[Face]:
-        """Every face with its raw embedding, largest first; [] when there is none."""
+    def analyze(self, image, *, det_thresh: float | None = None) -> list[Face]:
+        """Every face with its raw embedding, largest first; [] when there is none.
+
+        ``det_thresh`` overrides the detector's minimum score for this picture, as in :meth:`get_face`."""
         rgb = to_rgb_uint8(image)
-        faces = self._faces(rgb, order_largest_first(self.detector.detect(rgb)))
+        found = self.detector.detect(rgb) if det_thresh is None else self.detector.detect(rgb, threshold=det_thresh)
+        faces = self._faces(rgb, order_largest_first(found))
         for f in faces:
             self._embed(rgb, f)
         return faces

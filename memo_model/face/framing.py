@@ -287,14 +287,45 @@ class Framing:
         is the picture in uint8 plus the box in float32, never a clip of full-size float frames.
         ``out`` ([H0, W0, 3] uint8) is written into and returned when given.
         """
-        import cv2
+        arr = self._frame_array(frame)
+        bg = self._checked_background(arr[None], background)
+        if out is None:
+            out = np.empty(bg.shape, dtype=np.uint8)
+        np.copyto(out, _background_u8(self, bg))
+        return self._blend(arr, out)
 
+    def paste_into(self, frame, canvas: np.ndarray) -> np.ndarray:
+        """Blend one generated frame [h, w, 3] float in [0, 1] into ``canvas`` ([H0, W0, 3] uint8,
+        changed in place and returned), with the canvas itself as the background.
+
+        The box's pixels become what :meth:`paste_back_uint8` makes of them over a picture equal
+        to the canvas; pixels outside the box are not touched. Pasting several framings of one
+        picture into one canvas composites several faces: each over what is already there, its
+        feathered edge blending into it."""
+        arr = self._frame_array(frame)
+        w0, h0 = self.image_size
+        if not (isinstance(canvas, np.ndarray) and canvas.dtype == np.uint8 and canvas.flags.writeable
+                and canvas.shape == (h0, w0, 3)):
+            raise ValueError(f"paste_into needs a writable uint8 numpy canvas [{h0}, {w0}, 3] (the picture's "
+                             f"size), got {type(canvas).__name__} {getattr(canvas, 'shape', '')}")
+        w, h = self.size
+        if arr.shape != (h, w, 3):
+            raise ValueError(f"frame must be [{h}, {w}, 3] (the framing size), got {tuple(arr.shape)}")
+        if not np.isfinite(arr).all():
+            raise ValueError("frames contain NaN or infinity; check the sampler output")
+        return self._blend(arr, canvas)
+
+    @staticmethod
+    def _frame_array(frame) -> np.ndarray:
+        """One frame as float32 numpy [h, w, 3] (a [1, h, w, 3] batch of one is accepted)."""
         is_torch = type(frame).__module__.startswith("torch")
         arr = frame.detach().to("cpu").float().numpy() if is_torch else np.asarray(frame, np.float32)
-        if arr.ndim == 3:
-            arr = arr[None]
-        bg = self._checked_background(arr, background)
-        arr = arr[0]
+        return arr[0] if arr.ndim == 4 and arr.shape[0] == 1 else arr
+
+    def _blend(self, arr: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The box of ``out`` (uint8, its own background) blended with the frame ``arr``, in place."""
+        import cv2
+
         w, h = self.size
         x0, y0, x1, y1 = self.box
         rx0, ry0, rx1, ry1 = self._roi()
@@ -305,9 +336,6 @@ class Framing:
         mx = _ramp(w0, x0, x1, feather, x0 > 0, x1 < w0)[rx0:rx1]
         my = _ramp(h0, y0, y1, feather, y0 > 0, y1 < h0)[ry0:ry1]
         hard = bool(np.float32(mx.min() * my.min()) == 1.0)   # as paste_back decides on its float32 mask
-        if out is None:
-            out = np.empty(bg.shape, dtype=np.uint8)
-        np.copyto(out, _background_u8(self, bg))
         up = cv2.resize(np.ascontiguousarray(arr), (bw, bh), interpolation=interp)
         fg_all = up[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
         for r in range(0, ry1 - ry0, _STRIP_ROWS):
@@ -315,7 +343,7 @@ class Framing:
             fg = np.clip(fg_all[rows], 0.0, 1.0)
             if not hard:
                 m = (my[rows, None] * mx[None, :]).astype(np.float32)[..., None]
-                bg_roi = bg[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] / np.float32(255.0)
+                bg_roi = out[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] / np.float32(255.0)
                 fg = bg_roi + m * (fg - bg_roi)
             out[ry0 + rows.start:ry0 + rows.stop, rx0:rx1] = _truncate_u8(fg)
         return out

@@ -59,34 +59,25 @@ class MemoState:
                          self.finished)
 
     # -- file format -----------------------------------------------------------------------
-    def save(self, path, extra: dict | None = None) -> Path:
-        """Write atomically: the final name appears only when the file is complete. The file has
-        the permissions of any new file (0666 less the umask); a temporary file a killed save of
-        the same name left behind is removed first (:mod:`memo_model.partial_files`)."""
-        from safetensors.torch import save_file
-
-        tensors = {"past_frames": self.past_frames.contiguous().cpu(), "rng_state": self.rng_state.cpu()}
+    def to_tensors(self, prefix: str = "") -> tuple[dict, dict]:
+        """(tensors, metadata) as a state file holds them, tensor names under ``prefix`` (a file
+        holding several states, e.g. a dialogue checkpoint, gives each its own prefix)."""
+        tensors = {f"{prefix}past_frames": self.past_frames.contiguous().cpu(),
+                   f"{prefix}rng_state": self.rng_state.cpu()}
         layout = {}
         for p, blocks in self.memory.items():
             layout[p] = len(blocks)
             for i, (kv, z) in enumerate(blocks):
-                tensors[f"memory.{p}.{i}.KV"] = kv.contiguous().cpu()
-                tensors[f"memory.{p}.{i}.Z"] = z.contiguous().cpu()
+                tensors[f"{prefix}memory.{p}.{i}.KV"] = kv.contiguous().cpu()
+                tensors[f"{prefix}memory.{p}.{i}.Z"] = z.contiguous().cpu()
         meta = {"format": FORMAT, "clip_index": self.clip_index, "settings": self.settings,
-                "finished": self.finished, "memory_layout": layout, "extra": extra or {}}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(path.parent, partial_pattern(path))     # left by a killed save of this file
-        work, lock = create_partial_dir(path)
-        try:
-            tmp = work / path.name
-            save_file(tensors, str(tmp), metadata={"memo_state": json.dumps(meta)})
-            os.chmod(tmp, new_file_mode(work))      # safetensors 0.8 writes 0600 (a tempfile it renames)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            release(lock)
-        return path
+                "finished": self.finished, "memory_layout": layout}
+        return tensors, meta
+
+    def save(self, path, extra: dict | None = None) -> Path:
+        """Write atomically (:func:`save_safetensors`)."""
+        tensors, meta = self.to_tensors()
+        return save_safetensors(tensors, path, {"memo_state": json.dumps(dict(meta, extra=extra or {}))})
 
     @classmethod
     def load(cls, path, device="cpu") -> "MemoState":
@@ -111,27 +102,30 @@ class MemoState:
                     meta = json.loads(raw)
                 except ValueError as exc:
                     raise checks.Invalid(f"its metadata is not valid JSON ({exc})") from None
-                if isinstance(meta, dict) and meta.get("format") != FORMAT:
-                    raise checks.Invalid(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
-                checks.check_metadata(meta)
-                header = {}
-                for name in fh.keys():
-                    view = fh.get_slice(name)
-                    header[name] = (view.get_dtype(), list(view.get_shape()))
-                checks.check_tensor_header(meta, header)
-                memory = {p: [(fh.get_tensor(f"memory.{p}.{i}.KV"), fh.get_tensor(f"memory.{p}.{i}.Z"))
-                              for i in range(n)] for p, n in meta["memory_layout"].items()}
-                past_frames, rng_state = fh.get_tensor("past_frames"), fh.get_tensor("rng_state")
-            checks.check_values(past_frames, memory, rng_state)
+                state = cls.read_checked(fh, meta, tensor_header(fh))
         except checks.Invalid as exc:
             raise InvalidState(path, str(exc)) from None
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise InvalidState(path, f"unreadable as safetensors ({exc})") from None
         if str(device) != "cpu":
-            memory = {p: [(kv.to(device), z.to(device)) for kv, z in blocks] for p, blocks in memory.items()}
-        state = cls(past_frames=past_frames, memory=memory, rng_state=rng_state, clip_index=meta["clip_index"],
-                    settings=meta["settings"], finished=meta["finished"])
+            state = state.to(device)
         return state, meta.get("extra", {})
+
+    @classmethod
+    def read_checked(cls, fh, meta, header: dict, prefix: str = "") -> "MemoState":
+        """The state whose tensors lie under ``prefix`` in the open safetensors file ``fh``
+        (``header``: :func:`tensor_header` of the whole file), checked field by field, tensor
+        by tensor (header first, then the values); raises ``state_checks.Invalid``."""
+        if isinstance(meta, dict) and meta.get("format") != FORMAT:
+            raise checks.Invalid(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
+        checks.check_metadata(meta)
+        checks.check_tensor_header(meta, {n[len(prefix):]: v for n, v in header.items() if n.startswith(prefix)})
+        memory = {p: [(fh.get_tensor(f"{prefix}memory.{p}.{i}.KV"), fh.get_tensor(f"{prefix}memory.{p}.{i}.Z"))
+                      for i in range(n)] for p, n in meta["memory_layout"].items()}
+        past_frames, rng_state = fh.get_tensor(f"{prefix}past_frames"), fh.get_tensor(f"{prefix}rng_state")
+        checks.check_values(past_frames, memory, rng_state)
+        return cls(past_frames=past_frames, memory=memory, rng_state=rng_state, clip_index=meta["clip_index"],
+                   settings=meta["settings"], finished=meta["finished"])
 
     @staticmethod
     def read_metadata(path) -> dict:
@@ -151,3 +145,34 @@ class MemoState:
         except (SafetensorError, OSError, ValueError) as exc:
             raise InvalidState(path, f"unreadable ({exc})") from None
         return meta
+
+
+def tensor_header(fh) -> dict:
+    """name -> (safetensors dtype, shape) of every tensor in an open safetensors file, read
+    from its header (no tensor data)."""
+    header = {}
+    for name in fh.keys():
+        view = fh.get_slice(name)
+        header[name] = (view.get_dtype(), list(view.get_shape()))
+    return header
+
+
+def save_safetensors(tensors: dict, path, metadata: dict) -> Path:
+    """Write a safetensors file atomically: the final name appears only when the file is
+    complete, with the permissions of any new file (0666 less the umask); a temporary file a
+    killed save of the same name left behind is removed first (:mod:`memo_model.partial_files`)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(path.parent, partial_pattern(path))     # left by a killed save of this file
+    work, lock = create_partial_dir(path)
+    try:
+        tmp = work / path.name
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, new_file_mode(work))      # safetensors 0.8 writes 0600 (a tempfile it renames)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        release(lock)
+    return path

@@ -61,7 +61,7 @@ class RenderResult:
     height: int
 
 
-def _malloc_trim():
+def malloc_trim():
     """glibc's malloc_trim, or None. Each clip allocates and frees frames, latents and encoder
     buffers from several threads' malloc arenas; without trimming, the freed pieces stay mapped
     and the peak RSS creeps up with the video's length (256x256: +57 MiB over 10 min; trimmed
@@ -185,7 +185,7 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
 
     writer = new_writer()
     pacing = CheckpointPacing(max_checkpoint_share)
-    trim = _malloc_trim()
+    trim = malloc_trim()
     state, start = None, 0
     try:
         if store is not None:
