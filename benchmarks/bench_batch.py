@@ -1,6 +1,6 @@
 """Throughput of ``python -m memo_model batch`` on CPU workers, and its overhead over the single-job command.
 
-Everything runs on tiny random models (:mod:`memo_model.tiny_frontends`) at 64x64 with few steps,
+Everything runs on tiny random models (:mod:`memo_model.apps.tiny_frontends`) at 64x64 with few steps,
 so the numbers measure the batch machinery (Ray start, actors loading the models once, job
 dispatch, progress, report) against the render itself, not MEMO's real cost (a real render
 spends seconds per frame on a GPU, which makes the fixed overheads below negligible).

@@ -5,10 +5,10 @@ Each (model, duration) render runs in its own subprocess; its peak RSS is the ch
 would hand over for that duration (wav2vec features as a zero-copy window view of per-frame
 layer outputs, emotion labels, the 16 kHz waveform), then runs
 :func:`memo_model.output.render.render_video` to an mp4. ``--features disk`` writes the features to a
-feature file first and renders from it, as the command line does (``memo_model.feature_file``).
+feature file first and renders from it, as the command line does (``memo_model.audio.feature_file``).
 
 Pipelines:
-* ``real``: :class:`memo_model.MemoPipeline` on random weights from :mod:`memo_model.tiny`:
+* ``real``: :class:`memo_model.MemoPipeline` on random weights from :mod:`memo_model.apps.tiny`:
   ``tiny`` (widths 32..96) at 64x64 and ``small`` (widths 64..192) at 256x256.
   Few steps (``--steps``, default 2) because only memory is measured.
 * ``fake``: a constant-cost stand-in honouring the pipeline contract (frames from the state),
@@ -107,8 +107,8 @@ def child(args) -> None:
     import numpy as np
     import torch
 
-    from memo_model.audio.wav2vec import window_view
-    from memo_model.output.render import RenderSettings, render_video
+    from memo_model.audio.windows import window_view
+    from memo_model.output.render import RenderInputs, RenderSettings, render_video
 
     torch.manual_seed(0)
     size = SIZES[args.model]
@@ -143,9 +143,9 @@ def child(args) -> None:
     rss_ready = _vm("VmRSS")
     _reset_peak()
     start = time.monotonic()
-    result = render_video(pipe, reference=reference, face_embedding=embedding, audio_features=features,
-                          num_frames=num_frames, emotion=emotion, audio=audio, sample_rate=SR,
-                          output=args.output, settings=settings, resume=args.resume)
+    inputs = RenderInputs(reference=reference, face_embedding=embedding, audio_features=features,
+                          num_frames=num_frames, emotion=emotion, audio=audio, sample_rate=SR)
+    result = render_video(pipe, inputs, args.output, settings=settings, resume=args.resume)
     seconds = time.monotonic() - start
     print(json.dumps({"frames": result.num_frames, "clips": result.num_clips, "render_s": round(seconds, 1),
                       "rss_before_render_mib": round(rss_ready / 1024, 1),

@@ -70,7 +70,8 @@ def _all_weight_bytes(module) -> int:
 
 
 def prepare(config: str, nets, device: str, dtype):
-    """Turn the shared random networks into this configuration (in place, in CONFIGS order)."""
+    """Turn the shared random networks into this configuration (in place, in CONFIGS order); returns
+    the memory preset. The pipeline computes on `device` in `dtype` wherever the weights are."""
     import torch
 
     from memo_model.networks.ops import CastOps, apply_operations, store_weights
@@ -82,14 +83,11 @@ def prepare(config: str, nets, device: str, dtype):
             if device == "cuda":
                 for p in list(net.parameters()) + list(net.buffers()):
                     p.data = p.data.pin_memory()
-            net.compute_dtype = dtype
-        nets.compute_device, nets.compute_dtype = torch.device(device), dtype
     elif config == "fp8":
         for net in (nets.reference_net, nets.diffusion_net, nets.image_proj, nets.audio_proj):
             apply_operations(net, CastOps)
             net.to(device)
             store_weights(net, torch.float8_e4m3fn, dtype)
-        nets.compute_device, nets.compute_dtype = None, None
     return "offload" if config == "partial" else "low" if config == "low" else "default"
 
 
@@ -115,7 +113,7 @@ def measure(pipe, inputs, steps: int, device: str) -> dict:
             pipe.generate(*inputs, num_inference_steps=steps, guidance_scale=3.5, seed=42)
         seconds = time.perf_counter() - start
         nets = pipe.networks
-        resident = 0 if nets.compute_device is not None else sum(_all_weight_bytes(m) for m in (nets,))
+        resident = 0 if nets.device != pipe.device else sum(_all_weight_bytes(m) for m in (nets,))
         peak = tracker.peak + resident + _all_weight_bytes(pipe.vae.vae)
     return {"seconds_per_frame": round(seconds / frames, 4), "seconds": round(seconds, 2),
             "max_memory_allocated_gb": round(peak / GB, 3)}
@@ -152,7 +150,7 @@ def run_configs(args, device: str) -> tuple:
             results["configs"][config] = {"skipped": f"time budget of {args.budget} s spent"}
             continue
         preset = prepare(config, nets, device, dtype)
-        pipe = MemoPipeline(nets, codec, preset)
+        pipe = MemoPipeline(nets, codec, preset, device=device, dtype=dtype)
         entry = {"memory_preset": preset, "weights_on_device_gb": round(_weights_on_device(nets) / GB, 3)}
         entry.update(measure(pipe, inputs, steps, device))
         planned = plan(res, res, frames, 3.5, dtype_name, preset, "layer" if config == "partial" else "gpu", "A",

@@ -61,7 +61,7 @@ def run_plans(sizes, dtypes, presets, weights, args) -> list:
     import torch
 
     from memo_model.apps.memory_plan import full_size_networks, plan
-    from memo_model.networks.loading import resolve_dtype
+    from memo_model.constants import torch_dtype as resolve_dtype
 
     results = []
     for dtype in dtypes:

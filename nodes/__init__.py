@@ -1,7 +1,9 @@
 """ComfyUI nodes for MEMO (talking-head video diffusion). Heavy work lives in `memo_model`.
 
-Importing this package is cheap: torch, diffusers and ComfyUI are imported only when a node runs
-(see `host` for the ComfyUI adapter and its local fallback).
+Each node class only declares its inputs and outputs and calls one plain function (the
+`ops_*` modules, over the library's stages), so the node functions run without ComfyUI when a
+host is installed (`host`, the one place that talks to ComfyUI). Importing this package is
+cheap: torch, diffusers and ComfyUI are imported only when a node runs.
 """
 from .audio_nodes import MemoAudioEncode, MemoDetectEmotion, MemoLoadAudio
 from .face_nodes import MemoFacePrep, MemoPasteBack

@@ -1,73 +1,23 @@
-"""Audio nodes: load a voice file, wav2vec features (MEMO_AUDIO), emotion track (MEMO_EMOTION)."""
+"""Audio nodes: load a voice file, wav2vec features (MEMO_AUDIO), emotion track (MEMO_EMOTION).
+
+Declarations only; the work is nodes/ops_audio.py over the library's voice stage."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..memo_model.identity import digest, file_contents
+from ..memo_model import job
 from . import host
-from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_EMOTION_MODEL, MEMO_SEPARATOR, MEMO_WAV2VEC, MemoAudio
+from .ops_audio import (
+    audio_file_identity,
+    check_audio_file,
+    detect_emotion_track,
+    encode_audio,
+    load_audio_file,
+)
+from .values import MEMO_AUDIO, MEMO_EMOTION, MEMO_EMOTION_MODEL, MEMO_SEPARATOR, MEMO_WAV2VEC
 
 CATEGORY = "MEMO/audio"
 
 _AUDIO_TIP = "Voice track as core AUDIO (from MemoLoadAudio or core LoadAudio); any sample rate and channel count."
 
-
-# --------------------------------------------------------------------------- helpers
-
-def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio") -> dict:
-    """Any audio/video file -> core AUDIO {"waveform": [1, C, N] float32, "sample_rate": int} at the
-    file's own rate and channels; `duration` 0 = to the end."""
-    import torch
-
-    from ..memo_model.audio.native import decode_native
-
-    try:
-        wave, rate = decode_native(path, float(start), float(duration))
-    except ValueError as exc:
-        raise ValueError(f"{input_name}: {exc}") from None
-    return {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
-
-
-def check_audio_dict(audio, input_name: str = "audio") -> dict:
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-        raise ValueError(f"{input_name}: expected core AUDIO (a dict with 'waveform' [B, C, N] and 'sample_rate'), "
-                         f"got {type(audio).__name__}")
-    wave = audio["waveform"]
-    if getattr(wave, "dim", lambda: 0)() != 3 or wave.shape[-1] == 0:
-        raise ValueError(f"{input_name}: AUDIO waveform must be [batch, channels, samples] with samples > 0, got "
-                         f"{tuple(getattr(wave, 'shape', ()))}")
-    if wave.shape[0] != 1:
-        raise ValueError(f"{input_name}: the AUDIO holds a batch of {wave.shape[0]} tracks; MEMO animates one voice, "
-                         "pass a single track")
-    return audio
-
-
-def load_16k(audio, input_name: str = "audio"):
-    """core AUDIO -> the official 16 kHz samples (sample-exact for 16-bit sources), not silent."""
-    from ..memo_model.audio import AudioTooLongError, load_voice
-
-    try:
-        return load_voice(check_audio_dict(audio, input_name), what=input_name)
-    except AudioTooLongError as exc:
-        raise ValueError(f"{exc}; render it in parts: MEMO Load Audio's start and duration widgets pick a "
-                         "part") from None
-
-
-def trim_audio(audio: dict, start_frame: int, num_frames: int, fps: float) -> dict:
-    """The part of AUDIO covering video frames [start, start + num) at fps, exactly num/fps seconds
-    long (zero-padded when the audio ends inside the last frame)."""
-    import torch
-
-    wave, rate = audio["waveform"], int(audio["sample_rate"])
-    s0 = int(round(start_frame * rate / fps))
-    s1 = int(round((start_frame + num_frames) * rate / fps))
-    part = wave[..., s0:s1].to(torch.float32)
-    if part.shape[-1] < s1 - s0:
-        part = torch.nn.functional.pad(part, (0, s1 - s0 - part.shape[-1]))
-    return {"waveform": part.contiguous().cpu(), "sample_rate": rate}
-
-
-# --------------------------------------------------------------------------- nodes
 
 class MemoLoadAudio:
     """Load an audio (or video) file from ComfyUI's input folder as core AUDIO."""
@@ -95,34 +45,16 @@ class MemoLoadAudio:
     DESCRIPTION = "Loads any audio file (PyAV decoder, no ffmpeg binary needed), optionally a time range."
 
     def load(self, start=0.0, duration=0.0, audio=""):
-        path = host.resolve_input_file(audio)
-        return (decode_audio_file(path, float(start), float(duration), input_name="audio"),)
+        return (load_audio_file(audio, start, duration),)
 
     @classmethod
     def IS_CHANGED(cls, start=0.0, duration=0.0, audio=""):
-        # the content, not the mtime: re-uploading the same file (API clients do) keeps the cache
-        try:
-            return digest(file_contents(host.resolve_input_file(audio)), float(start), float(duration))
-        except (OSError, ValueError):
-            return f"missing:{audio}"
+        return audio_file_identity(audio, start, duration)
 
     @classmethod
     def VALIDATE_INPUTS(cls, audio):
         # only `audio` is named here, so ComfyUI still checks start/duration against their min/max
-        if audio is None:          # linked from another node: checked when the node runs
-            return True
-        try:
-            path = host.resolve_input_file(audio)
-        except ValueError as exc:
-            return f"audio: {exc}"
-        if not path.is_file():
-            return f"audio: file '{audio}' not found in the input folder"
-        return True
-
-
-# Longer audio keeps its wav2vec features in ComfyUI's temp folder, read clip by clip while sampling
-# (memo_model.feature_file; bit for bit the in-memory values).
-FEATURES_ON_DISK_SECONDS = 60.0
+        return check_audio_file(audio)
 
 
 class MemoAudioEncode:
@@ -134,14 +66,14 @@ class MemoAudioEncode:
             "required": {
                 "wav2vec": (MEMO_WAV2VEC, {"tooltip": "wav2vec2 encoder from MemoAudioModelLoader."}),
                 "audio": ("AUDIO", {"tooltip": _AUDIO_TIP}),
-                "fps": ("INT", {"default": 30, "min": 1, "max": 60,
+                "fps": ("INT", {"default": job.DEFAULT_FPS, "min": 1, "max": 60,
                                 "tooltip": "Frames per second of the video (MEMO was trained at 30)."}),
                 "vocal_separation": ("BOOLEAN", {
                     "default": True, "label_on": "separate vocals", "label_off": "use the mix",
                     "tooltip": "Remove music and noise before wav2vec, as official MEMO always does (needs the "
                                "separator input). Off: faster, fine for clean speech."}),
                 "frames_per_clip": ("INT", {
-                    "default": 16, "min": 1, "max": 64,
+                    "default": job.DEFAULT_FRAMES_PER_CLIP, "min": 1, "max": 64,
                     "tooltip": "Pad the audio to whole clips of this many frames (use the sampler's value; 16 "
                                "is MEMO's)."}),
             },
@@ -159,40 +91,10 @@ class MemoAudioEncode:
     CATEGORY = CATEGORY
     DESCRIPTION = "Turns speech into MEMO's per-frame audio features (wav2vec2, 5-frame windows)."
 
-    def encode(self, wav2vec, audio, fps=30, vocal_separation=True, frames_per_clip=16, separator=None):
-        from ..memo_model.audio import encode_voice
-
-        a16 = load_16k(audio, "audio")
-        if vocal_separation and separator is None:
-            raise ValueError("separator: vocal_separation is on but no vocal separator is connected; connect "
-                             "MemoVocalSeparatorLoader, or switch vocal_separation off")
-        separator = separator if vocal_separation else None
-        fingerprint = digest(a16.samples, int(fps), int(frames_per_clip), wav2vec.fingerprint,
-                             separator.fingerprint if separator is not None else None)
-        to_file = None
-        if a16.duration > FEATURES_ON_DISK_SECONDS:      # 10 min: 663 MB that need not stay in memory
-            to_file = host.temp_directory() / f"memo_features_{fingerprint}.safetensors"
-            to_file.parent.mkdir(parents=True, exist_ok=True)
-        progress = host.Progress(1)
-        wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
-        features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
-                                fps=int(fps), frames_per_clip=int(frames_per_clip), to_file=to_file)
-        progress.update(1)
-        memo_audio = MemoAudio(features=features, audio=audio, fps=int(fps), frames_per_clip=int(frames_per_clip),
-                               vocal_separation=separator is not None, num_samples_16k=a16.num_samples,
-                               fingerprint=fingerprint)
-        return (memo_audio, int(features.audio_frames), float(a16.duration))
-
-
-def _wav2vec_memory(num_samples: int) -> int:
-    # conv features of 512 channels per 320 samples + a 768-wide encoder, a few copies, fp32
-    return int(num_samples / 320 * 768 * 4 * 24)
-
-
-# --------------------------------------------------------------------------- emotion
-
-OVERRIDE_NOTE = ("note: the emotion override is experimental; MEMO's public weights follow it weakly "
-                 "(memoavatar/memo#32). A reference picture that already shows the emotion works better.")
+    def encode(self, wav2vec, audio, fps=job.DEFAULT_FPS, vocal_separation=True,
+               frames_per_clip=job.DEFAULT_FRAMES_PER_CLIP, separator=None):
+        settings = job.AudioSettings(fps=fps, frames_per_clip=frames_per_clip, vocal_separation=vocal_separation)
+        return encode_audio(wav2vec, audio, settings, separator)
 
 
 class MemoDetectEmotion:
@@ -227,19 +129,4 @@ class MemoDetectEmotion:
                    "with an experimental manual override.")
 
     def detect(self, audio, emotion_model=None, override=""):
-        import torch
-
-        from ..memo_model.audio import detect_emotion
-
-        a16 = load_16k(audio, "audio")
-        detector = None
-        if emotion_model is not None:
-            detector = emotion_model.detector
-            detector.device = torch.device(emotion_model.managed.load(memory_required=_emotion_memory()))
-        labels = detect_emotion(a16, detector, override, what="override" if override.strip() else "emotion_model")
-        text = labels.timeline() + ("\n" + OVERRIDE_NOTE if "override" in labels.source else "")
-        return (labels, text)
-
-
-def _emotion_memory() -> int:
-    return int(8 * 48000 * 1024 * 4 * 6)   # a batch of 8 three-second windows through a 1024-wide transformer
+        return detect_emotion_track(audio, emotion_model, override)

@@ -30,7 +30,7 @@ def install_example_inputs(input_dir: Path | None = None) -> list[Path]:
     if os.environ.get(OPT_OUT, "").strip() not in ("", "0"):
         return []
     if input_dir is None:
-        if host.folder_paths_module() is None:
+        if not host.in_comfyui():
             return []
         input_dir = host.input_directory()
     copied = []

@@ -1,15 +1,14 @@
-"""Face nodes: portrait -> MEMO_FACE (reference + face embedding + framing), and paste-back."""
+"""Face nodes: portrait -> MEMO_FACE (reference + face embedding + framing), and paste-back.
+
+Declarations only; the work is nodes/ops_face.py over the library's face stage."""
 from __future__ import annotations
 
-import logging
+from ..memo_model import job
+from .ops_face import paste_back_frames, prepare_face_node
+from .values import MEMO_FACE, MEMO_FACE_MODEL
 
-from ..memo_model.identity import digest
-from . import host
-from .values import MEMO_FACE, MEMO_FACE_MODEL, MemoFace
-
-logger = logging.getLogger("memo.nodes")
 CATEGORY = "MEMO/face"
-MODES = ["crop", "resize"]
+MODES = list(job.FRAMING_MODES)
 
 
 class MemoFacePrep:
@@ -25,11 +24,11 @@ class MemoFacePrep:
                              "crop: a box around the face with the output's aspect ratio (no distortion; "
                              "MemoPasteBack puts the video back into the full picture). resize: the official "
                              "MEMO behaviour, the whole picture squashed to width x height."}),
-            "width": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8,
+            "width": ("INT", {"default": job.DEFAULT_SIZE, "min": 64, "max": 2048, "step": 8,
                               "tooltip": "Generated width (multiple of 8). MEMO's weights were trained at 512."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8,
+            "height": ("INT", {"default": job.DEFAULT_SIZE, "min": 64, "max": 2048, "step": 8,
                                "tooltip": "Generated height (multiple of 8). MEMO's weights were trained at 512."}),
-            "crop_scale": ("FLOAT", {"default": 2.0, "min": 1.0, "max": 8.0, "step": 0.05,
+            "crop_scale": ("FLOAT", {"default": job.DEFAULT_CROP_SCALE, "min": 1.0, "max": 8.0, "step": 0.05,
                                      "tooltip": "crop mode: the crop's shorter side is this many times the face "
                                                 "box's longer side (larger = more shoulders and background)."}),
             "offset_y": ("FLOAT", {"default": 0.0, "min": -2.0, "max": 2.0, "step": 0.05,
@@ -43,7 +42,8 @@ class MemoFacePrep:
                                           "tooltip": "When no face is found: error (default), or go on with the "
                                                      "official zero face embedding (crop mode then frames the "
                                                      "whole picture as in resize mode)."}),
-            "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 0.99, "step": 0.01,
+            "detection_threshold": ("FLOAT", {"default": job.DEFAULT_DETECTION_THRESHOLD, "min": 0.01, "max": 0.99,
+                                              "step": 0.01,
                                               "tooltip": "Minimum face-detector score (0.5 is InsightFace's and "
                                                          "MEMO's). Lower it when a real face is missed (small, "
                                                          "turned or dark faces); raise it to skip false faces."}),
@@ -58,68 +58,12 @@ class MemoFacePrep:
     CATEGORY = CATEGORY
     DESCRIPTION = "Detects and embeds the face and frames the portrait for MEMO."
 
-    def prepare(self, face_model, image, mode="crop", width=512, height=512, crop_scale=2.0, offset_y=0.0,
-                face_index=0, allow_no_face=False, detection_threshold=0.5):
-        from ..memo_model.face import NoFaceError, embedding_tensor, frame_portrait
-        from ..memo_model.face.images import to_rgb_uint8
-
-        if mode not in MODES:
-            raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-        if getattr(image, "dim", lambda: 0)() != 4 or image.shape[0] < 1:
-            shape = tuple(getattr(image, "shape", ()))
-            raise ValueError(f"image: expected IMAGE [batch, height, width, 3], got {shape}")
-        try:
-            rgb = to_rgb_uint8(image[:1], name="image", batch_index=0)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"image: {exc}") from exc
-        threshold = float(detection_threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"detection_threshold: must be between 0 and 1, got {threshold}")
-        try:
-            face = face_model.analyzer.get_face(rgb, index=int(face_index), allow_no_face=bool(allow_no_face),
-                                                det_thresh=threshold)
-        except NoFaceError:
-            # name the widgets that exist on this node, not the library's parameters
-            raise ValueError(f"image: no face found in the {rgb.shape[1]}x{rgb.shape[0]} portrait at "
-                             f"detection_threshold {threshold:.2f}; use a clearer frontal photo, lower "
-                             "detection_threshold, or switch allow_no_face on (MEMO then animates with a zero "
-                             "face embedding)") from None
-        except IndexError as exc:
-            raise ValueError(f"face_index: {exc}") from exc
-        used_mode = mode
-        notes = []
-        if face is not None:
-            from ..memo_model.checks.preflight import small_face_warning
-
-            small = small_face_warning(face.bbox)
-            if small:
-                notes.append(f"warning: {small}")
-                logger.warning("MEMO: %s", small)
-        if face is None:
-            notes.append("no face found: zero face embedding (allow_no_face)")
-            if mode == "crop":
-                used_mode = "resize"
-                notes.append("crop needs a face, so the whole picture is framed as in resize mode")
-            logger.warning("MEMO: %s", "; ".join(notes))
-        try:
-            reference, framing = frame_portrait(rgb, face, mode=used_mode, size=(int(width), int(height)),
-                                                scale=float(crop_scale), offset_y=float(offset_y))
-        except ValueError as exc:
-            raise ValueError(f"crop_scale/offset_y: {exc}") from exc
-        embedding = embedding_tensor(face)
-        h0, w0 = rgb.shape[:2]
-        info = [f"picture {w0}x{h0}, generated {int(width)}x{int(height)}, mode {used_mode}"]
-        if face is not None:
-            box = ", ".join(f"{v:.0f}" for v in face.bbox)
-            info.append(f"face #{int(face_index)}: box ({box}), score {face.score:.3f} "
-                        f"(detection_threshold {threshold:.2f})")
-        info.append(f"framing box {tuple(int(v) for v in framing.box)}")
-        info += notes
-        memo_face = MemoFace(reference=reference, embedding=embedding, framing=framing, face_found=face is not None,
-                             image_size=(w0, h0), mode=used_mode, fingerprint=digest(reference, embedding),
-                             face=face)
-        preview = ((reference[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1)[None].contiguous()
-        return (memo_face, preview.to(host.intermediate_device()), "\n".join(info))
+    def prepare(self, face_model, image, mode="crop", width=job.DEFAULT_SIZE, height=job.DEFAULT_SIZE,
+                crop_scale=job.DEFAULT_CROP_SCALE, offset_y=0.0, face_index=0, allow_no_face=False,
+                detection_threshold=job.DEFAULT_DETECTION_THRESHOLD):
+        return prepare_face_node(face_model, image, job.FramingSettings(
+            mode=mode, width=width, height=height, crop_scale=crop_scale, offset_y=offset_y, face_index=face_index,
+            detection_threshold=detection_threshold, allow_no_face=allow_no_face))
 
 
 class MemoPasteBack:
@@ -130,7 +74,7 @@ class MemoPasteBack:
         return {"required": {
             "images": ("IMAGE", {"tooltip": "Frames from MemoSampler (the generated size)."}),
             "face": (MEMO_FACE, {"tooltip": "The MEMO_FACE the frames were generated from (its framing)."}),
-            "feather": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.5, "step": 0.01,
+            "feather": ("FLOAT", {"default": job.DEFAULT_FEATHER, "min": 0.0, "max": 0.5, "step": 0.01,
                                   "tooltip": "Width of the soft blend at the crop edges, as a fraction of the "
                                              "crop's shorter side (edges at the picture border stay hard)."}),
         }}
@@ -142,22 +86,5 @@ class MemoPasteBack:
     CATEGORY = CATEGORY
     DESCRIPTION = "Puts the animated crop back into the original picture (any aspect ratio)."
 
-    def paste(self, images, face, feather=0.1):
-        import dataclasses
-
-        if face.framing is None:
-            raise ValueError("face: this MEMO_FACE has no framing to paste back into")
-        w, h = face.framing.size
-        if getattr(images, "dim", lambda: 0)() != 4 or tuple(images.shape[1:]) != (h, w, 3):
-            raise ValueError(f"images: expected frames [T, {h}, {w}, 3] (the size the face was framed for), got "
-                             f"{tuple(getattr(images, 'shape', ()))}; connect MemoSampler's frames made from this face")
-        framing = dataclasses.replace(face.framing, feather=float(feather))
-        out = []
-        bar = host.Progress(len(images))
-        step = 16
-        for i in range(0, len(images), step):
-            out.append(framing.paste_back(images[i:i + step]))
-            bar.update(min(i + step, len(images)))
-        import torch
-
-        return (torch.cat(out).to(host.intermediate_device()),)
+    def paste(self, images, face, feather=job.DEFAULT_FEATHER):
+        return (paste_back_frames(images, face, feather),)

@@ -3,29 +3,24 @@
 The VAE is not loaded here: MemoSampler takes ComfyUI's own `VAE` (core VAELoader with
 sd-vae-ft-mse, e.g. `vae-ft-mse-840000-ema-pruned.safetensors` in models/vae).
 ComfyUI caches a loader's output while its widgets stay the same, so models load once and
-survive re-queues (a new seed reloads nothing).
+survive re-queues (a new seed reloads nothing). Declarations only; the work is nodes/ops_loaders.py.
 """
 from __future__ import annotations
 
-from ..memo_model.identity import weight_files
 from . import host
 from . import model_locations as locations
-from .values import (
-    MEMO_EMOTION_MODEL,
-    MEMO_FACE_MODEL,
-    MEMO_MODELS,
-    MEMO_SEPARATOR,
-    MEMO_WAV2VEC,
-    EmotionModel,
-    FaceModel,
-    MemoModels,
-    SeparatorModel,
-    Wav2VecModel,
+from .ops_loaders import (
+    MEMORY_MODES,
+    WEIGHT_STORAGE,
+    load_emotion_model,
+    load_face_model,
+    load_memo_models,
+    load_vocal_separator,
+    load_wav2vec,
 )
+from .values import MEMO_EMOTION_MODEL, MEMO_FACE_MODEL, MEMO_MODELS, MEMO_SEPARATOR, MEMO_WAV2VEC
 
 CATEGORY = "MEMO/loaders"
-WEIGHT_STORAGE = ["default", "fp8_e4m3fn"]
-MEMORY_MODES = ["default", "low"]
 
 _DOWNLOAD_TIP = ("Download missing files from the Hugging Face hub (only the files this node needs, into the "
                  "folder shown in the error). Off: a missing file stops the run with the exact download command.")
@@ -34,16 +29,6 @@ _DOWNLOAD_TIP = ("Download missing files from the Hugging Face hub (only the fil
 def _download_input():
     return ("BOOLEAN", {"default": False, "label_on": "download if missing", "label_off": "never download",
                         "tooltip": _DOWNLOAD_TIP})
-
-
-def _named(input_name: str, fn, *args, **kwargs):
-    """Run a library loader; its errors are re-raised naming the node input they came from."""
-    try:
-        return fn(*args, **kwargs)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{input_name}: {exc}") from exc
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{input_name}: {exc}") from exc
 
 
 def _precision_input(what: str, default: str = "auto"):
@@ -89,21 +74,7 @@ class MemoModelLoader:
 
     def load(self, checkpoint, precision, download_missing=False, weights="default", memory="default",
              compile=False):
-        from ..memo_model.networks.loading import load_networks
-
-        if weights not in WEIGHT_STORAGE:
-            raise ValueError(f"weights: {weights!r} is not one of {', '.join(WEIGHT_STORAGE)}")
-        if memory not in MEMORY_MODES:
-            raise ValueError(f"memory: {memory!r} is not one of {', '.join(MEMORY_MODES)}")
-        folder = locations.ensure("memo", checkpoint, download_missing, input_name="checkpoint")
-        dtype = host.resolve_precision(precision, host.torch_device())
-        nets = _named("checkpoint", load_networks, folder, dtype=dtype, device=host.offload_device(),
-                      operations=host.layer_operations(), weight_dtype=None if weights == "default" else weights)
-        if weights != "default":  # other numbers: a state made with other weights must not continue here
-            nets.fingerprint = f"{nets.fingerprint}-{weights}"
-        managed = host.ManagedModel("MEMO networks", networks=nets)
-        return (MemoModels(managed=managed, folder=folder, dtype=dtype, fingerprint=nets.fingerprint, memory=memory,
-                           compile=bool(compile)),)
+        return load_memo_models(checkpoint, precision, download_missing, weights, memory, compile)
 
 
 class MemoAudioModelLoader:
@@ -128,15 +99,7 @@ class MemoAudioModelLoader:
     DESCRIPTION = "Loads the wav2vec2 speech encoder whose features drive MEMO's lips."
 
     def load(self, wav2vec, precision, download_missing=False):
-        from ..memo_model.audio import AudioEncoder
-
-        folder = locations.ensure("wav2vec", wav2vec, download_missing, input_name="wav2vec")
-        dtype = host.resolve_precision(precision, host.torch_device())
-        encoder = _named("wav2vec", AudioEncoder.from_pretrained, folder, device=host.offload_device(), dtype=dtype)
-        managed = host.ManagedModel("wav2vec2", wav2vec=encoder.model)
-        files = locations.component_files("wav2vec", folder)
-        return (Wav2VecModel(managed=managed, encoder=encoder, folder=folder,
-                             fingerprint=weight_files(files) + host.dtype_name(dtype)),)
+        return load_wav2vec(wav2vec, precision, download_missing)
 
 
 class MemoEmotionModelLoader:
@@ -163,18 +126,7 @@ class MemoEmotionModelLoader:
     DESCRIPTION = "Loads the emotion detector (emotion2vec+ features -> MEMO's emotion classifier)."
 
     def load(self, emotion2vec, classifier, precision, download_missing=False):
-        from ..memo_model.audio.emotion import EmotionDetector
-
-        e2v = locations.ensure("emotion2vec", emotion2vec, download_missing, input_name="emotion2vec")
-        root = locations.ensure("emotion_classifier", classifier, download_missing, input_name="classifier")
-        cls_dir = locations.component_path("emotion_classifier", root)
-        dtype = host.resolve_precision(precision, host.torch_device())
-        detector = _named("emotion2vec/classifier", EmotionDetector.from_pretrained, e2v, cls_dir,
-                          device=host.offload_device(), dtype=dtype)
-        managed = host.ManagedModel("emotion detector", backbone=detector.features, classifier=detector.classifier)
-        files = locations.component_files("emotion2vec", e2v) + locations.component_files("emotion_classifier", root)
-        return (EmotionModel(managed=managed, detector=detector, emotion2vec_folder=e2v, classifier_folder=cls_dir,
-                             fingerprint=weight_files(files) + host.dtype_name(dtype)),)
+        return load_emotion_model(emotion2vec, classifier, precision, download_missing)
 
 
 class MemoVocalSeparatorLoader:
@@ -197,12 +149,7 @@ class MemoVocalSeparatorLoader:
     DESCRIPTION = "Loads the vocal separator (ONNX, runs on onnxruntime; CPU unless onnxruntime-gpu is installed)."
 
     def load(self, checkpoint, download_missing=False):
-        from ..memo_model.audio.separation import VocalSeparator
-
-        root = locations.ensure("vocal_separator", checkpoint, download_missing, input_name="checkpoint")
-        path = locations.component_path("vocal_separator", root)
-        separator = _named("checkpoint", VocalSeparator.from_file, path, providers=_onnx_providers())
-        return (SeparatorModel(separator=separator, path=path, fingerprint=weight_files([path])),)
+        return load_vocal_separator(checkpoint, download_missing)
 
 
 class MemoFaceModelLoader:
@@ -226,24 +173,4 @@ class MemoFaceModelLoader:
     DESCRIPTION = "Loads the face analysis models (ONNX on onnxruntime). InsightFace models are non-commercial."
 
     def load(self, checkpoint, download_missing=False):
-        from ..memo_model.face import FaceAnalyzer
-
-        root = locations.ensure("face", checkpoint, download_missing, input_name="checkpoint")
-        folder = locations.component_path("face", root)
-        analyzer = _named("checkpoint", FaceAnalyzer.from_pretrained, folder, providers=_onnx_providers())
-        files = locations.component_files("face", root)
-        return (FaceModel(analyzer=analyzer, folder=folder, fingerprint=weight_files(files)),)
-
-
-def _onnx_providers() -> list:
-    """CUDA first when onnxruntime-gpu is installed and ComfyUI runs on an NVIDIA GPU, else CPU."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise RuntimeError("onnxruntime is required for the vocal separator and face models: "
-                           "pip install onnxruntime") from exc
-    available = set(ort.get_available_providers())
-    device = host.torch_device()
-    if getattr(device, "type", str(device)) == "cuda" and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+        return load_face_model(checkpoint, download_missing)

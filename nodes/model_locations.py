@@ -9,13 +9,13 @@ Layout (defaults; extra_model_paths.yaml can add more `memo:` folders):
     models/memo/emotion2vec_plus_large/      emotion2vec/emotion2vec_plus_large
     models/vae/vae-ft-mse-840000-ema-pruned.safetensors   (core VAELoader; sd-vae-ft-mse)
 
-A checkpoint folder laid out for the command line (`memo_model.download`: wav2vec2-base-960h/
+A checkpoint folder laid out for the command line (`memo_model.apps.download`: wav2vec2-base-960h/
 and emotion2vec_plus_large/ inside it) works too: the dropdowns find those sub-folders.
 
 Every loader follows the same rules: the dropdown lists what is on disk (plus the default folder
 name, so a fresh install can pick it and download); missing files are downloaded from the hub
 only when the node's `download_missing` switch is on, otherwise the node fails with an error that
-lists every missing file, where it goes and the exact download command (memo_model.download).
+lists every missing file, where it goes and the exact download command (memo_model.apps.download).
 Nothing is downloaded at import time.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ logger = logging.getLogger("memo.nodes")
 
 @dataclass(frozen=True)
 class Kind:
-    component: str          # memo_model.download component name
+    component: str          # memo_model.apps.download component name
     default: str            # default folder name under models/memo/
     marker: str             # a file whose presence makes a folder show up in the dropdown
     in_checkpoint: bool     # the files sit inside a MEMO checkpoint folder (misc/...)
@@ -102,7 +102,7 @@ def locate(name: str, choice: str) -> Path:
 
 
 def _root_and_locations(name: str, folder: Path):
-    """memo_model.download arguments for one component whose dropdown folder is `folder`."""
+    """memo_model.apps.download arguments for one component whose dropdown folder is `folder`."""
     k = kind(name)
     if k.in_checkpoint:
         return folder, None

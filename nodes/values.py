@@ -6,11 +6,12 @@ inputs as the run it continues.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..memo_model.constants import SAMPLE_RATE
+from ..memo_model.generation.continuation import CarriedState  # MEMO_STATE (the library's value, as it is)
 
 # custom socket types (all prefixed so nothing collides with core or other packs)
 MEMO_MODELS = "MEMO_MODELS"
@@ -20,7 +21,7 @@ MEMO_SEPARATOR = "MEMO_SEPARATOR"
 MEMO_FACE_MODEL = "MEMO_FACE_MODEL"
 MEMO_AUDIO = "MEMO_AUDIO"
 MEMO_EMOTION = "MEMO_EMOTION"        # memo_model.audio.emotion.EmotionLabels, passed as it is
-MEMO_FACE = "MEMO_FACE"
+MEMO_FACE = "MEMO_FACE"            # memo_model.face.prepare.PreparedFace, passed as it is
 MEMO_STATE = "MEMO_STATE"
 
 
@@ -68,7 +69,7 @@ class EmotionModel:
 class SeparatorModel:
     """MEMO_SEPARATOR: the MDX-Net vocal separator (onnxruntime, Kim_Vocal_2.onnx)."""
 
-    separator: Any               # memo_model.vocal_separation.VocalSeparator
+    separator: Any               # memo_model.audio.separation.VocalSeparator
     path: Path
     fingerprint: str
 
@@ -110,53 +111,6 @@ class MemoAudio:
         return self.num_samples_16k / SAMPLE_RATE
 
 
-@dataclass
-class MemoFace:
-    """MEMO_FACE: the reference picture MEMO animates, its face embedding and the framing.
-
-    reference: [1, 3, H, W] float in [-1, 1]; embedding: [1, 512] (zeros when no face was
-    found and that was allowed); framing: memo_model.framing object able to paste generated
-    frames back into the original picture (None for plain resize without paste-back).
-    """
-
-    reference: Any
-    embedding: Any
-    framing: Any
-    face_found: bool
-    image_size: tuple            # (width, height) of the original picture
-    mode: str
-    fingerprint: str
-    face: Any = None
-
-    @property
-    def size(self) -> tuple:
-        """(width, height) of the generated video."""
-        return int(self.reference.shape[-1]), int(self.reference.shape[-2])
-
-
-@dataclass
-class CarriedState:
-    """MEMO_STATE: memo_model MemoState plus where this video stands.
-
-    info keys: frames_done (frames of the current audio already generated), audio (the
-    MEMO_AUDIO fingerprint), audio_frames (its length in frames), face (MEMO_FACE
-    fingerprint), fps, frames_per_clip, steps, cfg, padded_tail (frames generated past the
-    end of the audio in the last clip), chunks (queue runs so far).
-    """
-
-    state: Any
-    info: dict = field(default_factory=dict)
-
-    @property
-    def frames_done(self) -> int:
-        return int(self.info.get("frames_done", 0))
-
-    @property
-    def finished_audio(self) -> bool:
-        return self.frames_done >= int(self.info.get("audio_frames", 0)) > 0
-
-    def describe(self) -> str:
-        i = self.info
-        return (f"MEMO state: {i.get('frames_done', 0)} of {i.get('audio_frames', '?')} frames of the audio done "
-                f"({self.state.clip_index} clips, {i.get('chunks', 0)} runs), {i.get('fps', '?')} fps, "
-                f"{self.state.settings.get('width', '?')}x{self.state.settings.get('height', '?')}")
+__all__ = ["MEMO_MODELS", "MEMO_WAV2VEC", "MEMO_EMOTION_MODEL", "MEMO_SEPARATOR", "MEMO_FACE_MODEL", "MEMO_AUDIO",
+           "MEMO_EMOTION", "MEMO_FACE", "MEMO_STATE", "MemoModels", "Wav2VecModel", "EmotionModel", "SeparatorModel",
+           "FaceModel", "MemoAudio", "CarriedState"]

@@ -1,101 +1,12 @@
-"""MemoVideoCombine: IMAGE frames + AUDIO + fps -> mp4 (H.264 + AAC via PyAV) in the output folder."""
+"""MemoVideoCombine: IMAGE frames + AUDIO + fps -> mp4 (H.264 + AAC via PyAV) in the output folder.
+
+Declarations only; the work is nodes/ops_video.py."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-from . import host
+from ..memo_model.job import DEFAULT_CRF
+from .ops_video import combine_video
 
 CATEGORY = "MEMO"
-WRITE_BATCH = 32
-
-
-def _prefix_target(filename_prefix: str) -> tuple[Path, Path, str]:
-    """(output folder, folder the prefix points into (created), file name part)."""
-    prefix = (filename_prefix or "").strip().replace("\\", "/")
-    if not prefix:
-        raise ValueError("filename_prefix: empty; write a prefix such as 'MEMO/memo'")
-    out = host.output_directory()
-    full = host.safe_join(out, prefix, what="filename_prefix")
-    folder, name = full.parent, full.name
-    if not name or name.startswith("."):
-        raise ValueError(f"filename_prefix: {filename_prefix!r} needs a file name part (e.g. 'MEMO/memo')")
-    folder.mkdir(parents=True, exist_ok=True)
-    return out, folder, name
-
-
-def _counter_pattern(name: str):
-    return re.compile(re.escape(name) + r"_(\d+)_")
-
-
-def _described(out: Path, path: Path) -> tuple[Path, str, str]:
-    folder = path.parent
-    return path, (folder.relative_to(out).as_posix() if folder != out else ""), path.name
-
-
-def next_video_path(filename_prefix: str, suffix: str = ".mp4") -> tuple[Path, str, str]:
-    """ComfyUI's naming: <output>/<sub>/<name>_00001_.mp4 with the next free counter.
-
-    Returns (path, subfolder, filename); prefixes that leave the output folder are refused.
-    Counters of unfinished renders (``<name>_00007_.mp4.memo-resume``) count as used."""
-    from ..memo_model.partial_files import remove_abandoned
-
-    out, folder, name = _prefix_target(filename_prefix)
-    # hidden partial files of this prefix that a killed render left (never a live render's)
-    remove_abandoned(folder, rf"\.{re.escape(name)}_\d+_\.partial{re.escape(suffix)}")
-    pattern = _counter_pattern(name)
-    counters = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
-    counter = max(counters, default=0) + 1
-    return _described(out, folder / f"{name}_{counter:05d}_{suffix}")
-
-
-def unfinished_video_paths(filename_prefix: str, suffix: str = ".mp4") -> list[tuple[Path, str, str]]:
-    """Outputs of this prefix that an interrupted render left a checkpoint for, newest first."""
-    from ..memo_model.output.render import RESUME_SUFFIX
-
-    out, folder, name = _prefix_target(filename_prefix)
-    pattern = _counter_pattern(name)
-    found = []
-    for p in folder.iterdir():
-        ending = suffix + RESUME_SUFFIX
-        m = pattern.fullmatch(p.name[:-len(ending)]) if p.name.endswith(ending) else None
-        target = folder / p.name[:-len(RESUME_SUFFIX)]
-        if m and p.is_dir() and not target.exists():
-            found.append((int(m.group(1)), target))
-    return [_described(out, target) for _, target in sorted(found, reverse=True)]
-
-
-def prepare_mux_audio(audio: dict, num_frames: int, fps: float):
-    """core AUDIO -> (float32 [C<=2, S] numpy, AAC-compatible rate), cut to the video's duration."""
-    import numpy as np
-
-    from ..memo_model.output.media import AAC_SAMPLE_RATES
-    from .audio_nodes import check_audio_dict
-
-    check_audio_dict(audio, "audio")
-    wave = audio["waveform"][0].detach().to("cpu").float().numpy()
-    rate = int(audio["sample_rate"])
-    if wave.shape[0] > 2:
-        wave = wave.mean(axis=0, keepdims=True)
-    if rate not in AAC_SAMPLE_RATES:
-        wave, rate = _resample(wave, rate, 48000), 48000
-    keep = int(round(num_frames * rate / fps))
-    wave = wave[:, :keep]
-    if not np.isfinite(wave).all():
-        raise ValueError("audio: the waveform contains NaN or infinite samples")
-    return np.ascontiguousarray(wave, dtype=np.float32), rate
-
-
-def _resample(wave, rate: int, target: int):
-    import av
-    import numpy as np
-
-    layout = "mono" if wave.shape[0] == 1 else "stereo"
-    res = av.AudioResampler(format="fltp", layout=layout, rate=target)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave, dtype=np.float32), format="fltp", layout=layout)
-    frame.sample_rate = rate
-    chunks = [f.to_ndarray() for f in res.resample(frame)] + [f.to_ndarray() for f in res.resample(None)]
-    return np.concatenate(chunks, axis=1) if chunks else np.zeros((wave.shape[0], 0), np.float32)
 
 
 def mp4_inputs() -> dict:
@@ -104,18 +15,9 @@ def mp4_inputs() -> dict:
         "filename_prefix": ("STRING", {"default": "MEMO/memo", "tooltip":
                                        "Output file prefix inside the output folder; '/' makes sub-folders. A "
                                        "counter is added: MEMO/memo_00001_.mp4."}),
-        "crf": ("INT", {"default": 18, "min": 0, "max": 51,
+        "crf": ("INT", {"default": DEFAULT_CRF, "min": 0, "max": 51,
                         "tooltip": "H.264 quality: lower = better and bigger (18 is visually lossless)."}),
     }
-
-
-def video_output(path: Path):
-    """Core VIDEO (VideoFromFile) where this ComfyUI has it, else None."""
-    try:
-        from comfy_api.input_impl import VideoFromFile
-    except ImportError:
-        return None
-    return VideoFromFile(str(path))
 
 
 class MemoVideoCombine:
@@ -145,30 +47,5 @@ class MemoVideoCombine:
     DESCRIPTION = ("Encodes H.264 + AAC mp4 with PyAV (no ffmpeg binary needed); written atomically. For long "
                    "audio, MEMO Render Video samples and encodes clip by clip instead (constant memory).")
 
-    def combine(self, images, fps=30.0, filename_prefix="MEMO/memo", crf=18, audio=None):
-        from ..memo_model.output.video import Mp4Writer
-
-        if getattr(images, "dim", lambda: 0)() != 4 or images.shape[-1] != 3 or len(images) == 0:
-            raise ValueError(f"images: expected frames [T, H, W, 3] with T >= 1, got "
-                             f"{tuple(getattr(images, 'shape', ()))}")
-        fps = float(fps)
-        if not fps > 0:
-            raise ValueError(f"fps: must be positive, got {fps}")
-        n = int(images.shape[0])
-        wave, rate = (None, None) if audio is None else prepare_mux_audio(audio, n, fps)
-        if wave is not None and wave.shape[1] == 0:
-            wave, rate = None, None
-        path, subfolder, filename = next_video_path(filename_prefix)
-        from .checks import check_video_output  # noqa: PLC0415
-
-        check_video_output(path, num_frames=n, fps=fps, frame_wh=(images.shape[2], images.shape[1]))
-        bar = host.Progress(n)
-        with Mp4Writer(path, fps=fps, num_frames=n, audio=wave, sample_rate=rate, crf=int(crf)) as writer:
-            for i in range(0, n, WRITE_BATCH):
-                host.check_interrupt()
-                writer.write(images[i:i + WRITE_BATCH].detach().to("cpu"))
-                bar.update(min(i + WRITE_BATCH, n))
-        preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
-                   "frame_rate": fps}
-        return {"ui": {"images": [preview], "animated": [True]},
-                "result": (str(path), video_output(path))}
+    def combine(self, images, fps=30.0, filename_prefix="MEMO/memo", crf=DEFAULT_CRF, audio=None):
+        return combine_video(images, fps, filename_prefix, crf, audio)

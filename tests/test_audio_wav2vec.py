@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from memo_model.audio import Audio16k, AudioEncoder, AudioFeatures
 from memo_model.audio import wav2vec as w2v
+from memo_model.audio.windows import window_view
 from memo_testing.audio_fakes import save_tiny, speechy
 
 
@@ -59,7 +60,7 @@ def test_matches_transformers_own_forward(encoder):
 
 def test_window_view_clamps_at_the_edges():
     per_frame = torch.arange(7 * 2 * 3, dtype=torch.float32).reshape(7, 2, 3)
-    win = w2v.window_view(per_frame)
+    win = window_view(per_frame)
     assert win.shape == (7, 5, 2, 3)
     ref = torch.stack([torch.stack([per_frame[min(max(i + k, 0), 6)] for k in range(-2, 3)]) for i in range(7)])
     assert torch.equal(win, ref)

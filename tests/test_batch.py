@@ -65,7 +65,8 @@ def single_job(tiny, out, image, audio, *options):
 # ------------------------------------------------------------------ without a cluster
 
 def test_importing_the_cli_and_the_node_pack_does_not_import_ray():
-    code = ("import sys, importlib.util as u; import memo_model.apps.cli, memo_model.apps.job, memo_model.render; "
+    code = ("import sys, importlib.util as u; "
+            "import memo_model.apps.cli, memo_model.apps.runner, memo_model.output.render; "
             f"s = u.spec_from_file_location('memo_pack', r'{REPO / '__init__.py'}', "
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); "
             "sys.modules['memo_pack'] = m; s.loader.exec_module(m); "
@@ -103,18 +104,21 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
     jobs_file = write_jsonl(jobs_dir / "jobs.jsonl", rows)
     with open(jobs_file, "a") as fh:
         fh.write("# a comment\n\n{not json\n")
-    defaults = batch_jobs.parse_defaults(["--models", str(tiny / "models"), "--steps", "3", "--paste-back"])
-    cli.fill_defaults(defaults)
+    defaults = batch_jobs.parse_defaults(["--models", str(tiny / "models"), "--steps", "3", "--paste-back",
+                                          "--download"])
+    assert defaults.machine.models == (tiny / "models").resolve() and defaults.machine.download is False
     jobs = batch_jobs.read_jobs(jobs_file, tmp_path / "out", defaults)
     assert [j.line for j in jobs] == [1, 2, 3, 4, 5, 6, 7, 10]
-    first, second = jobs[0].args, jobs[1].args
-    assert first.image == jobs_dir / "me.png" and first.audio == jobs_dir / "v.wav"
-    assert first.output == tmp_path / "out" / "me_v.mp4" and jobs[0].name == "me_v.mp4"
-    assert (first.steps, first.seed, first.size, first.paste_back, first.framing) == (3, 42, 512, True, "crop")
-    assert first.resume is True and first.download is False
-    assert (second.steps, second.seed, second.framing, second.paste_back) == (5, 7, "resize", True)
-    assert second.emotion == "sad" and first.emotion == ""
-    assert second.output == tmp_path / "out" / "x" / "seven.mp4"
+    first, second = jobs[0].job, jobs[1].job
+    assert first.picture == jobs_dir / "me.png" and first.voice == jobs_dir / "v.wav"
+    assert first.output.path == tmp_path / "out" / "me_v.mp4" and jobs[0].name == "me_v.mp4"
+    assert (first.sampling.steps, first.sampling.seed, first.framing.width, first.framing.height,
+            first.output.paste_back, first.framing.mode) == (3, 42, 512, 512, True, "crop")
+    assert first.output.resume is True
+    assert (second.sampling.steps, second.sampling.seed, second.framing.mode, second.output.paste_back) == \
+        (5, 7, "resize", True)
+    assert second.audio.emotion == "sad" and first.audio.emotion == ""
+    assert second.output.path == tmp_path / "out" / "x" / "seven.mp4"
     errors = [j.error for j in jobs[2:]]
     assert "line 3: models: set on the batch command line" in errors[0]
     assert "line 4: unknown field(s) stepz" in errors[1] and "frames_per_clip" in errors[1]
@@ -123,7 +127,7 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
                          "output name")
     assert errors[4].startswith("line 7: image missing")
     assert errors[5].startswith("line 10: not valid JSON")
-    assert all(j.args is None for j in jobs[2:5]) and jobs[0].error is None and jobs[1].error is None
+    assert all(j.job is None for j in jobs[2:5]) and jobs[0].error is None and jobs[1].error is None
 
     csv_file = jobs_dir / "jobs.csv"
     csv_file.write_text("image,audio,output,seed,paste_back,cfg\n"
@@ -131,8 +135,8 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
                         "me.png,v.wav,b.mp4,9,,2.5\n"
                         "me.png,v.wav,c.mp4,1,maybe,\n")
     a, b, c = batch_jobs.read_jobs(csv_file, tmp_path / "out", defaults)
-    assert (a.args.seed, a.args.paste_back, a.args.cfg) == (42, False, 3.5)      # empty cell: default
-    assert (b.args.seed, b.args.paste_back, b.args.cfg) == (9, True, 2.5)
+    assert (a.job.sampling.seed, a.job.output.paste_back, a.job.sampling.cfg) == (42, False, 3.5)  # empty: default
+    assert (b.job.sampling.seed, b.job.output.paste_back, b.job.sampling.cfg) == (9, True, 2.5)
     assert c.error == "line 4: paste_back: 'maybe' is not true or false"
 
     missing = write_jsonl(tmp_path / "one.jsonl", [{"image": str(jobs_dir / "me.png"), "audio": "v.wav"}])

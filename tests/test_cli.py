@@ -14,7 +14,8 @@ from memo_testing.audio_fakes import write_wav
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
-           "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--dtype", "--device",
+           "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--initial-past-frames", "--dtype",
+           "--device",
            "--no-vocal-separation", "--emotion", "--memory", "--resume", "--download", "--tiny-demo",
            "--det-threshold", "--allow-no-face", "--max-audio-minutes"]
 
@@ -108,10 +109,10 @@ def test_bad_emotion_override_names_the_option(tmp_path, capsys, tiny_models):
 
 def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_models):
     """--emotion NAME (an override from 0 s): every frame gets that label and the emotion models are not needed."""
+    import dataclasses
     import shutil
-    from argparse import Namespace
 
-    from memo_model.apps import job
+    from memo_model.apps import options, runner
     from memo_model.networks.projections import EMOTION_NAMES
 
     models = tmp_path / "models"
@@ -122,16 +123,16 @@ def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_m
     code, err = run_cli(argv + ["--emotion", "Loud"], capsys)
     assert code == 2 and "--emotion: unknown emotion 'loud'; use one of angry, disgusted" in err
     args = cli.build_parser().parse_args([str(a) for a in argv + ["--emotion", " SAD"]])
-    cli.fill_defaults(args)
-    assert job.check_options(args) == []
-    assert job.required_components(args) == ["memo", "face", "vae", "wav2vec", "vocal_separator"]
-    where = job.ensure_models(args, job.required_components(args))              # no emotion models
-    inputs = job._prepare_inputs(args, where, __import__("torch").device("cpu"), tmp_path / "f.safetensors")
-    assert inputs["emotion"].tolist() == [EMOTION_NAMES.index("sad")] * 16
+    job, machine = options.job_from_args(args), options.machine_from_args(args)
+    assert runner.check_job(job) == []
+    assert runner.required_components(job) == ["memo", "face", "vae", "wav2vec", "vocal_separator"]
+    where = runner.ensure_models(machine, runner.required_components(job))              # no emotion models
+    inputs, _face = runner.prepare_inputs(job, where, __import__("torch").device("cpu"), tmp_path / "f.safetensors")
+    assert inputs.emotion.tolist() == [EMOTION_NAMES.index("sad")] * 16
     assert "emotion:  SAD (--emotion; experimental)" in capsys.readouterr().err
-    plain = Namespace(**{**vars(args), "emotion": ""})
-    assert job._inputs_fingerprint(args, where) != job._inputs_fingerprint(plain, where)
-    assert "emotion2vec" in job.required_components(plain)
+    plain = dataclasses.replace(job, audio=dataclasses.replace(job.audio, emotion=""))
+    assert runner.inputs_fingerprint(job, where) != runner.inputs_fingerprint(plain, where)
+    assert "emotion2vec" in runner.required_components(plain)
 
 
 def test_tiny_demo_refuses_real_model_options(capsys, tmp_path):

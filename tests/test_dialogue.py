@@ -18,7 +18,7 @@ from memo_model.audio.voices import FULL_SCALE, VoiceProblems, VoiceSource, load
 from memo_model.face.selection import FaceChoice, FaceSelectionError, choose_face
 from memo_model.output.dialogue import DialogueCheckpoint, composite_clip, render_dialogue
 from memo_model.output.media import to_uint8
-from memo_model.output.render import RenderSettings, render_video, resume_dir_for
+from memo_model.output.render import RenderInputs, RenderSettings, render_video, resume_dir_for
 from memo_model.output.video import Mp4Writer
 
 SIZE = 64
@@ -66,9 +66,10 @@ def roi(framing):
 def single_render(demo, inputs, k, out, settings=SETTINGS):
     """Face k alone, as a single-face render of its crop (same voice features, emotion, seed)."""
     face, frames = inputs.faces[k], []
-    render_video(demo["pipeline"], reference=face.reference, face_embedding=face.face_embedding,
-                 audio_features=face.audio_features, num_frames=inputs.num_frames, emotion=face.emotion,
-                 audio=inputs.audio, sample_rate=inputs.sample_rate, output=out,
+    render_video(demo["pipeline"], RenderInputs(reference=face.reference, face_embedding=face.face_embedding,
+                                                audio_features=face.audio_features, num_frames=inputs.num_frames,
+                                                emotion=face.emotion, audio=inputs.audio,
+                                                sample_rate=inputs.sample_rate), out,
                  settings=dataclasses.replace(settings, seed=settings.seed + k), paste_back=face.framing.paste_back,
                  on_clip=collect(frames))
     return np.concatenate(frames)

@@ -6,7 +6,7 @@ import torch
 
 from memo_model.audio import AudioEncoder, AudioFeatures
 from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
-from memo_model.audio.wav2vec import window_view
+from memo_model.audio.windows import window_view
 from memo_model.identity import digest
 from memo_testing.audio_fakes import save_tiny, speechy
 
@@ -73,7 +73,7 @@ def test_render_reads_features_from_disk_identically(encoder, tmp_path):
     """render_video with disk-backed features writes the same mp4 as with features in memory."""
     from test_render import SETTINGS, FakePipeline
 
-    from memo_model.output.render import render_video
+    from memo_model.output.render import RenderInputs, render_video
 
     wave = speechy(16000)
     memory = encoder.encode(wave, fps=30, frames_per_clip=4)
@@ -82,10 +82,10 @@ def test_render_reads_features_from_disk_identically(encoder, tmp_path):
     inputs = dict(reference=torch.rand(1, 3, 32, 32, generator=g) * 2 - 1, face_embedding=torch.randn(1, 512),
                   num_frames=memory.audio_frames, emotion=torch.randint(0, 9, (memory.num_frames,), generator=g),
                   audio=wave, sample_rate=16000)
-    a = render_video(FakePipeline(), output=tmp_path / "a.mp4", settings=SETTINGS, audio_features=memory.windows,
-                     **inputs)
-    b = render_video(FakePipeline(), output=tmp_path / "b.mp4", settings=SETTINGS, audio_features=disk.windows,
-                     resume=True, **inputs)
+    a = render_video(FakePipeline(), RenderInputs(audio_features=memory.windows, **inputs), tmp_path / "a.mp4",
+                     settings=SETTINGS)
+    b = render_video(FakePipeline(), RenderInputs(audio_features=disk.windows, **inputs), tmp_path / "b.mp4",
+                     settings=SETTINGS, resume=True)
     assert a.num_frames == b.num_frames == 30
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     np.testing.assert_array_equal(memory.windows[:], disk.windows[:])

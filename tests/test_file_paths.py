@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import save_file
 from test_render import FPC, SETTINGS, Crash, FakePipeline, crash_at, make_inputs, render
 
-from memo_model.apps import batch_jobs, cli
+from memo_model.apps import batch_jobs
 from memo_model.checks.paths import UnsafeName, check_relative_name, file_in_folder
 from memo_model.output.render import resume_dir_for
 from memo_model.output.resume import MANIFEST, checkpoint_matches
@@ -195,7 +195,6 @@ def test_batch_output_names_stay_in_the_output_folder(tmp_path):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     defaults = batch_jobs.parse_defaults(["--models", str(tmp_path / "models")])
-    cli.fill_defaults(defaults)
     got = batch_jobs.read_jobs(jobs, tmp_path / "out", defaults)
     assert [j.error for j in got] == [
         "line 1: output: 'x\\x00.mp4' contains a NUL or control character; give a name inside the output "
@@ -206,7 +205,7 @@ def test_batch_output_names_stay_in_the_output_folder(tmp_path):
         "inside the output folder, not a path",
         "line 4: audio 'a\\x00.wav' contains a NUL character",
         None]
-    assert got[4].args.output == tmp_path / "out" / "sub" / "ok.mp4"
+    assert got[4].job.output.path == tmp_path / "out" / "sub" / "ok.mp4"
 
 
 # --------------------------------------------------------------------------- MEMO State Carry files

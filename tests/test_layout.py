@@ -19,7 +19,7 @@ def library_modules():
 
 def test_no_private_names_cross_modules():
     crossing = []
-    for path in library_modules() + sorted((REPO / "nodes").glob("*.py")):
+    for path in library_modules() + sorted((REPO / "nodes").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
                 crossing += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names

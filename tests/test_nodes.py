@@ -15,6 +15,7 @@ import torch
 
 import memo_pack_testlib as lib
 from memo_testing.pack import load_pack
+from memo_testing.standin_host import STANDIN, MemoInterrupted
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,8 +61,8 @@ def pack(tmp_path_factory):
         ns.face, ns.reference, ns.face_info = M["MemoFacePrep"]().prepare(
             ns.face_model, ns.image, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
     yield ns
-    host.set_local_progress_hook(None)
-    host.clear_interrupt()
+    STANDIN.set_progress_hook(None)
+    STANDIN.clear_interrupt()
     torch.set_num_threads(threads)
     mp.undo()
 
@@ -139,8 +140,8 @@ def test_import_is_cheap_and_registers_nothing_heavy():
 
 
 def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
-    from memo_pack.nodes.audio_nodes import decode_audio_file
     from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
+    from memo_pack.nodes.ops_audio import decode_audio_file
 
     sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
     assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
@@ -191,9 +192,9 @@ def test_audio_encode_and_emotion(pack):
 
 @pytest.mark.slow
 def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypatch):
-    from memo_pack.nodes import audio_nodes
+    from memo_pack.nodes import ops_audio
 
-    monkeypatch.setattr(audio_nodes, "FEATURES_ON_DISK_SECONDS", 1.0)         # the voice is 2 s long
+    monkeypatch.setattr(ops_audio, "FEATURES_ON_DISK_SECONDS", 1.0)         # the voice is 2 s long
     with torch.inference_mode():
         long_audio, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, pack.separator)
     feats = long_audio.features
@@ -278,11 +279,11 @@ def test_end_to_end_to_mp4(pack):
     from memo_model.output.probe import probe_video, read_frames
 
     updates = []
-    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t, p)))
+    STANDIN.set_progress_hook(lambda v, t, p: updates.append((v, t, p)))
     try:
         frames, audio, fps, state = sample(pack)
     finally:
-        host.set_local_progress_hook(None)
+        STANDIN.set_progress_hook(None)
     assert tuple(frames.shape) == (16, SIZE, SIZE, 3) and frames.dtype == torch.float32
     assert 0 <= float(frames.min()) and float(frames.max()) <= 1 and float(frames.std()) > 0
     assert fps == float(FPS)
@@ -372,15 +373,15 @@ def test_interrupt_is_honoured_within_one_step(pack):
 
     def hook(value, total, preview):
         calls.append(value)
-        host.request_interrupt()
+        STANDIN.request_interrupt()
 
-    host.set_local_progress_hook(hook)
+    STANDIN.set_progress_hook(hook)
     try:
-        with pytest.raises(host.MemoInterrupted):
+        with pytest.raises(MemoInterrupted):
             sample(pack)
     finally:
-        host.set_local_progress_hook(None)
-        host.clear_interrupt()
+        STANDIN.set_progress_hook(None)
+        STANDIN.clear_interrupt()
     assert calls == [1]
 
 
@@ -406,11 +407,11 @@ def test_streaming_render_equals_sampler_pasteback_combine(pack):
         combined = Path(M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/framewise", 18, audio)["result"][0])
         crop_only = Path(M["MemoVideoCombine"]().combine(frames, fps, "MEMO/framewise", 18, audio)["result"][0])
     updates = []
-    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t, p)))
+    STANDIN.set_progress_hook(lambda v, t, p: updates.append((v, t, p)))
     try:
         result = render(pack)
     finally:
-        host.set_local_progress_hook(None)
+        STANDIN.set_progress_hook(None)
     path = Path(result["result"][0])
     assert path.parent == pack.output / "MEMO" and path.name == "stream_00001_.mp4"
     assert result["ui"]["images"][0] == {"filename": "stream_00001_.mp4", "subfolder": "MEMO", "type": "output",
@@ -434,15 +435,15 @@ def test_streaming_render_resumes_after_interrupt(pack):
 
     def stop_in_second_clip(value, total, preview):
         if value == STEPS + 1:
-            host.request_interrupt()
+            STANDIN.request_interrupt()
 
-    host.set_local_progress_hook(stop_in_second_clip)
+    STANDIN.set_progress_hook(stop_in_second_clip)
     try:
-        with pytest.raises(host.MemoInterrupted):
+        with pytest.raises(MemoInterrupted):
             render(pack, filename_prefix="MEMO/resumed")
     finally:
-        host.set_local_progress_hook(None)
-        host.clear_interrupt()
+        STANDIN.set_progress_hook(None)
+        STANDIN.clear_interrupt()
     unfinished = pack.output / "MEMO" / "resumed_00001_.mp4"
     assert not unfinished.exists() and resume_dir_for(unfinished).is_dir()
     assert not list((pack.output / "MEMO").glob("resumed_*.tmp*"))
@@ -451,11 +452,11 @@ def test_streaming_render_resumes_after_interrupt(pack):
     assert other.name == "resumed_00002_.mp4" and resume_dir_for(unfinished).is_dir()  # checkpoint kept
 
     updates = []
-    host.set_local_progress_hook(lambda v, t, p: updates.append(v))
+    STANDIN.set_progress_hook(lambda v, t, p: updates.append(v))
     try:
         path = Path(render(pack, filename_prefix="MEMO/resumed")["result"][0])
     finally:
-        host.set_local_progress_hook(None)
+        STANDIN.set_progress_hook(None)
     assert path == unfinished and not resume_dir_for(path).exists()
     assert updates == [STEPS + 1 + i for i in range(STEPS)]                 # only the second clip was generated
     assert path.read_bytes() == reference.read_bytes()
@@ -566,12 +567,12 @@ def test_download_missing_fetches_exactly_the_missing_files(pack, monkeypatch):
         M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", False)
     assert asked == []
     updates = []
-    host.set_local_progress_hook(lambda v, t, p: updates.append((v, t)))
+    STANDIN.set_progress_hook(lambda v, t, p: updates.append((v, t)))
     try:
         with torch.inference_mode():
             loaded, = M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", True)
     finally:
-        host.set_local_progress_hook(None)
+        STANDIN.set_progress_hook(None)
     assert sorted(asked) == [("facebook/wav2vec2-base-960h", "model.safetensors"),
                              ("facebook/wav2vec2-base-960h", "preprocessor_config.json")]
     assert updates[-1] == (2, 2) and loaded.folder == target

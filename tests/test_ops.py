@@ -38,10 +38,9 @@ def test_weights_on_another_device_are_cast_per_call(tiny_checkpoint, tiny_pipel
     nets = load_networks(tiny_checkpoint, operations=CastOps)
     for net in (nets.reference_net, nets.diffusion_net, nets.image_proj, nets.audio_proj):
         net.to(torch.bfloat16)
-        net.compute_dtype = torch.float32
-    nets.compute_dtype = torch.float32
     assert nets.diffusion_net.conv_in.weight.dtype == torch.bfloat16
-    frames = MemoPipeline(nets, tiny_pipeline.vae).generate(*inputs, num_inference_steps=STEPS, seed=3).frames
+    pipe = MemoPipeline(nets, tiny_pipeline.vae, dtype=torch.float32)     # the placement is the pipeline's
+    frames = pipe.generate(*inputs, num_inference_steps=STEPS, seed=3).frames
     diff = float((frames - baseline).abs().max())
     assert 0 < diff < 0.2
 

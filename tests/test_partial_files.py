@@ -160,7 +160,7 @@ def test_comfyui_names_leave_no_partial_of_a_killed_render(tmp_path, monkeypatch
     live = lock_partial(folder / ".memo_00004_.partial.mp4")
     (folder / ".other_00001_.partial.mp4").write_bytes(b"other prefix")
     try:
-        path, _, name = load_pack().nodes.video_nodes.next_video_path("MEMO/memo")
+        path, _, name = load_pack().nodes.ops_video.next_video_path("MEMO/memo")
         assert name == "memo_00001_.mp4"
         assert sorted(p.name for p in folder.iterdir()) == [".memo_00004_.partial.mp4", ".other_00001_.partial.mp4"]
     finally:

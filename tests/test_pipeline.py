@@ -152,7 +152,7 @@ def test_variant_b_checkpoint_runs(tmp_path):
 def test_disk_backed_features_give_the_same_frames(tiny_pipeline, tmp_path):
     """FeatureWindows (features on disk, read per clip) in, the same frames out, partial clip included."""
     from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
-    from memo_model.audio.wav2vec import window_view
+    from memo_model.audio.windows import window_view
 
     n, clip = 6, dict(num_inference_steps=1, seed=3, frames_per_clip=4, past_frames=4, initial_past_frames=4)
     reference, face, features, emotion = random_inputs(n, seed=4)            # a whole clip and a partial one

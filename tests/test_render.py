@@ -10,7 +10,7 @@ import torch
 from memo_model.generation.state import MemoState
 from memo_model.output.media import partial_path, to_uint8
 from memo_model.output.probe import probe_video, read_frames
-from memo_model.output.render import RenderSettings, render_video, resume_dir_for
+from memo_model.output.render import RenderInputs, RenderSettings, render_video, resume_dir_for
 
 H = W = 32
 FPC = 4           # frames per clip (small, so there are many clips)
@@ -88,10 +88,12 @@ def make_inputs(num_frames, seed=0):
     )
 
 
-def render(*args, **kwargs):
-    """render_video writing the state after every clip (the tests crash at known clips)."""
+def render(pipeline, *, output, **kwargs):
+    """render_video writing the state after every clip (the tests crash at known clips); the
+    inputs given as make_inputs' keywords."""
     kwargs.setdefault("max_checkpoint_share", None)
-    return render_video(*args, **kwargs)
+    inputs = RenderInputs(**{k: kwargs.pop(k) for k in list(kwargs) if k in RenderInputs.__dataclass_fields__})
+    return render_video(pipeline, inputs, output, **kwargs)
 
 
 SETTINGS = RenderSettings(steps=2, frames_per_clip=FPC, past_frames=FPC, initial_past_frames=FPC,

@@ -54,8 +54,7 @@ def test_cpu_feed_forward_blocks_are_exact(monkeypatch):
         blocked = ff(x)
         assert max(calls) == 40 and sum(calls) == 150
         calls.clear()
-        with memory_settings.use(memory_settings.MemorySettings(ff_chunk_tokens=25)):
-            smaller = ff(x)  # an explicit smaller chunk wins
+        smaller = ff(x, memory_settings.MemorySettings(ff_chunk_tokens=25).run_settings())  # a smaller chunk wins
         assert max(calls) == 25
     assert blocked.shape == whole.shape
     assert torch.allclose(blocked, whole, rtol=0, atol=1e-6) and torch.allclose(smaller, whole, rtol=0, atol=1e-6)

@@ -68,7 +68,7 @@ def run(net, clip, face, s, halves=False, uncached_refs=None):
             if hasattr(level, "attentions"):
                 st, ref = level.attentions[j], uncached_refs[key]
                 originals[key] = st
-                st.video_forward = (lambda x, context, _kv, uncond_rows, row_offset=0, st=st, ref=ref:
+                st.video_forward = (lambda x, context, _kv, uncond_rows, row_offset=0, run=None, st=st, ref=ref:
                                     uncached_video_forward(st, x, context, ref, uncond_rows, row_offset))
     try:
         with torch.no_grad():

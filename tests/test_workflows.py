@@ -190,7 +190,7 @@ def env(tmp_path_factory):
 def stand_ins(env):
     from memo_model.output.video import write_mp4
     from memo_pack.nodes import host
-    from memo_pack.nodes.audio_nodes import decode_audio_file
+    from memo_pack.nodes.ops_audio import decode_audio_file
 
     def load_image(image):
         return (lib.load_image_tensor(host.resolve_input_file(image)), None)
@@ -206,7 +206,7 @@ def stand_ins(env):
         return ({"images": images, "fps": fps, "audio": audio},)
 
     def save_video(video, filename_prefix, format, codec):
-        from memo_pack.nodes.video_nodes import next_video_path, prepare_mux_audio
+        from memo_pack.nodes.ops_video import next_video_path, prepare_mux_audio
 
         path, _sub, _name = next_video_path(filename_prefix)
         wave, rate = prepare_mux_audio(video["audio"], len(video["images"]), video["fps"])

@@ -3,7 +3,7 @@
 MEMO renders one video's clips in order (each clip conditions on the previous ones), so the unit of
 parallel work is the video, a *job*. Ray schedules the work: one actor per GPU (or ``--workers``
 on CPU) loads the models once and renders job after job through the single-job command's own
-code (:func:`memo_model.apps.job.render_job`, the streaming, resumable render), writing each mp4
+code (:func:`memo_model.apps.runner.render_job`, the streaming, resumable render), writing each mp4
 atomically into the shared output folder.
 
 Fault tolerance is Ray plus resume. Every job renders with checkpoints (``<output>.memo-resume/``).
@@ -13,7 +13,8 @@ the finished file is byte-identical to an uninterrupted render. A job whose outp
 skipped, so running the same command again finishes a batch. A job with bad input fails alone,
 with its message in ``DIR/batch_report.json``.
 
-The jobs file is read by :mod:`memo_model.apps.batch_jobs`; the worker actors are
+The jobs file is read by :mod:`memo_model.apps.batch_jobs` (each line a :class:`~memo_model.job.RenderJob`,
+built from the batch-wide options without parsing any command line again); the worker actors are
 :mod:`memo_model.apps.batch_workers`. Ray is optional (``pip install "ray[default]"``) and imported by
 this command only: the node pack and the single-job command never import it, and this module imports
 it lazily.
@@ -21,6 +22,7 @@ it lazily.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -28,8 +30,8 @@ from collections import deque
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import cli, console
-from .batch_jobs import WORKER_OPTIONS, BatchError, defaults_argv, parse_defaults, read_jobs
+from . import console
+from .batch_jobs import BatchError, parse_defaults, read_jobs
 from .batch_report import REPORT_NAME, BatchReport, DriverProgress, now, short_error
 from .batch_workers import (
     BatchWorker,
@@ -39,7 +41,7 @@ from .batch_workers import (
     import_ray,
     start_local_ray,
 )
-from .job import ensure_models, required_components
+from .runner import ensure_models, required_components
 
 # --------------------------------------------------------------------------- the batch
 
@@ -54,14 +56,10 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
     cluster (``auto``, ``ray://host:10001``); without it an already initialised Ray is used, else
     a private local one is started (and stopped). ``workers``: actors (default: one per
     ``gpus_per_job`` GPUs, or 1 on CPU). ``retries``: how often a job is sent again after its
-    worker died. ``max_checkpoint_share``: see :class:`memo_model.render.CheckpointPacing`
+    worker died. ``max_checkpoint_share``: see :class:`memo_model.output.resume.CheckpointPacing`
     (None: a checkpoint after every clip).
     """
-    defaults = parse_defaults(single_job_argv)
-    cli.fill_defaults(defaults)
-    for name in WORKER_OPTIONS:                     # workers may run in another folder or machine
-        if isinstance(getattr(defaults, name), Path):
-            setattr(defaults, name, getattr(defaults, name).resolve())
+    defaults = parse_defaults(single_job_argv)      # model folders made absolute: workers run elsewhere
     out_dir = Path(out_dir).resolve()
     if retries < 0 or (workers is not None and workers < 1) or gpus_per_job <= 0 or cpus_per_worker < 1:
         raise BatchError("--retries must be >= 0, --workers and --cpus-per-worker >= 1, "
@@ -77,13 +75,13 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
     todo = [j for j in jobs if j.status == "pending"]
     report = BatchReport(out_dir / REPORT_NAME, jobs, {
         "jobs_file": str(Path(jobs_file).resolve()), "out": str(out_dir), "started": now(),
-        "options": defaults_argv(defaults), "retries": retries})
+        "options": list(single_job_argv), "retries": retries})
     if not todo:                                  # nothing to render: no Ray at all
         return report.write()
     if address is None:        # workers on this machine: missing models are one clear error, now
-        needed = list(dict.fromkeys(c for j in todo for c in required_components(j.args)))
+        needed = list(dict.fromkeys(c for j in todo for c in required_components(j.job)))
         try:
-            ensure_models(defaults, needed, preflight=False)      # each job runs the full preflight
+            ensure_models(defaults.machine, needed)      # the model files only; each job runs the full preflight
         except console.UsageError as exc:
             raise BatchError(str(exc)) from None
     ray = import_ray()
@@ -110,14 +108,14 @@ def run_batch(jobs_file, out_dir, single_job_argv: Sequence[str] = (), *, addres
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def _worker_plan(ray, defaults, workers, gpus_per_job, cpus_per_worker, n_jobs):
+def _worker_plan(ray, machine, workers, gpus_per_job, cpus_per_worker, n_jobs):
     """(number of actors, actor options, device, threads) from the cluster's resources."""
     resources = ray.cluster_resources()
     gpus = float(resources.get("GPU", 0))
     cpus = float(resources.get("CPU", 0))
-    use_gpu = gpus > 0 and not (defaults.device or "").startswith("cpu")
-    if (defaults.device or "").startswith("cuda") and gpus == 0:
-        raise BatchError(f"--device {defaults.device}: the Ray cluster has no GPUs; use --device cpu")
+    use_gpu = gpus > 0 and not (machine.device or "").startswith("cpu")
+    if (machine.device or "").startswith("cuda") and gpus == 0:
+        raise BatchError(f"--device {machine.device}: the Ray cluster has no GPUs; use --device cpu")
     if use_gpu:
         fit = int(gpus // gpus_per_job + 1e-9)
         if fit < 1:
@@ -139,15 +137,15 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
     from ray.exceptions import RayActorError, WorkerCrashedError
 
     n_workers, actor_options, device, threads = _worker_plan(
-        ray, defaults, workers, gpus_per_job, cpus_per_worker, len(todo))
-    worker_args = vars(defaults).copy()
-    worker_args.update(device=device, download=False, models_given=True)
+        ray, defaults.machine, workers, gpus_per_job, cpus_per_worker, len(todo))
+    machine = dataclasses.replace(defaults.machine, device=device)
     max_restarts = retries + 1
     board_name = f"memo-batch-progress-{os.getpid()}-{time.time_ns()}"
     board = ray.remote(num_cpus=0)(ProgressBoard).options(name=board_name).remote()
     ray.get(board.snapshot.remote())
     remote_worker = ray.remote(max_restarts=max_restarts, max_task_retries=0, **actor_options)(BatchWorker)
-    pool = [WorkerSlot(remote_worker.remote(worker_args, board_name, str(out_dir), threads, keep_frontends))
+    pool = [WorkerSlot(remote_worker.remote(machine, defaults.job.memory, board_name, str(out_dir), threads,
+                                            keep_frontends))
             for _ in range(n_workers)]
 
     def when_ready(w: WorkerSlot):
@@ -175,7 +173,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 job.started = job.started or time.monotonic()
                 job.dispatches += 1
                 report.first_dispatch = report.first_dispatch or time.monotonic()
-                ref = w.handle.render.remote(job.name, job.dispatches, vars(job.args), max_checkpoint_share)
+                ref = w.handle.render.remote(job.name, job.dispatches, job.job, max_checkpoint_share)
                 running[ref] = (job, w, time.monotonic())
             if not running and not starting:         # no worker left to run the queue
                 reason = "; ".join(dict.fromkeys(init_errors)) or "every worker died"
@@ -258,7 +256,7 @@ def _run(ray, jobs, todo, report, defaults, out_dir, *, workers, gpus_per_job, c
                 say.update(finished, done, frames_total)
     except KeyboardInterrupt:
         for job in jobs:
-            if job.status in ("running", "pending") and job.args is not None and job.error is None:
+            if job.status in ("running", "pending") and job.job is not None and job.error is None:
                 job.status = "interrupted"
         say.line("memo batch: interrupted; finished videos and checkpoints are kept: run the same "
                  "command again to continue")

@@ -1,15 +1,17 @@
-"""The jobs file of ``python -m memo_model batch``: one video per line -> the single-job options.
+"""The jobs file of ``python -m memo_model batch``: one video per line -> one RenderJob.
 
 A line (JSON object, or CSV row under a header) gives ``image``, ``audio``, optionally ``output`` and
-any option of the single-job command's "generation" group; they are turned into that command's
-own tokens and parsed by its own parser on top of the batch-wide options, so a job means exactly what
-``python -m memo_model --image ... --audio ... <options>`` means. A line that cannot be a job keeps
-its error (reported in the batch report) instead of stopping the batch. No Ray here.
+any option of the single-job command's "generation" group, by name. Each value is converted by
+that option's own type and applied to the batch-wide job (:func:`memo_model.apps.options.apply_options`),
+so a job means exactly what ``python -m memo_model --image ... --audio ... <options>`` means. A line
+that cannot be a job keeps its error (reported in the batch report) instead of stopping the batch.
+No Ray here.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,7 +19,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..checks.paths import UnsafeName, check_relative_name
-from . import cli
+from ..job import RenderJob
+from .options import Machine, apply_options, build_parser, generation_options, job_from_args, machine_from_args
 
 # Single-job options a job line must not set: every worker loads the models once for all jobs.
 WORKER_OPTIONS = ("models", "vae", "wav2vec", "emotion2vec", "face_models", "vocal_separator",
@@ -33,11 +36,11 @@ class BatchError(Exception):
 
 @dataclass
 class Job:
-    """One line of the jobs file: what to render (``args``, the single-job options) or why not."""
+    """One line of the jobs file: what to render (``job``) or why not (``error``)."""
 
     line: int                         # line number in the jobs file
     name: str                         # output path relative to the output folder
-    args: Optional[argparse.Namespace] = None
+    job: Optional[RenderJob] = None
     error: Optional[str] = None
     estimated_frames: Optional[int] = None
     status: str = "pending"           # pending | running | done | skipped | failed | interrupted
@@ -49,12 +52,12 @@ class Job:
 
     @property
     def output(self) -> Optional[Path]:
-        return None if self.args is None else Path(self.args.output)
+        return None if self.job is None else Path(self.job.output.path)
 
 
 def _raising_parser() -> argparse.ArgumentParser:
     """The single-job command's parser, raising :class:`BatchError` instead of exiting."""
-    parser = cli.build_parser()
+    parser = build_parser()
 
     def error(message):
         raise BatchError(message)
@@ -63,14 +66,15 @@ def _raising_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def job_options(parser: Optional[argparse.ArgumentParser] = None) -> dict:
-    """The options a job line may set: the single-job command's "generation" group, by name."""
-    parser = parser or cli.build_parser()
-    group = next(g for g in parser._action_groups if g.title == "generation")
-    return {a.dest: a for a in group._group_actions}
+@dataclass(frozen=True)
+class BatchDefaults:
+    """The batch-wide single-job options: every job's starting point, and the machine all run on."""
+
+    job: RenderJob
+    machine: Machine
 
 
-def parse_defaults(argv: Sequence[str]) -> argparse.Namespace:
+def parse_defaults(argv: Sequence[str]) -> BatchDefaults:
     """The single-job options given on the batch command line: the defaults of every job."""
     parser = _raising_parser()
     try:
@@ -82,16 +86,19 @@ def parse_defaults(argv: Sequence[str]) -> argparse.Namespace:
     if given:
         raise BatchError(f"{', '.join(given)}: not a batch option; the jobs file gives each job's "
                          "image, audio and output, and --models the models")
-    return args
+    job = job_from_args(args)
+    job = dataclasses.replace(job, output=dataclasses.replace(job.output, resume=True))   # every job resumable
+    return BatchDefaults(job=job, machine=dataclasses.replace(machine_from_args(args), download=False).resolved())
 
 
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 
 
-def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
-    """A job line's option fields -> (single-job command-line tokens, flags it switches off)."""
-    tokens, off = [], []
+def _job_values(fields: dict, options: dict) -> dict:
+    """A job line's option fields -> {option destination: value of the option's type}; empty
+    cells and nulls keep the batch-wide value."""
+    values = {}
     for key, value in fields.items():
         action = options[key]
         flag = action.option_strings[0]
@@ -100,15 +107,20 @@ def _job_tokens(fields: dict, options: dict) -> tuple[list, list]:
         if action.nargs == 0:                            # a store_true flag: a yes/no value
             text = str(value).strip().lower()
             if isinstance(value, bool) or text in _TRUE | _FALSE:
-                on = value if isinstance(value, bool) else text in _TRUE
-                tokens += [flag] if on else []
-                off += [] if on else [key]
+                values[key] = value if isinstance(value, bool) else text in _TRUE
                 continue
             raise BatchError(f"{key}: {value!r} is not true or false")
         if isinstance(value, bool) or isinstance(value, (list, dict)):
             raise BatchError(f"{key}: {json.dumps(value)} is not a valid value for {flag}")
-        tokens += [flag, str(value).strip()]
-    return tokens, off
+        text = str(value).strip()
+        try:
+            converted = action.type(text) if action.type is not None else text
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            raise BatchError(f"{key}: {text!r} is not a valid value for {flag} ({exc})") from None
+        if action.choices is not None and converted not in action.choices:
+            raise BatchError(f"{key}: {text!r} is not one of {', '.join(map(str, action.choices))}")
+        values[key] = converted
+    return values
 
 
 def _read_rows(jobs_file: Path):
@@ -155,9 +167,9 @@ def _estimate_frames(audio: Path, fps: int) -> Optional[int]:
         return None
 
 
-def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
-    """Every job of ``jobs_file`` with its full single-job options (``defaults`` overridden by the
-    line); a line that cannot be a job gets its ``error`` and is reported, not rendered.
+def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
+    """Every job of ``jobs_file`` as a RenderJob (``defaults.job`` with the line's values); a line
+    that cannot be a job gets its ``error`` and is reported, not rendered.
 
     image/audio paths may be relative to the jobs file; output names are relative to ``out_dir``
     (default ``<image stem>_<audio stem>.mp4``, as the single-job command). The jobs file is the
@@ -167,8 +179,7 @@ def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
     jobs_file, out_dir = Path(jobs_file), Path(out_dir)
     if not jobs_file.is_file():
         raise BatchError(f"JOBS {jobs_file}: file not found")
-    parser = _raising_parser()
-    options = job_options(parser)
+    options = generation_options()
     allowed = ", ".join(["image", "audio", "output"] + sorted(options))
     base = jobs_file.resolve().parent
     jobs: list[Job] = []
@@ -201,20 +212,18 @@ def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
             unknown = sorted(set(fields) - set(options))
             if unknown:
                 raise BatchError(f"unknown field(s) {', '.join(unknown)}; a job line may have {allowed}")
-            tokens, off = _job_tokens(fields, options)
-            argv = defaults_argv(defaults) + tokens + ["--image", str(image), "--audio", str(audio),
-                                                        "--output", str(out_dir / name)]
-            args = parser.parse_args(argv)
-            for key in off:
-                setattr(args, key, False)
-            cli.fill_defaults(args)
-            args.resume, args.download, args.models_given = True, False, True
-            job.args = args
+            rendered = apply_options(defaults.job, _job_values(fields, options))
+            rendered = dataclasses.replace(rendered, picture=image, voice=audio,
+                                           output=dataclasses.replace(rendered.output, path=out_dir / name))
+            problems = rendered.problems(lambda key: key)
+            if problems:
+                raise BatchError("; ".join(problems))
+            job.job = rendered
             if name in by_name:
                 raise BatchError(f"output {name} is also written by line {by_name[name]}; give each "
                                  "job its own output name")
             by_name[name] = line
-            job.estimated_frames = _estimate_frames(audio, args.fps)
+            job.estimated_frames = _estimate_frames(audio, rendered.audio.fps)
         except BatchError as exc:
             job.error = f"line {line}: {exc}"
             job.status = "failed"
@@ -222,18 +231,3 @@ def read_jobs(jobs_file, out_dir, defaults: argparse.Namespace) -> list[Job]:
         raise BatchError(f"JOBS {jobs_file}: no jobs in it (one JSON object per line, or CSV with a "
                          "header row)")
     return jobs
-
-
-def defaults_argv(defaults: argparse.Namespace) -> list:
-    """The batch-wide single-job options as command-line tokens (re-parsed with each job's)."""
-    parser = cli.build_parser()
-    argv = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help",) + NOT_IN_BATCH:
-            continue
-        value = getattr(defaults, action.dest, None)
-        if action.nargs == 0:
-            argv += [action.option_strings[0]] if value else []
-        elif value is not None and value != action.default:
-            argv += [action.option_strings[0], str(value)]
-    return argv

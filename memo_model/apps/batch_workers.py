@@ -2,7 +2,6 @@
 after job, the progress board they report to, and starting or joining a Ray cluster."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import os
@@ -12,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..job import RenderJob
 from . import console
 from .batch_jobs import BatchError
-from .job import load_pipeline, render_job
+from .options import Machine
+from .runner import load_pipeline, render_job
 
 INSTALL_HINT = ('the batch command needs Ray: pip install "ray[default]" (or pip install '
                 '"memo-talking-head[batch]"), then run the same command again')
@@ -68,7 +69,7 @@ class BatchWorker:
     Errors of a job (bad input, a failed render) are returned as its result; only a dead process
     (killed, out of memory, lost node) reaches the driver as a Ray error, and the job is retried."""
 
-    def __init__(self, worker_args: dict, board_name: str, out_dir: str, threads: Optional[int],
+    def __init__(self, machine: Machine, memory: str, board_name: str, out_dir: str, threads: Optional[int],
                  keep_frontends: bool = True):
         import ray
 
@@ -82,14 +83,15 @@ class BatchWorker:
         context = ray.get_runtime_context()
         self.info = {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
                      "pid": os.getpid(), "device": None}
+        self.machine = machine
         self.frontends = {} if keep_frontends else None
         self.pipeline, self.error = None, None
         started = time.monotonic()
         log = self.logs / f"worker-{self.info['node']}-{os.getpid()}.log"
         try:
             with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stderr(fh):
-                self.pipeline = load_pipeline(argparse.Namespace(**worker_args))
-            self.info["device"] = str(getattr(self.pipeline.networks, "device", "?"))
+                self.pipeline = load_pipeline(machine, memory)
+            self.info["device"] = str(self.pipeline.device)
         except (console.UsageError, FileNotFoundError, ValueError) as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops using this worker
@@ -99,35 +101,43 @@ class BatchWorker:
     def ready(self) -> dict:
         return {**self.info, "error": self.error}
 
-    def render(self, name: str, attempt: int, args: dict, max_checkpoint_share: Optional[float]) -> dict:
+    def render(self, name: str, attempt: int, job: RenderJob, max_checkpoint_share: Optional[float]) -> dict:
         from ..output.resume import resume_dir_for
 
-        started = time.monotonic()
-        args = argparse.Namespace(**args)
-        checkpoint = (resume_dir_for(args.output) / "manifest.json").is_file()
+        checkpoint = (resume_dir_for(job.output.path) / "manifest.json").is_file()
         self.board.started.remote(name, attempt, self.info, checkpoint)
         out = {"worker": dict(self.info), "checkpoint_at_start": checkpoint}
         if self.error:
             return {**out, "status": "failed", "error": self.error, "seconds": 0.0}
-        log = self.logs / (name + ".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stderr(fh):
-                print(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} on "
-                      f"{self.info['node']} pid {self.info['pid']}", file=fh, flush=True)
-                result = render_job(args, pipeline=self.pipeline, frontends=self.frontends,
-                                        progress=BoardProgress(self.board, name),
-                                        max_checkpoint_share=max_checkpoint_share)
-        except (console.UsageError, FileNotFoundError, ValueError) as exc:
-            return {**out, "status": "failed", "error": str(exc),
-                    "seconds": round(time.monotonic() - started, 3)}
-        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the worker
-            release_gpu_memory()          # e.g. after out-of-memory, for the next job
-            return {**out, "status": "failed", "seconds": round(time.monotonic() - started, 3),
-                    "error": f"the render failed: {type(exc).__name__}: {exc} (see {log})"}
-        return {**out, "status": "done", "frames": result.num_frames, "clips": result.num_clips,
-                "resumed_clips": result.resumed_clips, "width": result.width, "height": result.height,
-                "seconds": round(time.monotonic() - started, 3)}
+        header = (f"--- {datetime.datetime.now().isoformat(timespec='seconds')} on {self.info['node']} "
+                  f"pid {self.info['pid']}")
+        return {**out, **render_one(job, self.machine, self.pipeline, self.frontends, self.logs / (name + ".log"),
+                                    header=header, progress=BoardProgress(self.board, name),
+                                    max_checkpoint_share=max_checkpoint_share)}
+
+
+def render_one(job: RenderJob, machine: Machine, pipeline, frontends: Optional[dict], log: Path, *,
+               header: str = "", progress=None, max_checkpoint_share: Optional[float] = 0.1) -> dict:
+    """One job as a worker renders it (the worker's job function, no Ray needed): MEMO already
+    loaded (`pipeline`, see memo_model.apps.runner.load_pipeline), the front-end models kept in
+    `frontends`, the messages in `log`; a failure is the result, never an exception."""
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log, "a", encoding="utf-8") as fh, contextlib.redirect_stderr(fh):
+            if header:
+                print(header, file=fh, flush=True)
+            result = render_job(job, machine, pipeline=pipeline, frontends=frontends, progress=progress,
+                                max_checkpoint_share=max_checkpoint_share)
+    except (console.UsageError, FileNotFoundError, ValueError) as exc:
+        return {"status": "failed", "error": str(exc), "seconds": round(time.monotonic() - started, 3)}
+    except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the worker
+        release_gpu_memory()          # e.g. after out-of-memory, for the next job
+        return {"status": "failed", "seconds": round(time.monotonic() - started, 3),
+                "error": f"the render failed: {type(exc).__name__}: {exc} (see {log})"}
+    return {"status": "done", "frames": result.num_frames, "clips": result.num_clips,
+            "resumed_clips": result.resumed_clips, "width": result.width, "height": result.height,
+            "seconds": round(time.monotonic() - started, 3)}
 
 
 def release_gpu_memory() -> None:

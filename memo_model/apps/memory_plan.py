@@ -173,10 +173,8 @@ def full_size_networks(dtype=torch.bfloat16, device="meta", variant: str = "A", 
                 store_weights(net, weight_dtype, dtype)
             if host_weights:
                 nets[name] = net.to_empty(device="cpu")
-                nets[name].compute_dtype = dtype
-    out = MemoNetworks(**nets, fingerprint=f"random-{size}-{variant}")
-    if host_weights:
-        out.compute_device, out.compute_dtype = torch.device("meta"), dtype
+    out = MemoNetworks(**nets, fingerprint=f"random-{size}-{variant}",
+                       compute_dtype=dtype if weight_dtype is not None or host_weights else None)
     return out, vae.to(dtype).eval().requires_grad_(False)
 
 
@@ -214,7 +212,8 @@ def plan(width: int = 512, height: int = 512, frames_per_clip: int = 16, cfg: fl
     nets, vae_model = networks or full_size_networks(torch_dtype, "meta", variant, wdtype, weights == "layer",
                                                      model_size)
     settings = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
-    pipe = MemoPipeline(nets, DiffusersVae(vae_model, chunk_size=settings.vae_chunk), settings)
+    pipe = MemoPipeline(nets, DiffusersVae(vae_model, chunk_size=settings.vae_chunk), settings, device="meta",
+                        dtype=torch_dtype)
     frames = frames_per_clip * clips
     reference, face, _features, emotion = random_inputs(frames, size=8, seed=0, size_name="tiny")
     reference = torch.rand(1, 3, height, width) * 2 - 1

@@ -5,9 +5,18 @@ separation) -> wav2vec features per video frame, and the emotion over time.
 """
 from .decode import SAMPLE_RATE, Audio16k, AudioInputError, AudioTooLongError, damaged_audio_message, load_audio
 from .features import AudioFeatures
-from .frontend import PreparedAudio, detect_emotion, encode_voice, load_voice, prepare_audio
+from .frontend import (
+    PreparedAudio,
+    detect_emotion,
+    encode_voice,
+    features_for_clips,
+    load_voice,
+    prepare_audio,
+    prepare_voice,
+)
 from .wav2vec import AudioEncoder
 
 __all__ = ["SAMPLE_RATE", "Audio16k", "AudioEncoder", "AudioFeatures", "AudioInputError", "AudioTooLongError",
            "PreparedAudio", "damaged_audio_message",
-           "detect_emotion", "encode_voice", "load_audio", "load_voice", "prepare_audio"]
+           "detect_emotion", "encode_voice", "features_for_clips", "load_audio", "load_voice", "prepare_audio",
+           "prepare_voice"]

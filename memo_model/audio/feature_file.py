@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..partial_files import lock_partial, release
+from .windows import window_from_padded
 
 TENSOR = "per_layer"
 _DTYPE = np.dtype("<f4")
@@ -186,8 +187,6 @@ class FeatureWindows:
         rows = self.read_frames(lo, hi)
         padded = torch.cat([rows[:1].expand(lo - (start - r), *rows.shape[1:]), rows,
                             rows[-1:].expand(stop + r - hi, *rows.shape[1:])])
-        from .wav2vec import window_from_padded
-
         return window_from_padded(padded, r).contiguous()
 
     def __repr__(self) -> str:

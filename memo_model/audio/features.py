@@ -7,8 +7,10 @@ from typing import Optional, Union
 
 import torch
 
+from .feature_file import TENSOR, FeatureFileWriter, FeatureWindows
+from .windows import WINDOW_RADIUS, window_from_padded
+
 FEATURES_FORMAT = "memo_audio_features/1"
-WINDOW_RADIUS = 2  # frames i-2..i+2
 
 
 @dataclass
@@ -51,8 +53,6 @@ class AudioFeatures:
     def from_padded(cls, padded: torch.Tensor, audio_frames: int, fps: int,
                     frames_per_clip: int) -> "AudioFeatures":
         """Build from edge-padded outputs [T + 4, layers, C]: `windows` and `per_frame` are views of it."""
-        from .wav2vec import window_from_padded
-
         padded = padded.contiguous()
         r = WINDOW_RADIUS
         per_frame = padded[r:padded.shape[0] - r]
@@ -74,8 +74,6 @@ class AudioFeatures:
     @property
     def on_disk(self) -> bool:
         """Whether `windows` are read from a feature file clip by clip (see `feature_file`)."""
-        from .feature_file import FeatureWindows
-
         return isinstance(self.windows, FeatureWindows)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -84,8 +82,6 @@ class AudioFeatures:
 
         meta = features_metadata(self.num_frames, self.audio_frames, self.fps, self.frames_per_clip, self.info)
         if self.on_disk:                                   # copy layer by layer, never all at once
-            from .feature_file import FeatureFileWriter
-
             src = self.windows
             writer = FeatureFileWriter(path, src.layers, src.frames, src.channels, meta)
             try:
@@ -106,8 +102,6 @@ class AudioFeatures:
     def load(cls, path: Union[str, os.PathLike]) -> "AudioFeatures":
         """Read a features file; layer-major files (`AudioEncoder.encode(to_file=...)`) stay on disk."""
         from safetensors import safe_open
-
-        from .feature_file import TENSOR, FeatureWindows
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -5,15 +5,18 @@
         --detect_emotion--> EmotionLabels over the audio (detected, overridden, or both)
 
 wav2vec hears the separated vocals (channel mean) when a separator is given, as officially;
-emotion always hears the full mix (first channel). Callers load and free the models between
-the steps as their memory allows; `prepare_audio` runs all three with models already loaded.
+emotion always hears the full mix (first channel). `prepare_voice` is the voice stage in one
+call for a job's :class:`~memo_model.job.AudioSettings`; its models may be given as loaders,
+called just before their step and dropped after it, so the command line never holds two at once.
+The nodes run the steps one node each.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
+from ..job import AudioSettings
 from .decode import DEFAULT_MAX_SECONDS, Audio16k, AudioInputError, AudioSource, load_audio
 from .emotion import EmotionLabels, parse_override
 from .features import AudioFeatures
@@ -82,13 +85,60 @@ class PreparedAudio:
         return self.emotion.for_frames(self.features.num_frames)
 
 
+def _model(given, method: str):
+    """A loaded model (it has `method`), or the result of calling its loader."""
+    return given if given is None or hasattr(given, method) else given()
+
+
+def prepare_voice(audio: Audio16k, settings: AudioSettings, *, encoder: Any, separator: Any = None,
+                  detector: Any = None, to_file=None, what: str = "emotion override") -> PreparedAudio:
+    """The voice stage: 16 kHz samples -> wav2vec features (separated vocals unless
+    ``settings.vocal_separation`` is off) and the emotion over time (detected, with
+    ``settings.emotion`` as override). Each model may be a zero-argument loader; it is then
+    loaded just before its step and dropped after. ``detector`` is not needed (nor loaded) when
+    the override covers the whole audio; ``what`` names the override in errors."""
+    separator = _model(separator, "separate") if settings.vocal_separation else None
+    if settings.vocal_separation and separator is None:
+        raise ValueError("vocal separation is on but no vocal separator was given")
+    features = encode_voice(audio, _model(encoder, "encode"), separator, fps=settings.fps,
+                            frames_per_clip=settings.frames_per_clip, to_file=to_file)
+    del separator
+    detector = None if override_covers_everything(settings.emotion) else _model(detector, "detect")
+    return PreparedAudio(audio=audio, features=features, emotion=detect_emotion(audio, detector, settings.emotion,
+                                                                                   what=what))
+
+
+def override_covers_everything(override: str) -> bool:
+    """An emotion override that starts at 0 s replaces the detection: no emotion models needed."""
+    try:
+        schedule = parse_override(override, float("inf"))
+    except ValueError:
+        return False                        # reported with the override's name where it is used
+    return bool(schedule) and schedule[0][0] == 0
+
+
+def features_for_clips(features: AudioFeatures, emotion: EmotionLabels, frames_per_clip: int):
+    """(audio features [T, 5, layers, C], emotion labels [T]) for sampling clips of this length.
+
+    T is the padded length when the audio was encoded for this clip length (official), else the
+    audio's own frame count (the pipeline pads the last clip by repeating the last frame)."""
+    if features.frames_per_clip == frames_per_clip:
+        return features.windows, emotion.for_frames(features.num_frames)
+    total = features.audio_frames
+    windows = features.windows
+    windows = windows.frames_view(0, total) if hasattr(windows, "frames_view") else windows[:total]
+    return windows, emotion.for_frames(total)
+
+
 def prepare_audio(source: AudioSource, encoder, detector=None, separator=None, *, fps: int = 30,
                   frames_per_clip: int = 16, override: str = "", to_file=None,
                   max_seconds: Optional[float] = DEFAULT_MAX_SECONDS) -> PreparedAudio:
     """The official preprocessing, all steps: source -> samples, features and emotion."""
     audio = load_voice(source, max_seconds=max_seconds)
-    features = encode_voice(audio, encoder, separator, fps=fps, frames_per_clip=frames_per_clip, to_file=to_file)
-    return PreparedAudio(audio=audio, features=features, emotion=detect_emotion(audio, detector, override))
+    settings = AudioSettings(fps=int(fps), frames_per_clip=int(frames_per_clip), vocal_separation=separator is not None,
+                             emotion=override)
+    return prepare_voice(audio, settings, encoder=encoder, separator=separator, detector=detector, to_file=to_file)
 
 
-__all__ = ["SILENCE_PEAK", "PreparedAudio", "load_voice", "silence", "encode_voice", "detect_emotion", "prepare_audio"]
+__all__ = ["SILENCE_PEAK", "PreparedAudio", "load_voice", "silence", "encode_voice", "detect_emotion", "prepare_voice",
+           "prepare_audio", "features_for_clips", "override_covers_everything"]

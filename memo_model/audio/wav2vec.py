@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from ..constants import SAMPLE_RATE
 from .decode import waveform_1d
 from .feature_file import FeatureFileWriter
-from .features import WINDOW_RADIUS, AudioFeatures, features_metadata
+from .features import AudioFeatures, features_metadata
+from .windows import WINDOW_RADIUS
 
 # Longest input (samples) given to the conv feature encoder in one call, as officially.
 # Beyond it the chunked path below is used (same maths, bounded memory).
@@ -238,28 +239,6 @@ def hidden_states(model, normalized: torch.Tensor, num_frames: int, *,
     return out
 
 
-def window_view(per_frame: torch.Tensor, radius: int = 2) -> torch.Tensor:
-    """[T, ...] -> [T, 2r+1, ...] with frame i holding frames clamp(i+k, 0, T-1), k=-r..r.
-
-    Copies `per_frame` once with r edge frames on each side; see `window_from_padded`.
-    """
-    first = per_frame[:1].expand(radius, *per_frame.shape[1:])
-    last = per_frame[-1:].expand(radius, *per_frame.shape[1:])
-    return window_from_padded(torch.cat([first, per_frame, last], dim=0), radius)
-
-
-def window_from_padded(padded: torch.Tensor, radius: int = 2) -> torch.Tensor:
-    """Edge-padded [T + 2r, ...] -> [T, 2r+1, ...] windows as a zero-copy strided view.
-
-    The official code stacks copies (5x the memory); here the windows overlap in memory, so
-    treat the view as read-only and call `.contiguous()` on a slice when a real copy is needed.
-    """
-    padded = padded.contiguous()
-    t = padded.shape[0] - 2 * radius
-    inner = padded.stride(0)
-    return padded.as_strided((t, 2 * radius + 1, *padded.shape[1:]), (inner, inner, *padded.stride()[1:]))
-
-
 class AudioEncoder:
     """wav2vec2 (facebook/wav2vec2-base-960h layout) -> MEMO's windowed per-frame features."""
 
@@ -318,7 +297,7 @@ class AudioEncoder:
 
         `to_file`: write the features there layer by layer and return them disk-backed
         (`AudioFeatures.on_disk`): memory then does not grow with the audio's length, here or
-        while rendering. `options` go to `memo_model.wav2vec.hidden_states` (chunking
+        while rendering. `options` go to `memo_model.audio.wav2vec.hidden_states` (chunking
         thresholds; results are the same up to float rounding).
         """
         x, true_frames, padded = self.prepare(waveform_16k, fps, frames_per_clip)

@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
+from ..constants import TRAINED_FPS, TRAINED_FRAMES_PER_CLIP, TRAINED_PAST_FRAMES
+from ..face.prepare import SMALL_FACE_PX, small_face_warning
+from ..job import DEFAULT_SIZE as TRAINED_SIZE
+from ..job import MAX_SEED
+from ..job import problems as job_problems
+
 __all__ = ["PreflightError", "Preflight", "preflight", "check_output", "check_settings",
            "check_image", "check_audio", "estimate_disk_bytes", "MAX_SEED", "MAX_PASTE_BACK_PIXELS",
            "TRAINED_FPS", "TRAINED_FRAMES_PER_CLIP", "TRAINED_PAST_FRAMES", "SMALL_FACE_PX",
            "small_face_warning", "cli_name"]
 
-MAX_SEED = 2 ** 64 - 1
 # H.264 level 6.2, the highest, allows 139,264 macroblocks per frame (35.7 MP, e.g. 8192x4352);
 # larger frames make files most players refuse, and the x264 encoder alone then needs several GB.
 MAX_PASTE_BACK_PIXELS = 139_264 * 256
-MAX_FPS = 1000
-TRAINED_FPS = 30
-TRAINED_FRAMES_PER_CLIP = 16
-TRAINED_PAST_FRAMES = 16
-TRAINED_SIZE = 512
-SMALL_FACE_PX = 64
-FEATURE_BYTES_PER_FRAME = 12 * 768 * 4     # disk-backed wav2vec features (memo_model.feature_file)
+FEATURE_BYTES_PER_FRAME = 12 * 768 * 4     # disk-backed wav2vec features (memo_model.audio.feature_file)
 VIDEO_BYTES_PER_PIXEL = 0.02               # H.264 at crf 18 on a talking head, generously
 DISK_MARGIN = 1.25
 
@@ -145,47 +144,35 @@ def check_output(output, *, name: str = "--output", suffix: Optional[str] = ".mp
 # --------------------------------------------------------------------------- settings
 
 def check_settings(*, name: Callable[[str], str] = cli_name, seed=None, steps=None, cfg=None,
-                   fps=None, size=None, frames_per_clip=None, past_frames=None) -> Preflight:
-    """Numeric settings: problems for impossible values, warnings for untrained ones.
-    Settings passed as None are not checked."""
+                   fps=None, size=None, frames_per_clip=None, past_frames=None,
+                   initial_past_frames=None) -> Preflight:
+    """Numeric settings: problems for impossible values (the job's rules, :mod:`memo_model.job`),
+    warnings for untrained ones. Settings passed as None are not checked."""
     r = Preflight()
-
-    def whole(key, value, lo, hi=None):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
-        if not ok:
-            span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            r.problems.append(f"{name(key)} {value}: must be a whole number {span}")
-        return ok
-
-    if seed is not None:
-        whole("seed", seed, 0, MAX_SEED)
-    if steps is not None:
-        whole("steps", steps, 1, 1000)
-    if size is not None and whole("size", size, 64, 4096):
-        if size % 8:
-            r.problems.append(f"{name('size')} {size}: must be a multiple of 8 (512 is the trained size)")
-        elif size != TRAINED_SIZE and not TRAINED_SIZE / 2 <= size <= TRAINED_SIZE * 2:
-            r.warnings.append(f"{name('size')} {size}: MEMO was trained at {TRAINED_SIZE}; far from it the "
-                              "faces come out distorted or blurred")
-    if fps is not None and whole("fps", fps, 1, MAX_FPS):
-        if not TRAINED_FPS / 2 <= fps <= TRAINED_FPS * 2:
-            look = "sped up" if fps < TRAINED_FPS else f"slowed, and take {fps / TRAINED_FPS:.0f}x as long"
-            r.warnings.append(f"{name('fps')} {fps}: MEMO was trained at {TRAINED_FPS} fps; at {fps} fps it "
-                              f"renders {fps} frames per second of audio and the motion will look {look}")
-    for key, trained in (("frames_per_clip", TRAINED_FRAMES_PER_CLIP), ("past_frames", TRAINED_PAST_FRAMES)):
-        value = {"frames_per_clip": frames_per_clip, "past_frames": past_frames}[key]
-        if value is not None and whole(key, value, 1, 256):
-            if not trained / 2 <= value <= trained * 2:
-                r.warnings.append(f"{name(key)} {value}: MEMO was trained with {trained}; far from it the "
-                                  "motion can flicker or drift")
-    if cfg is not None:
-        try:
-            c = float(cfg)
-        except (TypeError, ValueError):
-            c = float("nan")
-        if not math.isfinite(c):
-            r.problems.append(f"{name('cfg')} {cfg}: must be a finite number (3.5 is the default)")
-        elif c < 1.0:
+    given = dict(seed=seed, steps=steps, size=size, fps=fps, frames_per_clip=frames_per_clip,
+                 past_frames=past_frames, initial_past_frames=initial_past_frames, cfg=cfg)
+    ok = {}
+    for key, value in given.items():
+        if value is not None:
+            found = job_problems(key, value, name)
+            r.problems += found
+            ok[key] = not found
+    if ok.get("size") and size != TRAINED_SIZE and not TRAINED_SIZE / 2 <= size <= TRAINED_SIZE * 2:
+        r.warnings.append(f"{name('size')} {size}: MEMO was trained at {TRAINED_SIZE}; far from it the "
+                          "faces come out distorted or blurred")
+    if ok.get("fps") and not TRAINED_FPS / 2 <= fps <= TRAINED_FPS * 2:
+        look = "sped up" if fps < TRAINED_FPS else f"slowed, and take {fps / TRAINED_FPS:.0f}x as long"
+        r.warnings.append(f"{name('fps')} {fps}: MEMO was trained at {TRAINED_FPS} fps; at {fps} fps it "
+                          f"renders {fps} frames per second of audio and the motion will look {look}")
+    for key, trained in (("frames_per_clip", TRAINED_FRAMES_PER_CLIP), ("past_frames", TRAINED_PAST_FRAMES),
+                         ("initial_past_frames", TRAINED_PAST_FRAMES)):
+        value = given[key]
+        if ok.get(key) and not trained / 2 <= value <= trained * 2:
+            r.warnings.append(f"{name(key)} {value}: MEMO was trained with {trained}; far from it the "
+                              "motion can flicker or drift")
+    if ok.get("cfg"):
+        c = float(cfg)
+        if c < 1.0:
             r.warnings.append(f"{name('cfg')} {cfg:g}: below 1 turns classifier-free guidance off (the same "
                               "as 1); 3.5 is the default")
         elif c > 20:
@@ -266,17 +253,6 @@ def check_audio(path, *, name: str = "--audio", max_seconds: Optional[float] = N
                           f"{max_seconds / 60:g} min limit; trim it"
                           + (f", or raise {max_name}" if max_name else ""))
     return r
-
-
-def small_face_warning(face_bbox, *, what: str = "the face") -> Optional[str]:
-    """A warning when the detected face is smaller than ~64 px: MEMO upscales it and the
-    result is blurred. None otherwise."""
-    x1, y1, x2, y2 = (float(v) for v in face_bbox)
-    side = max(x2 - x1, y2 - y1)
-    if side < SMALL_FACE_PX:
-        return (f"{what} is only {side:.0f} px tall in the picture (under {SMALL_FACE_PX} px); it is "
-                "upscaled for MEMO and the video will look blurred; use a larger picture of the face")
-    return None
 
 
 # --------------------------------------------------------------------------- everything

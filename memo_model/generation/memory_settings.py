@@ -13,17 +13,17 @@ tolerance of the default path):
   512x512) lives on `host` between uses and is copied to the compute device one module at a
   time; with `cfg_sequential` only the half in use is copied.
 
-Settings are applied with `use(settings)` around generation; the network layers read the chunk
-sizes from there, so a call outside that scope runs exactly as before.
+The pipeline hands the layer-level settings (chunk sizes) to the networks as a value with each
+call (`run_settings`, the networks' `RunSettings`); nothing is read from a global.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
+
+from ..networks.run_settings import RunSettings, rowwise, tokenwise
 
 
 @dataclass(frozen=True)
@@ -58,56 +58,13 @@ class MemorySettings:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def run_settings(self, dtype: torch.dtype | None = None) -> RunSettings:
+        """What the network layers need of these settings: their piece sizes (and the compute dtype)."""
+        return RunSettings(dtype=dtype, attention_chunk_rows=self.attention_chunk_rows,
+                           ff_chunk_tokens=self.ff_chunk_tokens)
+
 
 PRESETS = ("default", "low", "offload")
-_DEFAULT = MemorySettings()
-_CURRENT: contextvars.ContextVar = contextvars.ContextVar("memo_memory_settings", default=None)
-
-
-def current() -> MemorySettings:
-    return _CURRENT.get() or _DEFAULT
-
-
-@contextlib.contextmanager
-def use(settings: MemorySettings | None):
-    token = _CURRENT.set(settings or MemorySettings())
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
-
-
-# ------------------------------------------------------------------------------ chunked layers
-
-def tokenwise(fn, x: torch.Tensor, limit: int, out_features: int) -> torch.Tensor:
-    """fn applied to at most `limit` tokens of x [..., C] at a time, written into one output."""
-    flat = x.reshape(-1, x.shape[-1])
-    if not limit or flat.shape[0] <= limit:
-        return fn(x)
-    out = None
-    for start in range(0, flat.shape[0], limit):
-        part = fn(flat[start:start + limit])
-        if out is None:
-            out = part.new_empty(flat.shape[0], out_features)
-        out[start:start + limit] = part
-        del part
-    return out.reshape(*x.shape[:-1], out_features)
-
-
-def rowwise(fn, limit: int, *tensors: torch.Tensor) -> torch.Tensor:
-    """fn over at most `limit` rows (dim 0) of every tensor at a time, concatenated in place."""
-    rows = tensors[0].shape[0]
-    if not limit or rows <= limit:
-        return fn(*tensors)
-    out = None
-    for start in range(0, rows, limit):
-        part = fn(*(t[start:start + limit] for t in tensors))
-        if out is None:
-            out = part.new_empty(rows, *part.shape[1:])
-        out[start:start + limit] = part
-        del part
-    return out
-
 
 # ------------------------------------------------------------------------------ motion memory
 
@@ -163,3 +120,6 @@ class HostStore(dict):
             return t.to(self.host)
         out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)  # page-locked: fast, async copies back
         return out.copy_(t)
+
+
+__all__ = ["MemorySettings", "PRESETS", "MemoryView", "HostStore", "tokenwise", "rowwise"]

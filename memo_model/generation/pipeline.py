@@ -7,11 +7,19 @@ that would make one clip depend on earlier calls lives in `MemoState`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 
+from ..job import (
+    DEFAULT_CFG,
+    DEFAULT_FRAMES_PER_CLIP,
+    DEFAULT_INITIAL_PAST_FRAMES,
+    DEFAULT_PAST_FRAMES,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+)
 from ..networks.diffusion_net import ClipContext
 from ..networks.loading import MemoNetworks, load_networks
 from ..networks.projections import NUM_EMOTIONS
@@ -57,12 +65,22 @@ def _pad_to_clips(x: torch.Tensor, frames_per_clip: int) -> torch.Tensor:
 
 
 class MemoPipeline:
+    """MEMO's networks and a VAE, run clip by clip.
+
+    `device` and `dtype`: where and in what precision the networks compute (default: where their
+    weights are, in their dtype); with cast-per-call layers (memo_model.networks.ops) the weights may
+    live elsewhere or be stored in float8. `memory`: a `MemorySettings` (or preset name) that changes
+    where and how much is held, never the frames. All of them are values of this pipeline, handed to
+    the layers with every call."""
+
     def __init__(self, networks: MemoNetworks, vae: VaeCodec, memory: MemorySettings | str | None = None,
-                 compile: bool = False):
+                 compile: bool = False, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         self.networks = networks
         self.vae = vae
         self.memory = memory if isinstance(memory, MemorySettings) else MemorySettings.preset(memory)
-        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.compile), in place
+        self.device = torch.device(device) if device is not None else networks.device
+        self.dtype = dtype or networks.dtype
+        if compile:  # torch.compile of the resnet and GEGLU blocks (memo_model.generation.compile), in place
             from .compile import compile_networks
 
             compile_networks(networks)
@@ -79,15 +97,15 @@ class MemoPipeline:
         """The diffusion net's velocity for [uncond; cond] (CFG) or [cond], as one batch or, with
         `cfg_sequential`, one half at a time; the motion memory is read through a view that copies
         only what the call needs to the device."""
-        net, device = self.networks.diffusion_net, self.networks.device
+        net, device = self.networks.diffusion_net, self.device
         if not (use_cfg and self.memory.cfg_sequential):
-            view = ClipContext(clip.ref_images, msettings.MemoryView(clip.memory, device))
+            view = replace(clip, memory=msettings.MemoryView(clip.memory, device))
             return net(latents.repeat(2 if use_cfg else 1, 1, 1, 1, 1), t, face_tokens, audio, emotions, view,
                        uncond_rows=frames if use_cfg else 0)
         halves = []
         for half in (0, 1):
-            view = ClipContext(clip.ref_images, msettings.MemoryView(clip.memory, device, (half, 2)),
-                               row_offset=half * frames)
+            view = replace(clip, memory=msettings.MemoryView(clip.memory, device, (half, 2)),
+                           row_offset=half * frames)
             pick = slice(half, half + 1)
             halves.append(net(latents, t, face_tokens[pick], audio[pick], emotions[pick], view,
                               uncond_rows=frames if half == 0 else 0))
@@ -122,16 +140,15 @@ class MemoPipeline:
         frame never changes within a call, and on the first clip the past frames are the
         reference itself, so those are encoded once and reused.
         """
-        nets = self.networks
         renorm = min(float(reference.min()), float(past.min())) >= 0  # official VaeImageProcessor quirk:
         if renorm:                                                     # a stack without negatives is re-normalised
             reference, past = reference * 2 - 1, past * 2 - 1
         key = ("ref", renorm)
         if key not in cache:
-            cache[key] = self._encode(reference).to(nets.device, nets.dtype)
+            cache[key] = self._encode(reference).to(self.device, self.dtype)
         ref_latent = cache[key]
         past_latents = ref_latent.expand(len(past), -1, -1, -1) if from_reference else \
-            self._encode(past).to(nets.device, nets.dtype)
+            self._encode(past).to(self.device, self.dtype)
         return torch.cat([ref_latent, past_latents])
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -145,9 +162,10 @@ class MemoPipeline:
 
     @torch.no_grad()
     def generate(self, reference: torch.Tensor, face_embedding: torch.Tensor, audio_features: torch.Tensor,
-                 emotion: torch.Tensor, num_inference_steps: int = 20, guidance_scale: float = 3.5,
-                 seed: int = 42, frames_per_clip: int = 16, past_frames: int = 16,
-                 initial_past_frames: int = 16, state: MemoState | None = None,
+                 emotion: torch.Tensor, num_inference_steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_CFG, seed: int = DEFAULT_SEED,
+                 frames_per_clip: int = DEFAULT_FRAMES_PER_CLIP, past_frames: int = DEFAULT_PAST_FRAMES,
+                 initial_past_frames: int = DEFAULT_INITIAL_PAST_FRAMES, state: MemoState | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  on_clip: Callable[[int, torch.Tensor], None] | None = None,
                  keep_frames: bool = True) -> MemoOutput:
@@ -155,19 +173,16 @@ class MemoPipeline:
         ignored: the noise stream continues from the state's RNG). `progress(done, total)` runs
         after every denoising step and may raise to cancel; `on_clip(index, frames [F,H,W,3])`
         gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming).
-        `audio_features` may be disk-backed (`memo_model.feature_file.FeatureWindows`): read per clip.
-        Memory use follows `self.memory` (`MemorySettings`); the frames do not depend on it."""
-        with msettings.use(self.memory):
-            return self._generate(reference, face_embedding, audio_features, emotion, num_inference_steps,
-                                  guidance_scale, seed, frames_per_clip, past_frames, initial_past_frames, state,
-                                  progress, on_clip, keep_frames)
-
-    def _generate(self, reference, face_embedding, audio_features, emotion, num_inference_steps, guidance_scale,
-                  seed, frames_per_clip, past_frames, initial_past_frames, state, progress, on_clip,
-                  keep_frames) -> MemoOutput:
+        `audio_features` may be disk-backed (`memo_model.audio.feature_file.FeatureWindows`): read per clip.
+        Memory use follows `self.memory` (`MemorySettings`); the frames do not depend on it.
+        The first clip conditions on `initial_past_frames` copies of the reference, later clips on the
+        last `past_frames` generated frames (the official `num_init_past_frames`, `num_past_frames`)."""
         self._check_inputs(reference, face_embedding, audio_features, emotion, frames_per_clip, past_frames)
+        if initial_past_frames < 1:
+            raise ValueError("initial_past_frames must be >= 1")
         nets = self.networks
-        device, dtype = nets.device, nets.dtype
+        device, dtype = self.device, self.dtype
+        run = self.memory.run_settings(dtype)
         use_cfg = guidance_scale > 1.0
         batch = 2 if use_cfg else 1
         height, width = reference.shape[-2:]
@@ -187,7 +202,7 @@ class MemoPipeline:
         else:
             state.check_compatible(settings)
             if state.clip_index:               # clip 0 starts from the reference, not from a memory
-                state.check_memory(nets.diffusion_net, batch, (height // 8, width // 8))
+                state.check_memory(nets.diffusion_net, batch, (height // 8, width // 8), dtype)
             generator.set_state(state.rng_state)
             history, clip_index = state.past_frames, state.clip_index
             memory = dict(state.memory)  # our own dict: entries are released as the next clip uses them
@@ -208,17 +223,17 @@ class MemoPipeline:
             past = history[-past_frames:] if clip_index else history
             ref_latents = self._encode_stack(reference, past, from_reference=clip_index == 0,
                                              cache=latent_cache)
-            features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens)
+            features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens, run)
             del ref_latents
             store = msettings.HostStore(self.memory.host, pin=device.type == "cuda") \
                 if self.memory.state_offload else None
             previous = msettings.MemoryView(memory, device) if clip_index else None
             clip = nets.diffusion_net.prepare_clip(features_k, batch, latent_size, previous, memory_store=store,
-                                                   release_previous=True)
+                                                   release_previous=True, run=run)
             del features_k, previous
             memory = None  # released module by module above (the caller's state keeps its own)
 
-            # sliced per clip: disk-backed features (memo_model.feature_file) are read clip by clip
+            # sliced per clip: disk-backed features (memo_model.audio.feature_file) are read clip by clip
             features = _pad_to_clips(audio_features[window], frames_per_clip)
             audio = nets.audio_proj(features[None].to(device, dtype))
             if use_cfg:

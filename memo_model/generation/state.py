@@ -42,13 +42,13 @@ class MemoState:
             raise ValueError("this MEMO state ends on a padded partial clip, so the video cannot be continued "
                              "seamlessly: split long audio at multiples of frames_per_clip")
 
-    def check_memory(self, diffusion_net, batch: int, latent_size: tuple) -> None:
+    def check_memory(self, diffusion_net, batch: int, latent_size: tuple, dtype=None) -> None:
         """Refuse a memory these networks cannot read (other modules, shapes or dtype): a state
         file is data from outside, and a mismatch would fail deep inside attention, or worse,
         continue without the memory of a module it lacks."""
         try:
             checks.check_memory_fits(self.memory, diffusion_net.memory_shapes(batch, latent_size),
-                                     diffusion_net.memory_dtype)
+                                     dtype or diffusion_net.memory_dtype)      # the pipeline's compute dtype
         except checks.Invalid as exc:
             raise ValueError(f"this MEMO state cannot be continued with these networks: {exc}. Start a new video "
                              "(no state), or use the weights, size and settings it was made with.") from None

@@ -7,6 +7,7 @@ from torch import nn
 
 from .blocks import Attention, FeedForward, from_tokens, residual, sdpa, to_tokens
 from .projections import NUM_EMOTIONS
+from .run_settings import DEFAULT_RUN, RunSettings
 
 
 class _ClassEmbedder(nn.Module):
@@ -50,11 +51,11 @@ class JointAttention(nn.Module):
         if not final:
             self.to_add_out = nn.Linear(dim, audio_dim)
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor):
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, run: RunSettings = DEFAULT_RUN):
         q = torch.cat([self.to_q(video), self.add_q_proj(audio)], dim=1)
         k = torch.cat([self.to_k(video), self.add_k_proj(audio)], dim=1)
         v = torch.cat([self.to_v(video), self.add_v_proj(audio)], dim=1)
-        out = sdpa(q, k, v, self.heads)
+        out = sdpa(q, k, v, self.heads, run)
         n = video.shape[1]
         video_out = self.to_out[0](out[:, :n])
         audio_out = self.to_add_out(out[:, n:]) if hasattr(self, "to_add_out") else None
@@ -78,17 +79,17 @@ class JointAudioBlock(nn.Module):
             self.audio_ff = FeedForward(audio_dim)
             self.audio_norm3 = nn.LayerNorm(audio_dim)
 
-    def forward(self, v: torch.Tensor, a: torch.Tensor, emotion: torch.Tensor):
+    def forward(self, v: torch.Tensor, a: torch.Tensor, emotion: torch.Tensor, run: RunSettings = DEFAULT_RUN):
         nv, na = self.norm1(v, emotion), self.audio_norm1(a, emotion)
-        v = residual(self.attn1(nv), v)
-        a = residual(self.audio_attn1(na), a)
-        ov, oa = self.attn2(self.norm2(v, emotion), self.audio_norm2(a, emotion))
+        v = residual(self.attn1(nv, run=run), v)
+        a = residual(self.audio_attn1(na, run=run), a)
+        ov, oa = self.attn2(self.norm2(v, emotion), self.audio_norm2(a, emotion), run)
         v = residual(ov, v)
-        v = residual(self.ff(self.norm3(v)), v)
+        v = residual(self.ff(self.norm3(v), run), v)
         if self.final:
             return v, None
         a = residual(oa, a)
-        a = residual(self.audio_ff(self.audio_norm3(a)), a)
+        a = residual(self.audio_ff(self.audio_norm3(a), run), a)
         return v, a
 
 
@@ -106,9 +107,9 @@ class AudioModule(nn.Module):
         self.transformer_blocks = nn.ModuleList([JointAudioBlock(dim, audio_dim, heads, final)])
         self.proj_out = nn.Conv2d(dim, channels, 1)
 
-    def forward(self, x: torch.Tensor, audio: torch.Tensor, emotion: torch.Tensor):
+    def forward(self, x: torch.Tensor, audio: torch.Tensor, emotion: torch.Tensor, run: RunSettings = DEFAULT_RUN):
         h, w = x.shape[-2:]
         tokens = to_tokens(self.proj_in(self.norm(x)))
-        tokens, audio_out = self.transformer_blocks[0](tokens, audio, emotion)
+        tokens, audio_out = self.transformer_blocks[0](tokens, audio, emotion, run)
         x = residual(self.proj_out(from_tokens(tokens, h, w)), x)
         return x, (residual(audio_out, audio) if audio_out is not None else None)

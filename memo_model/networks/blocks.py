@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..generation import memory_settings
+from .run_settings import DEFAULT_RUN, RunSettings, rowwise, tokenwise
 
 
 def residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -125,24 +125,27 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, out_dim or query_dim), nn.Dropout(0.0)])
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        return self.attend(x, *self.project_kv(x if context is None else context))
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                run: RunSettings = DEFAULT_RUN) -> torch.Tensor:
+        return self.attend(x, *self.project_kv(x if context is None else context), run=run)
 
     def project_kv(self, context: torch.Tensor) -> tuple:
         """Keys and values of `context` tokens; split out so step-invariant ones are projected once."""
         return self.to_k(context), self.to_v(context)
 
-    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               run: RunSettings = DEFAULT_RUN) -> torch.Tensor:
         """Queries of `x` against already projected keys and values [N, L, inner]."""
-        return self.to_out[0](sdpa(self.to_q(x), k, v, self.heads))
+        return self.to_out[0](sdpa(self.to_q(x), k, v, self.heads, run))
 
 
-def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """[N, L, heads*d] projections -> [N, L, heads*d] attention output (rows chunked when the
-    memory settings ask for it)."""
-    limit = memory_settings.current().attention_chunk_rows
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+         run: RunSettings = DEFAULT_RUN) -> torch.Tensor:
+    """[N, L, heads*d] projections -> [N, L, heads*d] attention output (`run.attention_chunk_rows`
+    rows at a time when set)."""
+    limit = run.attention_chunk_rows
     if limit and q.shape[0] > limit:
-        return memory_settings.rowwise(lambda a, b, c: _sdpa(a, b, c, heads), limit, q, k, v)
+        return rowwise(lambda a, b, c: _sdpa(a, b, c, heads), limit, q, k, v)
     return _sdpa(q, k, v, heads)
 
 
@@ -173,14 +176,14 @@ class FeedForward(nn.Module):
         super().__init__()
         self.net = nn.ModuleList([GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)])
 
-    def forward(self, x):
-        limit = memory_settings.current().ff_chunk_tokens
+    def forward(self, x, run: RunSettings = DEFAULT_RUN):
+        limit = run.ff_chunk_tokens
         if x.device.type == "cpu":
             limit = min(limit or CPU_FF_BLOCK_TOKENS, CPU_FF_BLOCK_TOKENS)
-        return memory_settings.tokenwise(lambda t: self.net[2](self.net[0](t)), x, limit, self.net[2].out_features)
+        return tokenwise(lambda t: self.net[2](self.net[0](t)), x, limit, self.net[2].out_features)
 
 
-# On the CPU the feed-forward runs on blocks of this many tokens unless the memory settings ask
+# On the CPU the feed-forward runs on blocks of this many tokens unless the run settings ask
 # for smaller ones: the 8x-wide GEGLU intermediate of a block stays small enough to be reused from
 # the allocator and caches instead of being faulted in fresh (35% faster at 320 channels, never
 # slower, identical numbers: tokens are independent). GPUs keep one call.

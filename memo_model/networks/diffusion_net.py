@@ -24,16 +24,19 @@ from .blocks import (
     unet_channel_plan,
 )
 from .config import MotionModuleConfig, UNetConfig
+from .run_settings import DEFAULT_RUN, RunSettings
 from .spatial_attention import SpatialTransformer
 from .temporal import MotionModule
 
 
 @dataclass
 class ClipContext:
-    """What a clip's denoising steps share: reference image features and the motion memory."""
+    """What a clip's denoising steps share: reference image features, the motion memory and how
+    the layers compute (dtype, piece sizes)."""
     ref_images: dict      # feature key -> reference keys and values of spatial attention ([B, hw, C], [B, hw, C])
     memory: dict          # motion-module path -> [(KV, Z), ...] one per attention block
     row_offset: int = 0   # first (b, f) row of this call in the full CFG batch (CFG halves run apart)
+    run: RunSettings = DEFAULT_RUN
 
 
 class DiffusionNet(nn.Module):
@@ -125,8 +128,9 @@ class DiffusionNet(nn.Module):
 
     @property
     def memory_dtype(self) -> torch.dtype:
-        """The dtype the motion memory is built and read in."""
-        return getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+        """The dtype the motion memory is built and read in by default (the weights' dtype; a
+        clip's `RunSettings.dtype` when given, see `prepare_clip`)."""
+        return self.conv_in.weight.dtype
 
     def memory_shapes(self, batch: int, latent_size: tuple) -> dict:
         """{motion-module path: [(KV shape, Z shape), ...]} of the memory a clip of ``batch`` rows
@@ -145,14 +149,14 @@ class DiffusionNet(nn.Module):
     @torch.no_grad()
     def prepare_clip(self, ref_features: dict, batch: int, latent_size: tuple,
                      previous_memory: dict | None = None, memory_store: dict | None = None,
-                     release_previous: bool = False) -> ClipContext:
+                     release_previous: bool = False, run: RunSettings = DEFAULT_RUN) -> ClipContext:
         """Split reference features [B*(1+P), ...] into the reference image part (projected to
         keys and values for spatial attention) and the past-frame part, from which each motion
         module's memory is built (decaying and extending `previous_memory` when given).
         `memory_store`: the dict the new memory is written to (e.g. one that moves it to the
         host); `release_previous`: pop each module's previous memory as soon as it is used, so
-        old and new never coexist whole."""
-        dtype = self.memory_dtype
+        old and new never coexist whole. `run`: how this clip's layers compute (kept on the context)."""
+        dtype = run.compute_dtype(self.conv_in.weight.dtype)
         ref_images, memory = {}, (memory_store if memory_store is not None else {})
         for key, level, j in self._layers():
             feat = ref_features[key].to(dtype)
@@ -169,7 +173,7 @@ class DiffusionNet(nn.Module):
                 else:
                     prev = previous_memory.pop(path, None) if release_previous else previous_memory.get(path)
                 memory[path] = module.build_memory(past, per_copy.shape[1] - 1, prev)
-        return ClipContext(ref_images, memory)
+        return ClipContext(ref_images, memory, run=run)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, face_tokens: torch.Tensor,
                 audio_tokens: torch.Tensor, emotion: torch.Tensor, clip: ClipContext,
@@ -177,8 +181,9 @@ class DiffusionNet(nn.Module):
         """sample [B, 4, F, h, w]; timestep scalar tensor; face_tokens [B, n, D];
         audio_tokens [B, F, 32, A]; emotion [B] (9 = unconditional); uncond_rows: how many
         leading (b, f) rows form the unconditional CFG half (they skip reference attention).
-        Returns the predicted velocity [B, 4, F, h, w]."""
-        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+        Returns the predicted velocity [B, 4, F, h, w]; dtype and piece sizes come from `clip.run`."""
+        run = clip.run
+        dtype = run.compute_dtype(self.conv_in.weight.dtype)
         b, c, frames, h, w = sample.shape
         x = self.conv_in(sample.to(dtype).transpose(1, 2).reshape(b * frames, c, h, w))
         t = timestep.reshape(-1)[:1].expand(b)
@@ -192,10 +197,11 @@ class DiffusionNet(nn.Module):
             key, level, j = next(layers)
             x = level.resnets[j](x, temb, frames) if level is not self.mid_block else x
             if hasattr(level, "attentions"):
-                x = level.attentions[j].video_forward(x, context, clip.ref_images[key], uncond_rows, clip.row_offset)
-                x, audio = level.audio_modules[j](x, audio, emotion)
+                x = level.attentions[j].video_forward(x, context, clip.ref_images[key], uncond_rows, clip.row_offset,
+                                                      run=run)
+                x, audio = level.audio_modules[j](x, audio, emotion, run)
             if level.motion_modules[j] is not None:
-                x = level.motion_modules[j](x, frames, clip.memory[self.motion_paths[key]])
+                x = level.motion_modules[j](x, frames, clip.memory[self.motion_paths[key]], run)
             return x, audio
 
         skips = [x]

@@ -104,28 +104,26 @@ def load_network(folder, name: str, dtype=torch.float32, device="cpu") -> nn.Mod
 class MemoNetworks(nn.Module):
     """The MEMO networks one render needs, as one plain module (what ComfyUI's ModelPatcher wraps)."""
 
-    def __init__(self, reference_net, diffusion_net, image_proj, audio_proj, fingerprint: str = ""):
+    def __init__(self, reference_net, diffusion_net, image_proj, audio_proj, fingerprint: str = "",
+                 compute_dtype: torch.dtype | None = None):
         super().__init__()
         self.reference_net = reference_net
         self.diffusion_net = diffusion_net
         self.image_proj = image_proj
         self.audio_proj = audio_proj
         self.fingerprint = fingerprint
-
-    # Where and in what dtype the networks compute. The weights' own device and dtype unless set:
-    # with cast-per-call layers (memo_model.networks.ops) weights may sit on the host or be stored in float8.
-    compute_device = None
-    compute_dtype = None
+        # the dtype the weights were loaded for: their own, unless they are stored in float8
+        self.compute_dtype = compute_dtype
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.compute_dtype or getattr(self.diffusion_net, "compute_dtype", None) or \
-            self.diffusion_net.conv_in.weight.dtype
+        """The default compute dtype (a pipeline may be given another one with cast-per-call layers)."""
+        return self.compute_dtype or self.diffusion_net.conv_in.weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return torch.device(self.compute_device) if self.compute_device is not None else \
-            self.diffusion_net.conv_in.weight.device
+        """Where the weights are (a pipeline may compute elsewhere with cast-per-call layers)."""
+        return self.diffusion_net.conv_in.weight.device
 
 
 def load_networks(memo_dir, dtype=torch.float32, device="cpu", operations=None, weight_dtype=None) -> MemoNetworks:
@@ -148,4 +146,5 @@ def load_networks(memo_dir, dtype=torch.float32, device="cpu", operations=None, 
             if weight_dtype is not None:
                 store_weights(net, weight_storage_dtype(weight_dtype), torch_dtype(dtype))
     files = [root / SUBFOLDERS[n] / f for n in names for f in ("config.json", WEIGHTS)]
-    return MemoNetworks(**nets, fingerprint=weight_files(files))
+    return MemoNetworks(**nets, fingerprint=weight_files(files),
+                        compute_dtype=torch_dtype(dtype) if weight_dtype is not None else None)

@@ -76,7 +76,8 @@ def apply_operations(module: nn.Module, ops=None) -> nn.Module:
 def store_weights(module: nn.Module, dtype: torch.dtype, compute_dtype: torch.dtype) -> nn.Module:
     """Store the matrices of Linear / Conv2d / Embedding layers in `dtype` (e.g. float8 e4m3fn)
     and everything else in `compute_dtype`; the layers must be cast-per-call ones (CastOps or
-    comfy.ops.manual_cast). The networks then compute in `compute_dtype`."""
+    comfy.ops.manual_cast). The networks must then be run in `compute_dtype` (their RunSettings;
+    `load_networks(weight_dtype=...)` records it as `MemoNetworks.compute_dtype`)."""
     module.to(compute_dtype)
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding)) and hasattr(m, "weight"):
@@ -85,7 +86,4 @@ def store_weights(module: nn.Module, dtype: torch.dtype, compute_dtype: torch.dt
             m.weight.data = m.weight.data.to(dtype)
             if isinstance(m, nn.Embedding):
                 m.compute_dtype = compute_dtype
-    for m in module.modules():
-        if isinstance(getattr(m, "conv_in", None), nn.Conv2d):
-            m.compute_dtype = compute_dtype
     return module

@@ -20,6 +20,7 @@ from .blocks import (
     unet_channel_plan,
 )
 from .config import UNetConfig
+from .run_settings import DEFAULT_RUN, RunSettings
 from .spatial_attention import SpatialTransformer
 
 
@@ -66,9 +67,11 @@ class ReferenceNet(nn.Module):
                 level.upsamplers = nn.ModuleList([Upsample(cout)])
             self.up_blocks.append(level)
 
-    def forward(self, latents: torch.Tensor, context: torch.Tensor) -> dict[str, torch.Tensor]:
-        """latents [N, 4, h, w] at timestep 0; context: face tokens [E, tokens, D], tiled over N."""
-        dtype = getattr(self, "compute_dtype", None) or self.conv_in.weight.dtype
+    def forward(self, latents: torch.Tensor, context: torch.Tensor,
+                run: RunSettings = DEFAULT_RUN) -> dict[str, torch.Tensor]:
+        """latents [N, 4, h, w] at timestep 0; context: face tokens [E, tokens, D], tiled over N;
+        `run`: compute dtype and piece sizes."""
+        dtype = run.compute_dtype(self.conv_in.weight.dtype)
         t = torch.zeros(latents.shape[0], device=latents.device)
         temb = self.time_embedding(timestep_sinusoid(t, self.conv_in.out_channels).to(dtype))
         x = self.conv_in(latents.to(dtype))
@@ -79,7 +82,7 @@ class ReferenceNet(nn.Module):
             for j, resnet in enumerate(level.resnets):
                 x = resnet(x, temb)
                 if hasattr(level, "attentions"):
-                    x, features[f"down.{i}.{j}.0"] = level.attentions[j].reference_forward(x, context)
+                    x, features[f"down.{i}.{j}.0"] = level.attentions[j].reference_forward(x, context, run)
                 else:
                     features[f"down.{i}.{j}"] = x
                 skips.append(x)
@@ -89,7 +92,7 @@ class ReferenceNet(nn.Module):
 
         mid = self.mid_block
         x = mid.resnets[0](x, temb)
-        x, features["mid.0.0.0"] = mid.attentions[0].reference_forward(x, context)
+        x, features["mid.0.0.0"] = mid.attentions[0].reference_forward(x, context, run)
         x = mid.resnets[1](x, temb)
 
         needs_size = any(s % 2 ** (len(self.up_blocks) - 1) for s in latents.shape[-2:])
@@ -97,7 +100,7 @@ class ReferenceNet(nn.Module):
             for j, resnet in enumerate(level.resnets):
                 x = resnet(torch.cat([x, skips.pop()], dim=1), temb)
                 if hasattr(level, "attentions"):
-                    x, features[f"up.{i}.{j}.0"] = level.attentions[j].reference_forward(x, context)
+                    x, features[f"up.{i}.{j}.0"] = level.attentions[j].reference_forward(x, context, run)
                     if x is None:  # the truncated final block: nothing after it is needed
                         return features
                 else:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .blocks import Attention, FeedForward, from_tokens, residual, to_tokens
+from .run_settings import DEFAULT_RUN, RunSettings
 
 
 class TransformerBlock(nn.Module):
@@ -34,7 +35,7 @@ class SpatialTransformer(nn.Module):
         if not final:
             self.proj_out = nn.Conv2d(channels, channels, 1)
 
-    def reference_forward(self, x: torch.Tensor, context: torch.Tensor):
+    def reference_forward(self, x: torch.Tensor, context: torch.Tensor, run: RunSettings = DEFAULT_RUN):
         """x [N, C, h, w], context [E, tokens, D] tiled over N (sample n uses context n mod E).
 
         Returns (output or None for the final block, feature [N, h*w, C]).
@@ -45,10 +46,10 @@ class SpatialTransformer(nn.Module):
         feature = block.norm1(tokens)
         if block.final:
             return None, feature
-        tokens = residual(block.attn1(feature), tokens)
-        tokens = residual(block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1)),
-                          tokens)
-        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+        tokens = residual(block.attn1(feature, run=run), tokens)
+        tokens = residual(block.attn2(block.norm2(tokens), context.repeat(tokens.shape[0] // context.shape[0], 1, 1),
+                                      run=run), tokens)
+        tokens = residual(block.ff(block.norm3(tokens), run), tokens)
         return residual(self.proj_out(from_tokens(tokens, h, w)), x), feature
 
     def reference_kv(self, ref_image: torch.Tensor) -> tuple:
@@ -57,7 +58,7 @@ class SpatialTransformer(nn.Module):
         return self.transformer_blocks[0].attn1.project_kv(ref_image)
 
     def video_forward(self, x: torch.Tensor, context: torch.Tensor, ref_kv: tuple,
-                      uncond_rows: int, row_offset: int = 0) -> torch.Tensor:
+                      uncond_rows: int, row_offset: int = 0, run: RunSettings = DEFAULT_RUN) -> torch.Tensor:
         """x [B*F, C, h, w]; context: face tokens [B, tokens, D], shared by the F frames of each
         copy; ref_kv: `reference_kv(ref_image)`, keys and values [B, h*w, C] each.
 
@@ -65,7 +66,8 @@ class SpatialTransformer(nn.Module):
         row r taken as `ref_image[r mod B]` (the official tiling); the first `uncond_rows`
         rows (the unconditional CFG half) use plain self-attention, as the official code ends
         up doing after recomputing them. Nothing is computed and thrown away. `row_offset`:
-        index of x's first row in the full CFG batch (when the halves run one at a time).
+        index of x's first row in the full CFG batch (when the halves run one at a time); `run`:
+        the piece sizes of attention and feed-forward.
         """
         block = self.transformer_blocks[0]
         h, w = x.shape[-2:]
@@ -74,17 +76,17 @@ class SpatialTransformer(nn.Module):
         rows, b = normed.shape[0], ref_kv[0].shape[0]
         parts = []
         if uncond_rows:
-            parts.append(block.attn1(normed[:uncond_rows]))
+            parts.append(block.attn1(normed[:uncond_rows], run=run))
         if uncond_rows < rows:
             cond = normed[uncond_rows:]
             index = (torch.arange(uncond_rows, rows, device=normed.device) + row_offset) % b
             k, v = block.attn1.project_kv(cond)
             parts.append(block.attn1.attend(cond, torch.cat([k, ref_kv[0][index]], dim=1),
-                                            torch.cat([v, ref_kv[1][index]], dim=1)))
+                                            torch.cat([v, ref_kv[1][index]], dim=1), run=run))
         tokens = residual(torch.cat(parts) if len(parts) > 1 else parts[0], tokens)
         k, v = block.attn2.project_kv(context)  # per copy, then shared by its frames
         repeats = rows // context.shape[0]
         tokens = residual(block.attn2.attend(block.norm2(tokens), k.repeat_interleave(repeats, dim=0),
-                                             v.repeat_interleave(repeats, dim=0)), tokens)
-        tokens = residual(block.ff(block.norm3(tokens)), tokens)
+                                             v.repeat_interleave(repeats, dim=0), run=run), tokens)
+        tokens = residual(block.ff(block.norm3(tokens), run), tokens)
         return residual(self.proj_out(from_tokens(tokens, h, w)), x)

@@ -15,6 +15,7 @@ from torch import nn
 
 from .blocks import FeedForward, from_tokens, residual, to_tokens
 from .config import MotionModuleConfig
+from .run_settings import DEFAULT_RUN, RunSettings
 
 DECAY = 0.9
 Memory = tuple  # (KV, Z)
@@ -136,7 +137,7 @@ class MotionModule(nn.Module):
         previous = previous or [None] * len(blocks)
         return [attn.build_memory(norm(tokens), frames, prev) for (attn, norm), prev in zip(blocks, previous)]
 
-    def forward(self, x: torch.Tensor, frames: int, memory: list) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int, memory: list, run: RunSettings = DEFAULT_RUN) -> torch.Tensor:
         tt = self.temporal_transformer
         h, w = x.shape[-2:]
         tokens = tt.proj_in(to_tokens(tt.norm(x)))
@@ -144,5 +145,5 @@ class MotionModule(nn.Module):
         for block in tt.transformer_blocks:
             for attn, norm in zip(block.attention_blocks, block.norms):
                 tokens = residual(attn(norm(tokens), frames, next(mem)), tokens)
-            tokens = residual(block.ff(block.ff_norm(tokens)), tokens)
+            tokens = residual(block.ff(block.ff_norm(tokens), run), tokens)
         return residual(from_tokens(tt.proj_out(tokens), h, w), x)

@@ -49,8 +49,9 @@ from .. import identity
 from ..partial_files import remove_abandoned
 from .dialogue_resume import DialogueCheckpoint, restore
 from .media import partial_path
-from .render import RenderSettings, malloc_trim
+from .render import malloc_trim
 from .resume import CheckpointPacing, ResumeStore, job_fingerprint, resume_dir_for
+from .settings import RenderSettings
 from .video import Mp4Writer
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from . import video
 from .media import mux_audio, to_uint8
 
 if TYPE_CHECKING:
-    from .render import RenderSettings
+    from .settings import RenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def _weights_identity(pipeline) -> str:
     if not fp:
         raise ValueError("the pipeline has no weights fingerprint (pipeline.networks.fingerprint); "
                          "a resumable render needs one to know the weights did not change")
-    dtype = getattr(nets, "dtype", None)
-    device = getattr(nets, "device", None)
+    dtype = getattr(pipeline, "dtype", None) or getattr(nets, "dtype", None)     # where it computes,
+    device = getattr(pipeline, "device", None) or getattr(nets, "device", None)  # not where weights rest
     return f"{fp}|{dtype}|{getattr(device, 'type', device)}"
 
 

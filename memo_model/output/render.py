@@ -2,7 +2,7 @@
 
 Streaming. ``pipeline.generate`` runs one clip at a time, the ``MemoState`` of each call feeds
 the next (the core guarantees chunked generation equals one call). Each clip is pasted back
-(optional), converted to uint8, handed to the streaming :class:`~memo_model.video.Mp4Writer`
+(optional), converted to uint8, handed to the streaming :class:`~memo_model.output.video.Mp4Writer`
 and released, so memory does not grow with the audio. Padding frames past the true frame
 count are never written; the mp4 has exactly ``num_frames`` frames and all of the audio.
 
@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ..partial_files import remove_abandoned
-from . import video
 from .media import partial_path, to_uint8
 from .resume import (
     RESUME_SUFFIX,
@@ -32,31 +31,10 @@ from .resume import (
     job_fingerprint,
     resume_dir_for,
 )
+from .settings import RenderInputs, RenderSettings
 from .video import Mp4Writer
 
 logger = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """Generation and encoding settings of one render (all part of the resume fingerprint)."""
-
-    steps: int = 20
-    cfg: float = 3.5
-    seed: int = 42
-    frames_per_clip: int = 16
-    past_frames: int = 16
-    initial_past_frames: int = 16
-    fps: int = 30
-    crf: int = video.DEFAULT_CRF
-    preset: str = video.DEFAULT_PRESET
-    clips_per_segment: int = 8      # GOP/segment length in clips (8 x 16 frames = 4.3 s at 30 fps)
-
-    def validate(self) -> None:
-        for name in ("steps", "frames_per_clip", "past_frames", "initial_past_frames", "fps",
-                     "clips_per_segment"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
 
 @dataclass
 class RenderProgress:
@@ -141,9 +119,15 @@ def _paste_and_write(paste_back, frames, writer: Mp4Writer, keep: bool):
 
 # --------------------------------------------------------------------------- the job
 
-def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Tensor,
-                 audio_features: torch.Tensor, num_frames: int, emotion: torch.Tensor,
-                 audio, sample_rate: int, output, settings: RenderSettings = RenderSettings(),
+def render_fingerprint(pipeline, inputs: RenderInputs, settings: RenderSettings, paste_back=None,
+                       inputs_fingerprint: Optional[str] = None) -> dict:
+    """The render's :func:`~memo_model.output.fingerprint.job_fingerprint`: what decides whether a
+    checkpoint can be resumed (a caller that names its files itself looks for it first)."""
+    return job_fingerprint(pipeline, **inputs.as_kwargs(), settings=settings, paste_back=paste_back,
+                           inputs_fingerprint=inputs_fingerprint)
+
+
+def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSettings = RenderSettings(),
                  paste_back: Optional[Callable[[torch.Tensor], object]] = None,
                  resume: bool = False,
                  progress: Optional[Callable[[RenderProgress], None]] = None,
@@ -152,18 +136,20 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                  fingerprint: Optional[dict] = None,
                  on_clip: Optional[Callable[[int, np.ndarray], None]] = None,
                  max_checkpoint_share: Optional[float] = 0.1) -> RenderResult:
-    """Render ``num_frames`` frames to ``output`` (mp4 with ``audio`` muxed), clip by clip.
+    """Render ``inputs.num_frames`` frames to ``output`` (mp4 with ``inputs.audio`` muxed), clip by clip.
 
-    ``audio_features`` [T,5,12,C] and ``emotion`` [T] cover T >= num_frames frames (T padded to
-    whole clips, as the audio front end returns them). ``paste_back(frames [N,h,w,3] float)``
+    ``inputs``: :class:`~memo_model.output.settings.RenderInputs` (features and emotion cover
+    T >= num_frames frames, T padded to whole clips). ``paste_back(frames [N,h,w,3] float)``
     returns full-size frames (float [0,1] or uint8). ``progress`` receives a
     :class:`RenderProgress` after every denoising step and may raise to cancel; ``log``
     receives one-line messages (default: this module's logger). ``inputs_fingerprint``: see
-    :func:`job_fingerprint`; ``fingerprint``: the job's :func:`job_fingerprint` when the caller
+    :func:`job_fingerprint`; ``fingerprint``: the job's :func:`render_fingerprint` when the caller
     already computed it (to pick the output file). ``on_clip(index, frames_u8 [n,H,W,3])`` sees each clip once it is
     encoded (e.g. for a preview); it must not keep the array. ``max_checkpoint_share``: see
     :class:`CheckpointPacing` (None = write the state after every clip).
     """
+    reference, face_embedding = inputs.reference, inputs.face_embedding
+    audio_features, emotion, num_frames = inputs.audio_features, inputs.emotion, inputs.num_frames
     log = log or logger.info
     settings.validate()
     output = Path(output)
@@ -184,11 +170,7 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
 
     store = None
     if resume:
-        components = fingerprint or job_fingerprint(
-            pipeline, reference=reference, face_embedding=face_embedding,
-            audio_features=audio_features, num_frames=num_frames, emotion=emotion, audio=audio,
-            sample_rate=sample_rate, settings=settings, paste_back=paste_back,
-            inputs_fingerprint=inputs_fingerprint)
+        components = fingerprint or render_fingerprint(pipeline, inputs, settings, paste_back, inputs_fingerprint)
         store = ResumeStore(resume_dir_for(output), components, num_clips, log,
                             clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc)
     elif resume_dir_for(output).exists():
@@ -196,8 +178,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
             "alone (turn resume on to continue it, or delete it)")
 
     def new_writer() -> Mp4Writer:
-        return Mp4Writer(output, fps=settings.fps, num_frames=num_frames, audio=audio,
-                         sample_rate=sample_rate, crf=settings.crf, preset=settings.preset,
+        return Mp4Writer(output, fps=settings.fps, num_frames=num_frames, audio=inputs.audio,
+                         sample_rate=inputs.sample_rate, crf=settings.crf, preset=settings.preset,
                          segment_frames=settings.clips_per_segment * fpc,
                          on_segment=store.on_segment if store is not None else None)
 
@@ -228,12 +210,8 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                     progress(RenderProgress(_c, num_clips, int(done), int(total), start))
 
             window = slice(c * fpc, (c + 1) * fpc)
-            out = pipeline.generate(
-                reference, face_embedding, audio_features[window], emotion[window],
-                num_inference_steps=settings.steps, guidance_scale=settings.cfg,
-                seed=settings.seed, frames_per_clip=fpc, past_frames=settings.past_frames,
-                initial_past_frames=settings.initial_past_frames, state=state,
-                progress=on_step)
+            out = pipeline.generate(reference, face_embedding, audio_features[window], emotion[window],
+                                    **settings.sampling.generate_kwargs(), state=state, progress=on_step)
             state = out.state
             frames = out.frames[:min(fpc, num_frames - c * fpc)]
             del out
@@ -269,5 +247,5 @@ def render_video(pipeline, *, reference: torch.Tensor, face_embedding: torch.Ten
                         resumed_clips=start, width=width, height=height)
 
 
-__all__ = ["RenderSettings", "RenderProgress", "RenderResult", "render_video", "resume_dir_for",
-           "checkpoint_matches", "find_checkpoint", "job_fingerprint", "RESUME_SUFFIX"]
+__all__ = ["RenderSettings", "RenderInputs", "RenderProgress", "RenderResult", "render_video", "render_fingerprint",
+           "resume_dir_for", "checkpoint_matches", "find_checkpoint", "job_fingerprint", "RESUME_SUFFIX"]

@@ -8,7 +8,7 @@ Why it looks the way it does:
   each by a fresh libx264 encoder with identical settings (same SPS/PPS, checked). A finished
   segment can therefore be stored (:class:`EncodedSegment`, safetensors) and later
   stream-copied into a new file, which is what makes a crashed render resumable with a final
-  file byte-identical to an uninterrupted one (see :mod:`memo_model.render`). x264 runs with
+  file byte-identical to an uninterrupted one (see :mod:`memo_model.output.resume`). x264 runs with
   a fixed thread count because its bitstream depends on it.
 * **Exact lengths.** The video has exactly ``num_frames`` frames (``close`` refuses anything
   else); the AAC track carries every audio sample, its duration is the audio's (the mp4 edit

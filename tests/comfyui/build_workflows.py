@@ -50,8 +50,8 @@ COLUMN_W = 340
 WIDE = {"MemoRenderVideo": 420}
 BODY_H = {"MemoModelLoader": 178, "VAELoader": 58, "MemoAudioModelLoader": 106, "MemoEmotionModelLoader": 130,
           "MemoVocalSeparatorLoader": 82, "MemoFaceModelLoader": 82, "LoadImage": 330, "MemoLoadAudio": 184,
-          "LoadAudio": 136, "MemoAudioEncode": 146, "MemoDetectEmotion": 78, "MemoFacePrep": 266, "MemoSampler": 440,
-          "MemoryStateCarry": 198, "MemoPasteBack": 78, "MemoVideoCombine": 150, "MemoRenderVideo": 402,
+          "LoadAudio": 136, "MemoAudioEncode": 146, "MemoDetectEmotion": 78, "MemoFacePrep": 266, "MemoSampler": 464,
+          "MemoryStateCarry": 198, "MemoPasteBack": 78, "MemoVideoCombine": 150, "MemoRenderVideo": 426,
           "CreateVideo": 78, "SaveVideo": 130, "PreviewImage": 250}
 GROUP_PAD = 15
 GROUP_TITLE_H = 44
@@ -118,7 +118,8 @@ def _front_ends(audio_node, mode):
 
 def _sampler(state=None, max_frames=0):
     inputs = {"memo_models": (1, 0), "vae": (2, 0), "face": (11, 0), "audio": (9, 0), "emotion": (10, 0),
-              "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "max_frames": max_frames}
+              "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "max_frames": max_frames,
+              "initial_past_frames": 16}
     if state is not None:
         inputs["state"] = state
     return (12, "MemoSampler", inputs)
@@ -200,7 +201,7 @@ WORKFLOWS = {
             (12, "MemoRenderVideo",
              {"memo_models": (1, 0), "vae": (2, 0), "face": (11, 0), "audio": (9, 0), "emotion": (10, 0),
               "steps": 20, "cfg": 3.5, "seed": 42, "frames_per_clip": 16, "past_frames": 16, "paste_back": True,
-              "feather": 0.1, "filename_prefix": "MEMO/long", "crf": 18, "resume": True}),
+              "feather": 0.1, "filename_prefix": "MEMO/long", "crf": 18, "resume": True, "initial_past_frames": 16}),
         ],
         "groups": _groups(
             "Generate + output: Render Video samples clip by clip and pastes, encodes and releases each clip, so "

@@ -91,16 +91,16 @@ def main() -> None:
         inputs = (torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.randn(1, 512, generator=g),
                   torch.randn(16, c.seq_len, c.blocks, c.channels, generator=g),
                   torch.randint(0, 9, (16,), generator=g))
-        nets.compute_device, nets.compute_dtype = device, models.dtype
-        full = MemoPipeline(nets, codec).generate(*inputs, num_inference_steps=1, guidance_scale=3.5, seed=3).frames
+        full = MemoPipeline(nets, codec, device=device, dtype=models.dtype).generate(
+            *inputs, num_inference_steps=1, guidance_scale=3.5, seed=3).frames
         mm.unload_all_models()
         budget = managed.patcher.model_size() // 3
         managed.patcher.load(device, lowvram_model_memory=budget)
         result["partial_loaded_mb"] = round(managed.patcher.model.model_loaded_weight_memory / 2**20, 2)
         result["partial_lowvram"] = bool(managed.patcher.model.model_lowvram)
         result["partial_cast_layers"] = sum(hasattr(m, "prev_comfy_cast_weights") for m in nets.modules())
-        partial = MemoPipeline(nets, codec, "low").generate(*inputs, num_inference_steps=1, guidance_scale=3.5,
-                                                            seed=3).frames
+        partial = MemoPipeline(nets, codec, "low", device=device, dtype=models.dtype).generate(
+            *inputs, num_inference_steps=1, guidance_scale=3.5, seed=3).frames
         result["partial_max_abs_diff"] = float((partial - full).abs().max())
         managed.patcher.detach()
 

@@ -1,6 +1,6 @@
 """Helpers shared by the node-pack tests (in-process CI tests and the opt-in real-ComfyUI tests).
 
-Nothing here imports ComfyUI. Tiny random models come from memo_model.tiny_frontends (the same
+Nothing here imports ComfyUI. Tiny random models come from memo_model.apps.tiny_frontends (the same
 layout as real downloads), so every loader runs its real code path.
 """
 from __future__ import annotations

@@ -14,10 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 PACK_NAME = "memo_pack"
 
 
-def load_pack():
-    """The pack package (`memo_pack`, with `.nodes` and `.memo_model`), imported once."""
+def load_pack(standin: bool = True):
+    """The pack package (`memo_pack`, with `.nodes` and `.memo_model`), imported once; its nodes
+    run on the tests' stand-in host (memo_testing.standin_host) unless `standin` is False."""
     if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
+        return _with_host(sys.modules[PACK_NAME], standin)
     spec = importlib.util.spec_from_file_location(PACK_NAME, REPO / "__init__.py",
                                                   submodule_search_locations=[str(REPO)])
     pack = importlib.util.module_from_spec(spec)
@@ -27,4 +28,12 @@ def load_pack():
     except BaseException:
         del sys.modules[PACK_NAME]
         raise
+    return _with_host(pack, standin)
+
+
+def _with_host(pack, standin: bool):
+    if standin:
+        from .standin_host import install_standin
+
+        install_standin(pack)
     return pack

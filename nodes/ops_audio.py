@@ -1,0 +1,154 @@
+"""The audio nodes' work without ComfyUI's node API: load a file as AUDIO, the voice stage's
+features (MEMO_AUDIO) and emotion (MEMO_EMOTION), and the AUDIO helpers other nodes share."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..memo_model.identity import digest, file_contents
+from ..memo_model.job import AudioSettings, JobError
+from . import host
+from .values import MemoAudio
+
+# Longer audio keeps its wav2vec features in the temp folder, read clip by clip while sampling
+# (memo_model.audio.feature_file; bit for bit the in-memory values).
+FEATURES_ON_DISK_SECONDS = 60.0
+OVERRIDE_NOTE = ("note: the emotion override is experimental; MEMO's public weights follow it weakly "
+                 "(memoavatar/memo#32). A reference picture that already shows the emotion works better.")
+
+
+def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio") -> dict:
+    """Any audio/video file -> core AUDIO {"waveform": [1, C, N] float32, "sample_rate": int} at the
+    file's own rate and channels; `duration` 0 = to the end."""
+    import torch
+
+    from ..memo_model.audio.native import decode_native
+
+    try:
+        wave, rate = decode_native(path, float(start), float(duration))
+    except ValueError as exc:
+        raise ValueError(f"{input_name}: {exc}") from None
+    return {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
+
+
+def load_audio_file(name: str, start: float = 0.0, duration: float = 0.0) -> dict:
+    """MEMO Load Audio: a file of the input folder (upload combo name) as core AUDIO."""
+    return decode_audio_file(host.resolve_input_file(name), float(start), float(duration), input_name="audio")
+
+
+def audio_file_identity(name: str, start: float = 0.0, duration: float = 0.0) -> str:
+    """The content, not the mtime: re-uploading the same file (API clients do) keeps the cache."""
+    try:
+        return digest(file_contents(host.resolve_input_file(name)), float(start), float(duration))
+    except (OSError, ValueError):
+        return f"missing:{name}"
+
+
+def check_audio_file(name) -> "bool | str":
+    """True, or what is wrong with the picked file name (None: linked, checked when the node runs)."""
+    if name is None:
+        return True
+    try:
+        path = host.resolve_input_file(name)
+    except ValueError as exc:
+        return f"audio: {exc}"
+    if not path.is_file():
+        return f"audio: file '{name}' not found in the input folder"
+    return True
+
+
+def check_audio_dict(audio, input_name: str = "audio") -> dict:
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError(f"{input_name}: expected core AUDIO (a dict with 'waveform' [B, C, N] and 'sample_rate'), "
+                         f"got {type(audio).__name__}")
+    wave = audio["waveform"]
+    if getattr(wave, "dim", lambda: 0)() != 3 or wave.shape[-1] == 0:
+        raise ValueError(f"{input_name}: AUDIO waveform must be [batch, channels, samples] with samples > 0, got "
+                         f"{tuple(getattr(wave, 'shape', ()))}")
+    if wave.shape[0] != 1:
+        raise ValueError(f"{input_name}: the AUDIO holds a batch of {wave.shape[0]} tracks; MEMO animates one voice, "
+                         "pass a single track")
+    return audio
+
+
+def load_16k(audio, input_name: str = "audio"):
+    """core AUDIO -> the official 16 kHz samples (sample-exact for 16-bit sources), not silent."""
+    from ..memo_model.audio import AudioTooLongError, load_voice
+
+    try:
+        return load_voice(check_audio_dict(audio, input_name), what=input_name)
+    except AudioTooLongError as exc:
+        raise ValueError(f"{exc}; render it in parts: MEMO Load Audio's start and duration widgets pick a "
+                         "part") from None
+
+
+def trim_audio(audio: dict, start_frame: int, num_frames: int, fps: float) -> dict:
+    """The part of AUDIO covering video frames [start, start + num) at fps, exactly num/fps seconds
+    long (zero-padded when the audio ends inside the last frame)."""
+    import torch
+
+    wave, rate = audio["waveform"], int(audio["sample_rate"])
+    s0 = int(round(start_frame * rate / fps))
+    s1 = int(round((start_frame + num_frames) * rate / fps))
+    part = wave[..., s0:s1].to(torch.float32)
+    if part.shape[-1] < s1 - s0:
+        part = torch.nn.functional.pad(part, (0, s1 - s0 - part.shape[-1]))
+    return {"waveform": part.contiguous().cpu(), "sample_rate": rate}
+
+
+def encode_audio(wav2vec, audio, settings: AudioSettings, separator=None) -> tuple:
+    """MEMO Audio Encode: AUDIO -> (MEMO_AUDIO, frames it covers, seconds), the voice stage's
+    features step (vocal separation when `settings.vocal_separation`)."""
+    from ..memo_model.audio import encode_voice
+
+    problems = settings.problems()
+    if problems:
+        raise JobError(problems)
+    a16 = load_16k(audio, "audio")
+    if settings.vocal_separation and separator is None:
+        raise ValueError("separator: vocal_separation is on but no vocal separator is connected; connect "
+                         "MemoVocalSeparatorLoader, or switch vocal_separation off")
+    separator = separator if settings.vocal_separation else None
+    fps, fpc = int(settings.fps), int(settings.frames_per_clip)
+    fingerprint = digest(a16.samples, fps, fpc, wav2vec.fingerprint,
+                         separator.fingerprint if separator is not None else None)
+    to_file = None
+    if a16.duration > FEATURES_ON_DISK_SECONDS:      # 10 min: 663 MB that need not stay in memory
+        to_file = host.temp_directory() / f"memo_features_{fingerprint}.safetensors"
+        to_file.parent.mkdir(parents=True, exist_ok=True)
+    progress = host.Progress(1)
+    wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
+    features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
+                            fps=fps, frames_per_clip=fpc, to_file=to_file)
+    progress.update(1)
+    memo_audio = MemoAudio(features=features, audio=audio, fps=fps, frames_per_clip=fpc,
+                           vocal_separation=separator is not None, num_samples_16k=a16.num_samples,
+                           fingerprint=fingerprint)
+    return memo_audio, int(features.audio_frames), float(a16.duration)
+
+
+def detect_emotion_track(audio, emotion_model=None, override: str = "") -> tuple:
+    """MEMO Detect Emotion: AUDIO -> (MEMO_EMOTION labels, timeline text), the voice stage's emotion
+    step (detected, with the override from its times on)."""
+    from ..memo_model.audio import detect_emotion
+
+    a16 = load_16k(audio, "audio")
+    detector = None
+    if emotion_model is not None:                # the detector computes where the manager puts its weights
+        emotion_model.managed.load(memory_required=_emotion_memory())
+        detector = emotion_model.detector
+    labels = detect_emotion(a16, detector, override, what="override" if override.strip() else "emotion_model")
+    text = labels.timeline() + ("\n" + OVERRIDE_NOTE if "override" in labels.source else "")
+    return labels, text
+
+
+def _wav2vec_memory(num_samples: int) -> int:
+    # conv features of 512 channels per 320 samples + a 768-wide encoder, a few copies, fp32
+    return int(num_samples / 320 * 768 * 4 * 24)
+
+
+def _emotion_memory() -> int:
+    return int(8 * 48000 * 1024 * 4 * 6)   # a batch of 8 three-second windows through a 1024-wide transformer
+
+
+__all__ = ["FEATURES_ON_DISK_SECONDS", "decode_audio_file", "load_audio_file", "audio_file_identity",
+           "check_audio_file", "check_audio_dict", "load_16k", "trim_audio", "encode_audio", "detect_emotion_track"]
