@@ -12,10 +12,10 @@ COMMANDS says, one line per command, how each is checked:
 * Run: the command with bash in a fresh copy of the checkout, as a user runs it from the checkout
   root: `python` is this interpreter, tiny random models sit where the docs put the real ones
   (./models/memo), the pictures and voices the docs name exist (synthetic), the network is off
-  (HF_HUB_OFFLINE) and the GPU hidden (gpu_check's CPU mode). `extra` is appended to the command (fast
-  flags: --smoke, fewer steps); `check` asserts on what it did.
-* Pip: installing needs the network; checked offline: the requirement files and extras it names
-  exist and every requirement in them parses.
+  (HF_HUB_OFFLINE). `extra` is appended to the command (fast flags: --smoke, fewer steps); `check`
+  asserts on what it did. Without a GPU, gpu_check runs its CPU mode; `gpu=True` entries need one.
+* Offline: the command is not run (`why`); a check stands in for it. Pip: installing needs the
+  network, so the requirement files and extras it names must exist and every requirement parse.
 * Skip: cannot run here, with the reason.
 A new documented command fails test_every_documented_command_has_an_entry until it gets a line;
 an entry whose command left the docs fails test_every_entry_is_still_documented.
@@ -186,6 +186,8 @@ class Skip:
 
 SHARED = Path(os.environ.get("MEMO_SHARED_DIR", REPO.parent / "shared"))
 OFFICIAL = os.environ.get("MEMO_OFFICIAL_DIR")
+SPEECH_SECONDS, LONG_SECONDS = 0.5, 6.0               # the docs' example voices (long.wav: two chunked runs)
+SPEECH_FRAMES = math.ceil(SPEECH_SECONDS * 30)
 
 
 def check_requirements_file(path: Path) -> None:
@@ -342,16 +344,15 @@ def long_video(done: Done) -> None:
 
 def dialogue(done: Done) -> None:
     runs = done.json()["runs"]
-    assert [r["faces"] for r in runs] == [1, 2] and all(r["frames"] == 15 for r in runs), runs
+    assert [r["faces"] for r in runs] == [1, 2] and all(r["frames"] == 15 for r in runs), runs  # --smoke: 0.5 s
 
 
-GENERATED = ("workflows", "web/docs/images", "icon.png")
-
-
-def remove_generated(pattern: str) -> Callable[[Path], None]:
+def remove_generated(*patterns: str) -> Callable[[Path], None]:
+    """Removes the files a generator writes, so that its check sees them written again."""
     def before(checkout: Path) -> None:
-        for path in checkout.glob(pattern):
-            path.unlink()
+        for pattern in patterns:
+            for path in checkout.glob(pattern):
+                path.unlink()
     return before
 
 
@@ -366,6 +367,7 @@ def rewrote(pattern: str) -> Callable[[Done], None]:
 
 
 def rewrote_pictures(done: Done) -> None:
+    """icon.png and the help pages' pictures are there again, at their committed sizes."""
     from PIL import Image
 
     for rel in ["icon.png", *(p.relative_to(REPO) for p in (REPO / "web/docs/images").glob("*.png"))]:
@@ -416,7 +418,7 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
     "python -m memo_model --tiny-demo --output demo.mp4": Run(check=mp4("demo.mp4")),
     "pip install torch": Pip(),
     "python -m memo_model --image portrait.jpg --audio speech.wav --output talk.mp4 --download":
-        Run(" --size 64 --steps 1", mp4("talk.mp4", frames=15)),
+        Run(" --size 64 --steps 1", mp4("talk.mp4", frames=SPEECH_FRAMES)),
     "python3 -m venv .venv-test && . .venv-test/bin/activate": Run(" && command -v python", venv_active(".venv-test")),
     "pip install torch==2.13.0 -r requirements-test.txt && HF_HUB_OFFLINE=1 python -m pytest -q":
         Offline(f"{SUITE}; CI runs it", ci_runs_it),
@@ -476,7 +478,7 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
     "python3 -m venv ~/venv-cli && ~/venv-cli/bin/pip install comfy-cli": Pip(),
     "pip install .": Pip(),
     "python tests/build_pack_images.py":
-        Run(check=rewrote_pictures, fast=True, before=remove_generated("web/docs/images/*.png")),
+        Run(check=rewrote_pictures, fast=True, before=remove_generated("icon.png", "web/docs/images/*.png")),
     "python -m benchmarks.memory_plan --size 512 --dtype bf16": Run(" --smoke", plans(3)),
     "python -m benchmarks.bench_core": Run(" --smoke", runs_of("results", 1)),
     "python -m benchmarks.bench_long_video --pipeline fake --durations 10 120 600": Run(" --smoke", long_video),
@@ -543,10 +545,6 @@ def _copy_checkout(dest: Path) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel, follow_symlinks=False)
     return dest
-
-
-SPEECH_SECONDS, LONG_SECONDS = 0.5, 6.0
-SPEECH_FRAMES = math.ceil(SPEECH_SECONDS * 30)
 
 
 @pytest.fixture(scope="module")
