@@ -12,12 +12,13 @@ from memo_model.output.probe import probe_video, read_frames
 from memo_testing.audio_fakes import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
+OPTIONS = ["--image", "--audio", "--face", "--mix", "--output", "--models", "--comfyui-models", "--vae", "--wav2vec",
+           "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--initial-past-frames", "--dtype",
            "--device",
            "--no-vocal-separation", "--emotion", "--memory", "--resume", "--download", "--tiny-demo",
-           "--det-threshold", "--allow-no-face", "--max-audio-minutes"]
+           "--det-threshold", "--allow-no-face", "--max-audio-minutes", "--faces"]
 
 
 def run_cli(args, capsys):
@@ -68,7 +69,12 @@ def test_missing_models_list_every_file_and_the_command(tmp_path, capsys, tiny_m
     assert code == 2
     for rel in ["reference_net/diffusion_pytorch_model.safetensors", "misc/face_analysis/models/glintr100.onnx",
                 "misc/vocal_separator/Kim_Vocal_2.onnx", "misc/audio_emotion_classifier/config.json"]:
-        assert f"{rel}  ->  {models / rel}" in err
+        assert f"{rel}  ->  {models / 'memo/memo' / rel}" in err
+    assert f"vae-ft-mse-840000-ema-pruned.safetensors  ->  {models / 'vae/vae-ft-mse-840000-ema-pruned.safetensors'}" \
+        in err
+    assert (f'hf download stabilityai/sd-vae-ft-mse-original vae-ft-mse-840000-ema-pruned.safetensors '
+            f'--local-dir "{models / "vae"}"') in err
+    assert f"memo: models: {models} (--models)" in err
     assert f"model.safetensors  ->  {tmp_path / 'w2v' / 'model.safetensors'}" in err
     assert f'hf download facebook/wav2vec2-base-960h config.json preprocessor_config.json ' \
            f'model.safetensors --local-dir "{tmp_path / "w2v"}"' in err
@@ -117,7 +123,7 @@ def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_m
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models["models"], models)
-    shutil.rmtree(models / "emotion2vec_plus_large")
+    shutil.rmtree(models / "memo" / "emotion2vec_plus_large")
     argv = ["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--models", models,
             "--output", tmp_path / "o.mp4", "--device", "cpu", "--size", "64"]
     code, err = run_cli(argv + ["--emotion", "Loud"], capsys)
@@ -205,7 +211,7 @@ def test_download_option_fetches_only_missing_files(tmp_path, capsys, tiny_model
     code, err = run_cli(["--image", black, "--audio", tiny_models["audio"], "--models", models,
                          "--download", "--output", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "no face found" in err              # got past the model check
-    assert len(calls) == 18 and not any(repo == "stabilityai/sd-vae-ft-mse" for repo, _ in calls)
+    assert len(calls) == 18 and not any(repo.startswith("stabilityai/") for repo, _ in calls)
     assert "downloading 18 missing model file(s)" in err
     assert dl.find_missing(models, dl.RENDER_COMPONENTS + ("vocal_separator",)) == []
 

@@ -99,7 +99,8 @@ def test_single_files_code_exactly_as_the_diffusers_folder(vaes, monkeypatch):
     assert latents.shape == (3, 4, 8, 8) and latents.std() > 0.01
     for name in ("ldm", "diffusers_file"):
         single = load_vae(vaes[name])
-        assert isinstance(single.vae, type(folder.vae)) and list(single.vae.config.block_out_channels) == [32, 32, 64, 64]
+        assert isinstance(single.vae, type(folder.vae))
+        assert list(single.vae.config.block_out_channels) == [32, 32, 64, 64]
         assert torch.equal(single.encode(pixels), latents), name
         assert torch.equal(single.decode(latents), frames), name
     assert load_vae(vaes["ldm"], dtype="bf16").dtype == torch.bfloat16
