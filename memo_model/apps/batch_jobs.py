@@ -23,7 +23,15 @@ from typing import Optional, Sequence
 from ..checks.paths import UnsafeName, check_relative_name
 from ..job import RenderJob
 from .dialogue_job import default_output_name
-from .options import Machine, apply_options, build_parser, generation_options, job_from_args, machine_from_args
+from .options import (
+    Machine,
+    apply_options,
+    build_parser,
+    cli_name,
+    generation_options,
+    job_from_args,
+    machine_from_args,
+)
 from .speaker_specs import speakers_from_field
 
 # Single-job options a job line must not set: every worker loads the models once for all jobs.
@@ -31,7 +39,11 @@ WORKER_OPTIONS = ("models", "vae", "wav2vec", "emotion2vec", "face_models", "voc
                   "download", "dtype", "device")
 NOT_IN_BATCH = {"image": "--image", "audio": "--audio", "output": "--output", "face": "--face", "mix": "--mix",
                 "tiny_demo": "--tiny-demo", "demo_faces": "--faces"}     # per job (JOBS) / single-job only
-JOB_NAMES = {"voice": "audio", "picture": "image", "speakers": "faces"}   # a job's fields as a line names them
+
+
+def line_name(key: str) -> str:
+    """A job field as a jobs-file line names it: the option's name (``mode`` -> ``framing``)."""
+    return "faces" if key == "speakers" else cli_name(key)[2:].replace("-", "_")
 
 
 class BatchError(Exception):
@@ -243,7 +255,7 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
             rendered = apply_options(defaults.job, _job_values(fields, options))
             rendered = dataclasses.replace(rendered, picture=image, voice=audio, speakers=speakers, mix=mix,
                                            output=dataclasses.replace(rendered.output, path=out_dir / name))
-            problems = rendered.problems(lambda key: JOB_NAMES.get(key, key))
+            problems = rendered.problems(line_name)
             if problems:
                 raise BatchError("; ".join(problems))
             job.job = rendered
