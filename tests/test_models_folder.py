@@ -83,3 +83,15 @@ def test_an_old_checkpoint_folder_of_another_name_moves_into_itself(tmp_path):
     assert "--vae" not in told and f"then run with --models {old}, after fetching the single-file VAE" in told
     run_moves(told)
     assert [m.component for m in dl.find_missing(old, dl.RENDER_COMPONENTS + ("vocal_separator",))] == ["vae"]
+
+
+def test_the_nodes_and_the_command_line_read_the_same_files(tmp_path, monkeypatch):
+    """Every loader's default dropdown value, in a models folder of the layout, names the files the
+    command line reads from the same folder."""
+    from memo_testing.pack import load_pack
+
+    monkeypatch.setenv("MEMO_MODELS_DIR", str(tmp_path))
+    locations = load_pack().nodes.model_locations
+    for name in ("memo", "emotion_classifier", "face", "vocal_separator", "wav2vec", "emotion2vec"):
+        folder = locations.locate(name, locations.default_choice(name))
+        assert locations.component_files(name, folder) == [p for _rel, p in dl.local_files(name, tmp_path.resolve())]
