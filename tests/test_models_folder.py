@@ -62,14 +62,14 @@ def test_the_old_default_folder_gets_moves_that_give_the_new_layout(tmp_path):
     """./models/memo held everything; after the printed moves ./models is the new layout, VAE apart."""
     models = tmp_path / "models"
     old = old_layout(models / "memo")
-    told = layout_problem(models, "the default")
-    assert told.startswith(f"the default {models}: {old} holds the MEMO checkpoint in the command line's old "
+    told = layout_problem(models, "models folder")
+    assert told.startswith(f"models folder {models}: {old} holds the MEMO checkpoint in the command line's old "
                            "layout")
     assert f"{models / 'memo/memo'}/   reference_net/" in told
     assert f"then run with --models {models} --vae {old / 'vae'} (your diffusers VAE folder)" in told
     assert (f'hf download stabilityai/sd-vae-ft-mse-original vae-ft-mse-840000-ema-pruned.safetensors '
             f'--local-dir "{models / "vae"}"') in told
-    assert told == layout_problem(old).replace(f"--models {old}", f"the default {models}: {old}", 1)
+    assert told == layout_problem(old).replace(f"--models {old}", f"models folder {models}: {old}", 1)
     run_moves(told)
     needed = dl.RENDER_COMPONENTS + ("vocal_separator",)
     assert [m.component for m in dl.find_missing(models, needed)] == ["vae"]

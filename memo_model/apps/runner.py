@@ -138,7 +138,8 @@ def ensure_models(machine: Machine, components, job: Optional[RenderJob] = None,
 
     locations = machine.locations()
     missing = dl.find_missing(machine.models, components, locations)
-    old_layout = layout_problem(machine.models, machine.models_source) if missing else None
+    label = machine.models_source if machine.models_source.startswith(("--", "$")) else "models folder"
+    old_layout = layout_problem(machine.models, label) if missing else None
     if old_layout:                      # not a download into the new layout next to the user's files
         raise UsageError(old_layout)
     if missing and machine.download and job is not None:
