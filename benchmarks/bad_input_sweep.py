@@ -149,24 +149,26 @@ def build_cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
         ("--past-frames 64", IMG + A + ["--past-frames", "64"], models),
         ("--device cuda (none)", IMG + A + ["--device", "cuda"], models),
         ("--models missing", IMG + A + ["--models", str(tmp / "nomodels")], None),
-        ("MEMO checkpoint truncated", IMG + A, damaged("diffusion_net/diffusion_pytorch_model.safetensors", half)),
-        ("wav2vec model.safetensors truncated", IMG + A, damaged("wav2vec2-base-960h/model.safetensors", half)),
-        ("VAE truncated", IMG + A, damaged("vae/diffusion_pytorch_model.safetensors", half)),
+        ("MEMO checkpoint truncated", IMG + A,
+         damaged("memo/memo/diffusion_net/diffusion_pytorch_model.safetensors", half)),
+        ("wav2vec model.safetensors truncated", IMG + A, damaged("memo/wav2vec2-base-960h/model.safetensors", half)),
+        ("VAE truncated", IMG + A, damaged("vae/vae-ft-mse-840000-ema-pruned.safetensors", half)),
         ("VAE replaced by another model", IMG + A, damaged(
-            "vae/diffusion_pytorch_model.safetensors",
-            lambda d: (models / "image_proj/diffusion_pytorch_model.safetensors").read_bytes())),
-        ("SCRFD .onnx truncated", IMG + A, damaged("misc/face_analysis/models/scrfd_10g_bnkps.onnx", half)),
-        ("glintr100 .onnx truncated", IMG + A, damaged("misc/face_analysis/models/glintr100.onnx", half)),
-        ("Kim_Vocal_2 .onnx truncated", IMG + A, damaged("misc/vocal_separator/Kim_Vocal_2.onnx", lambda d: d[:60])),
-        ("emotion2vec model.pt truncated", IMG + A, damaged("emotion2vec_plus_large/model.pt", half)),
-        ("VAE config.json broken", IMG + A, damaged("vae/config.json", lambda d: d[:20])),
+            "vae/vae-ft-mse-840000-ema-pruned.safetensors",
+            lambda d: (models / "memo/memo/image_proj/diffusion_pytorch_model.safetensors").read_bytes())),
+        ("SCRFD .onnx truncated", IMG + A, damaged("memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx", half)),
+        ("glintr100 .onnx truncated", IMG + A, damaged("memo/memo/misc/face_analysis/models/glintr100.onnx", half)),
+        ("Kim_Vocal_2 .onnx truncated", IMG + A,
+         damaged("memo/memo/misc/vocal_separator/Kim_Vocal_2.onnx", lambda d: d[:60])),
+        ("emotion2vec model.pt truncated", IMG + A, damaged("memo/emotion2vec_plus_large/model.pt", half)),
+        ("MEMO config.json broken", IMG + A, damaged("memo/memo/diffusion_net/config.json", lambda d: d[:20])),
         ("all at once (seed, cfg, output, file)", IMG + A + ["--seed", str(2 ** 70), "--cfg", "nan", "--output",
                                                            str(folder_mp4)],
-         damaged("wav2vec2-base-960h/model.safetensors", half)),
+         damaged("memo/wav2vec2-base-960h/model.safetensors", half)),
     ]
     if os.geteuid() != 0:
-        unreadable = damaged("misc/face_analysis/models/scrfd_10g_bnkps.onnx", lambda d: d)
-        (unreadable / "misc/face_analysis/models/scrfd_10g_bnkps.onnx").chmod(0)
+        unreadable = damaged("memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx", lambda d: d)
+        (unreadable / "memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx").chmod(0)
         cases.append(("SCRFD .onnx unreadable (chmod 0)", IMG + A, unreadable))
     return cases
 
