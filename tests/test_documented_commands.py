@@ -11,7 +11,7 @@ places (or moved from the README to a docs page) is one command.
 COMMANDS says, one line per command, how each is checked:
 * Run: the command with bash in a fresh copy of the checkout, as a user runs it from the checkout
   root: `python` is this interpreter, tiny random models sit where the docs put the real ones
-  (./models/memo), the pictures and voices the docs name exist (synthetic), the network is off
+  (./models, ComfyUI's layout), the pictures and voices the docs name exist (synthetic), the network is off
   (HF_HUB_OFFLINE). `extra` is appended to the command (fast flags: --smoke, fewer steps); `check`
   asserts on what it did. Without a GPU, gpu_check runs its CPU mode; `gpu=True` entries need one.
 * Offline: the command is not run (`why`); a check stands in for it. Pip: installing needs the
@@ -447,12 +447,12 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
     "hf download": Skip("names the command the loaders print (network); tests/test_download.py checks them"),
     "python -m memo_model batch": Run(" --help", usage, fast=True),
     'pip install "ray[default]"': Pip(),
-    "python -m memo_model batch jobs.jsonl --out results/ --models models/memo --steps 20":
+    "python -m memo_model batch jobs.jsonl --out results/ --models models --steps 20":
         Run(" --size 64 --steps 1", batch_done),
     "ray start": Skip(NEEDS_CLUSTER),
     "ray start --head --port=6379": Skip(NEEDS_CLUSTER),
     "ray start --address=A:6379": Skip(NEEDS_CLUSTER),
-    "python -m memo_model batch /shared/jobs.jsonl --out /shared/results --models /models/memo --address auto":
+    "python -m memo_model batch /shared/jobs.jsonl --out /shared/results --models /models --address auto":
         Skip(NEEDS_CLUSTER),
     "ray job submit -- python -m memo_model batch ...": Skip(NEEDS_CLUSTER),
     "pip install mediapipe": Pip(),
@@ -556,7 +556,7 @@ def world(tmp_path_factory) -> Path:
     from memo_testing.audio_fakes import write_encoded
 
     root = tmp_path_factory.mktemp("documented")
-    write_tiny_models(root / "models" / "memo")
+    write_tiny_models(root / "models")                # ComfyUI's models folder: models/memo/..., models/vae/...
     files = root / "files"
     files.mkdir()
     portrait = write_demo_portrait(files / "me.png")
@@ -607,7 +607,8 @@ def test_documented_command_runs(command, world, tmp_path):
     env = dict(os.environ, PATH=f"{world / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
                HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0", MEMO_SHARED_DIR=str(SHARED),
                PYTHONDONTWRITEBYTECODE="1")
-    with ComfyApiStub() if how.stub else _nothing() as stub:
+    env.pop("COMFYUI_MODELS", None)                   # the documented default: ./models
+    with ComfyApiStub(world / "models") if how.stub else _nothing() as stub:
         if stub is not None:
             env["COMFYUI_URL"] = stub.url
         proc = subprocess.run(["bash", "-c", command + how.extra], cwd=checkout, env=env, capture_output=True,

@@ -1,12 +1,14 @@
 """ComfyUI's HTTP API as scripts/memo_api.py uses it, served from a thread, for tests without ComfyUI.
 
 It keeps what a client can get wrong observable: every upload (name and bytes), every posted prompt
-(as posted) and every download. Like ComfyUI it refuses a prompt whose file loaders name a file that
-was not uploaded (HTTP 400 with `node_errors`), answers a prompt's history as running at the first
-poll and finished at the next, and reports one mp4 per video output node and, for a MemoryStateCarry
-in save mode, the frames done so far: `max_frames` more per prompt (all when 0) of the frames of the
-uploaded audio at the encoder's fps. Nothing is generated; the "videos" are bytes named after the
-prompt. The real server is tested in tests/comfyui/test_real_comfyui.py.
+(as posted) and every download. It lists the files of a ComfyUI models folder (GET /models/memo,
+/models/vae, /internal/folder_paths) as a ComfyUI with the pack loaded does (no folder given: a
+server without the pack, /models/memo answers 404). Like ComfyUI it refuses a prompt whose file
+loaders name a file that was not uploaded (HTTP 400 with `node_errors`), answers a prompt's history
+as running at the first poll and finished at the next, and reports one mp4 per video output node
+and, for a MemoryStateCarry in save mode, the frames done so far: `max_frames` more per prompt (all
+when 0) of the frames of the uploaded audio at the encoder's fps. Nothing is generated; the
+"videos" are bytes named after the prompt. The real server is tested in tests/comfyui/.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import threading
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 FILE_LOADERS = {"LoadImage": "image", "LoadAudio": "audio", "MemoLoadAudio": "audio"}
 VIDEO_OUTPUTS = ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo")
@@ -35,7 +38,8 @@ def audio_seconds(data: bytes) -> float:
 
 
 class ComfyApiStub:
-    def __init__(self):
+    def __init__(self, models=None):
+        self.models = Path(models) if models is not None else None
         self.uploads: dict[str, bytes] = {}
         self.prompts: list[dict] = []
         self.served: dict[str, bytes] = {}        # output file name -> bytes sent by /view
@@ -86,6 +90,16 @@ class ComfyApiStub:
                                     "status": {"status_str": "success", "completed": True, "messages": []}}
         self._polls[prompt_id] = 0
         return 200, {"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}}
+
+    def model_files(self, folder: str):
+        """The files of models/<folder>, relative, or None where the server has no such folder."""
+        if self.models is None or folder not in ("memo", "vae"):
+            return None
+        root = self.models / folder
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def folder_paths(self) -> dict:
+        return {folder: [str(self.models / folder)] for folder in ("memo", "vae")} if self.models else {}
 
     def history(self, prompt_id: str) -> dict:
         self._polls[prompt_id] = self._polls.get(prompt_id, 0) + 1
@@ -144,6 +158,11 @@ class ComfyApiStub:
             def do_GET(self):
                 url = urllib.parse.urlparse(self.path)
                 with stub._lock:
+                    if url.path.startswith("/models/"):
+                        files = stub.model_files(url.path[len("/models/"):])
+                        return self._answer(404, {}) if files is None else self._answer(200, files)
+                    if url.path == "/internal/folder_paths":
+                        return self._answer(200, stub.folder_paths())
                     if url.path.startswith("/history/"):
                         return self._answer(200, stub.history(url.path.rsplit("/", 1)[1]))
                     if url.path == "/view":
