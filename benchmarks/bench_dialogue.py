@@ -147,6 +147,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if not __package__:  # `python benchmarks/bench_dialogue.py` puts benchmarks/, not the checkout, on sys.path
-        sys.exit("run it from the checkout root as: python -m benchmarks.bench_dialogue ...")
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.bench_dialogue`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.bench_dialogue", *sys.argv[1:]], env)
     main()

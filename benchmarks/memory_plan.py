@@ -225,6 +225,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if not __package__:  # `python benchmarks/memory_plan.py` puts benchmarks/, not the checkout, on sys.path
-        sys.exit("run it from the checkout root as: python -m benchmarks.memory_plan ...")
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.memory_plan`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.memory_plan", *sys.argv[1:]], env)
     main()

@@ -240,6 +240,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if not __package__:  # `python benchmarks/official_compare.py` puts benchmarks/, not the checkout, on sys.path
-        sys.exit("run it from the checkout root as: python -m benchmarks.official_compare ...")
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.official_compare`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.official_compare", *sys.argv[1:]], env)
     main()

@@ -624,3 +624,14 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_benchmark_run_as_a_file_runs_as_its_module(tmp_path):
+    """`python benchmarks/memory_plan.py ...` (the form older docs and issues give) runs the module
+    form with the checkout importable, from any folder."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "memory_plan.py"
+    done = subprocess.run([sys.executable, str(script), "--smoke", "--memory", "default"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(done.stdout)["plans"][0]
+    assert (plan["width"], plan["height"], plan["memory_preset"]) == (64, 64, "default") and plan["peak_gb"] > 0
