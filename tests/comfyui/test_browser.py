@@ -68,6 +68,9 @@ PINNED_FRONTEND = "1.27."          # what ComfyUI 0.3.64 pins; other frontends (
 HELP_NODES = ["MemoSampler", "MemoRenderVideo"]
 PACK = "memo_pack"                 # the pack's folder name under custom_nodes (comfy_host.PACK_LINK)
 DOCS = lib.REPO / "web" / "docs"
+# Requests whose failure would be ours (files, our extension, queueing); a newer frontend on this backend also asks
+# for endpoints the backend lacks (/api/jobs on 1.58), which says nothing about the pack.
+OUR_REQUESTS = ("/view", "/extensions/", "/upload/", "/prompt", "/object_info", "/history")
 
 
 def help_sentence(node_id: str, words: int = 10) -> str:
@@ -89,7 +92,7 @@ def expected_frontend() -> str | None:
         return found[0].name.removesuffix(".dist-info").split("-")[1] if found else None
     run = subprocess.run([COMFYUI_PYTHON, "-c", "import importlib.metadata as m; "
                           "print(m.version('comfyui-frontend-package'))"], capture_output=True, text=True)
-    return run.stdout.strip() or None if run.returncode == 0 else None
+    return (run.stdout.strip() or None) if run.returncode == 0 else None
 
 
 def _step(browser, key, name=None):
@@ -97,9 +100,6 @@ def _step(browser, key, name=None):
     value = browser[key] if name is None else browser[key][name]
     assert "error" not in value, f"browser step {key} {name or ''} failed:\n{value['error']}"
     return value
-# Requests whose failure would be ours (files, our extension, queueing); a newer frontend on this backend also asks
-# for endpoints the backend lacks (/api/jobs on 1.58), which says nothing about the pack.
-OUR_REQUESTS = ("/view", "/extensions/", "/upload/", "/prompt", "/object_info", "/history")
 
 
 @pytest.fixture(scope="module")
