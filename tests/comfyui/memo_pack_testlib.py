@@ -109,3 +109,12 @@ def environ_with(extra: dict) -> dict:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+# Small settings the real-frontend runs put on the workflows' widgets (browser test, thumbnails): one
+# step, 8-frame clips of a 64x64 face at 8 fps; per workflow name, "*" for the others.
+_SMALL = {"steps": 1, "frames_per_clip": 8, "past_frames": 8}
+BROWSER_TINY = {"MemoSampler": _SMALL, "MemoRenderVideo": _SMALL, "MemoFacePrep": {"width": 64, "height": 64},
+                "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8}}
+BROWSER_SETTINGS = {"*": BROWSER_TINY,
+                    "memo_long_chunks": {**BROWSER_TINY, "MemoSampler": {**_SMALL, "max_frames": 8}}}

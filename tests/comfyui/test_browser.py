@@ -8,14 +8,22 @@ install`: the browser is the system one, given as executable_path). Skipped othe
 
 A real ComfyUI with this pack and tiny random models is started; browser_driver.py opens its
 frontend at 1600x1000 and, for every workflow in workflows/, loads it as a user would, queues it
-with the Run button and reads what the nodes show; it also creates every MEMO node from the node
-library, copies and pastes MEMO Load Audio, and runs a picture without a face and a Cancel.
-Screenshots go to MEMO_BROWSER_SHOTS (default: a temporary folder); the path is printed.
+with the Run button, reads what the nodes show and plays the videos; it also creates every MEMO
+node from the node library, copies and pastes MEMO Load Audio, runs a picture without a face and
+a Cancel, opens the pack's workflows from the Templates browser and the help panel of MEMO Sampler
+and MEMO Render Video.
+
+The frontend is a parameter: COMFYUI_FRONTEND_ROOT=<a comfyui-frontend-package's static/ folder>
+serves that build (`--front-end-root`) instead of the one the ComfyUI checkout pins. The version
+the browser runs (window.__COMFYUI_FRONTEND_VERSION__) is printed, shown in the test summary and
+written to frontend.json in the screenshot folder. Screenshots go to MEMO_BROWSER_SHOTS (default:
+a temporary folder); the path is printed.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,23 +61,52 @@ NAMES = sorted(bw.WORKFLOWS)
 MEMO_NODES = ["MemoModelLoader", "MemoAudioModelLoader", "MemoEmotionModelLoader", "MemoVocalSeparatorLoader",
               "MemoFaceModelLoader", "MemoLoadAudio", "MemoAudioEncode", "MemoDetectEmotion", "MemoFacePrep",
               "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo"]
-_SMALL = {"steps": 1, "frames_per_clip": 8, "past_frames": 8}
-TINY = {"MemoSampler": _SMALL, "MemoRenderVideo": _SMALL, "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8},
-        "MemoFacePrep": {"width": 64, "height": 64}}
 BLACK = "memo_test_black.png"
 VIEW = (1600, 1000)
-# The frontend's own chrome: side toolbar on the left, menu bar on top, minimap bottom right.
-FREE_AREA = (48, 40, VIEW[0], VIEW[1])
 OUTPUT_NODES = {"MemoVideoCombine", "MemoRenderVideo", "SaveVideo", "PreviewImage"}
 PINNED_FRONTEND = "1.27."          # what ComfyUI 0.3.64 pins; other frontends (COMFYUI_FRONTEND_ROOT) differ in chrome
+HELP_NODES = ["MemoSampler", "MemoRenderVideo"]
+PACK = "memo_pack"                 # the pack's folder name under custom_nodes (comfy_host.PACK_LINK)
+DOCS = lib.REPO / "web" / "docs"
 # Requests whose failure would be ours (files, our extension, queueing); a newer frontend on this backend also asks
 # for endpoints the backend lacks (/api/jobs on 1.58), which says nothing about the pack.
 OUR_REQUESTS = ("/view", "/extensions/", "/upload/", "/prompt", "/object_info", "/history")
 
 
+def help_sentence(node_id: str, words: int = 10) -> str:
+    """The first words of web/docs/<node>.md's first paragraph as the help panel renders them (markdown
+    emphasis, code and links reduced to their text)."""
+    paragraphs = [b for b in re.split(r"\n\s*\n", (DOCS / f"{node_id}.md").read_text()) if b.strip()]
+    first = next(b for b in paragraphs if not b.lstrip().startswith(("#", "!", "<", "|", "-", "*")) or
+                 b.lstrip().startswith("**"))
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", first)
+    text = re.sub(r"[*_`]", "", text)
+    return " ".join(text.split()[:words])
+
+
+def expected_frontend() -> str | None:
+    """The frontend version asked for: the package beside COMFYUI_FRONTEND_ROOT, else the one in COMFYUI_PYTHON."""
+    root = os.environ.get("COMFYUI_FRONTEND_ROOT")
+    if root:
+        found = sorted(Path(root).resolve().parents[1].glob("comfyui_frontend_package-*.dist-info"))
+        return found[0].name.removesuffix(".dist-info").split("-")[1] if found else None
+    run = subprocess.run([COMFYUI_PYTHON, "-c", "import importlib.metadata as m; "
+                          "print(m.version('comfyui-frontend-package'))"], capture_output=True, text=True)
+    return (run.stdout.strip() or None) if run.returncode == 0 else None
+
+
+def _step(browser, key, name=None):
+    """A driver step's results; fails with the driver's traceback when the step threw."""
+    value = browser[key] if name is None else browser[key][name]
+    assert "error" not in value, f"browser step {key} {name or ''} failed:\n{value['error']}"
+    return value
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from comfy_host import comfy_server
+    from comfy_host import PACK_LINK, comfy_server
+
+    assert PACK_LINK == PACK
 
     root = tmp_path_factory.mktemp("comfy_browser")
     shots = Path(os.environ.get("MEMO_BROWSER_SHOTS") or root / "screenshots")
@@ -80,11 +117,13 @@ def browser(tmp_path_factory):
             "url": host.url, "chromium": CHROMIUM, "shots": str(shots), "run_timeout": 900,
             "workflows": [{"name": n, "ui": str(lib.WORKFLOWS / f"{n}.json"),
                            "api": str(lib.WORKFLOWS / "api" / f"{n}.api.json")} for n in NAMES],
-            "tiny": {"*": TINY, "memo_long_chunks": {**TINY, "MemoSampler": {**_SMALL, "max_frames": 8}}},
+            "tiny": lib.BROWSER_SETTINGS,
             "no_face": {"workflow": "memo_basic", "image": BLACK},
             "cancel": {"workflow": "memo_basic", "node": 12,
-                       "settings": {"MemoSampler": {**_SMALL, "steps": 200, "seed": 99}}},
+                       "settings": {"MemoSampler": {**lib.BROWSER_TINY["MemoSampler"], "steps": 200, "seed": 99}}},
             "node_ids": MEMO_NODES,
+            "help": {n: help_sentence(n) for n in HELP_NODES},
+            "templates": {"pack": PACK, "names": NAMES},
         }
         plan_path, results_path = root / "plan.json", root / "results.json"
         plan_path.write_text(json.dumps(plan))
@@ -96,7 +135,8 @@ def browser(tmp_path_factory):
         results["driver_seconds"] = round(time.monotonic() - t, 1)
         results["server_log"] = host.log.read_text()
         results["root"] = root
-    print(f"\nbrowser screenshots: {shots}")
+        results["shots"] = shots
+    print(f"\nbrowser screenshots: {shots} (frontend {results['boot']['frontend']})")
     summary = {n: {k: w.get(k) for k in ("load_seconds", "run_seconds", "queued_with")} | {
         "finish": w["finish"]["type"]} for n, w in results["workflows"].items()}
     print("browser workflows (frontend", results["boot"]["frontend"], "):", json.dumps(summary))
@@ -121,8 +161,21 @@ def test_frontend_boots_without_errors_from_the_pack(browser):
     assert "MEMO: example inputs" in browser["server_log"]
 
 
+def test_the_browser_runs_the_frontend_asked_for(browser, record_property):
+    """COMFYUI_FRONTEND_ROOT (or the pinned package) is what the page runs; the version is recorded."""
+    seen = browser["boot"]["frontend"]
+    record_property("frontend", seen)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", seen or ""), seen
+    frontend_json = json.loads((Path(browser["shots"]) / "frontend.json").read_text())
+    assert frontend_json["frontend"] == seen
+    expected = expected_frontend()
+    if expected is None:
+        pytest.skip(f"frontend {seen} runs; which one was asked for is unknown (no package metadata)")
+    assert seen == expected
+
+
 def test_every_memo_node_is_created_from_the_library(browser):
-    created = browser["nodes"]["created"]
+    created = _step(browser, "nodes")["created"]
     assert sorted(created) == sorted(MEMO_NODES)
     missing = [n for n, c in created.items() if c is None]
     assert missing == [], f"LiteGraph.createNode returned null for {missing}"
@@ -135,7 +188,7 @@ def test_every_memo_node_is_created_from_the_library(browser):
 
 
 def test_memo_load_audio_survives_copy_and_paste(browser):
-    copy = browser["nodes"]["copy_paste"]
+    copy = _step(browser, "nodes")["copy_paste"]
     assert copy["pasted"] == 1 and copy["nodes_after"] == copy["nodes_before"] + 1, copy
     assert copy["value"] == copy["original"] == bw.VOICE
     assert copy["widgets"] == ["start", "duration", "audio", "audioUI", "upload"]
@@ -145,7 +198,7 @@ def test_memo_load_audio_survives_copy_and_paste(browser):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_loads_without_errors(browser, name):
-    wf = browser["workflows"][name]
+    wf = _step(browser, "workflows", name)
     _no_errors(wf["load"], f"{name} load")
     assert wf["load"]["node_problems"] == []
     assert wf["reload"]["node_problems"] == [] and wf["reload"]["same_widget_values"], wf["reload"]
@@ -160,7 +213,7 @@ def test_ui_api_export_equals_the_shipped_twin(browser, name):
     `audioUI: ""` input (its widget is not marked as prompt-less there; newer frontends drop it).
     ComfyUI ignores inputs a node does not declare, so the twin leaves it out. MEMO Load Audio's
     player is kept out of the prompt by web/js/memo_nodes.js, so nothing is dropped for it."""
-    exported = browser["workflows"][name]["api_export"]
+    exported = _step(browser, "workflows", name)["api_export"]
     twin = json.loads((lib.WORKFLOWS / "api" / f"{name}.api.json").read_text())
     for node in exported.values():
         if node["class_type"] == "LoadAudio":
@@ -171,9 +224,10 @@ def test_ui_api_export_equals_the_shipped_twin(browser, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_layout_is_readable_at_the_saved_view(browser, name):
-    if not browser["boot"]["frontend"].startswith(PINNED_FRONTEND):
-        pytest.skip(f"layout checked against the pinned frontend's chrome, not {browser['boot']['frontend']}")
-    layout = browser["workflows"][name]["layout"]
+    """At the saved view nothing overlaps, every node has room for its widgets and sits in a group with a
+    note, and the output nodes are on screen, not under any of the frontend's chrome (side bar, menus,
+    minimap, floating toolbars: what the browser finds at their title, corners and middle)."""
+    layout = _step(browser, "workflows", name)["layout"]
     saved = json.loads((lib.WORKFLOWS / f"{name}.json").read_text())["extra"]["ds"]
     assert layout["scale"] == pytest.approx(saved["scale"]) and layout["viewport"] == list(VIEW)
     assert not layout["low_quality"], "the frontend hides text at this zoom"
@@ -191,30 +245,38 @@ def test_workflow_layout_is_readable_at_the_saved_view(browser, name):
         assert any(n["type"] == "Note" and _inside(n["rect"], g["rect"]) for n in nodes), g["title"]
     for n in nodes:
         if n["type"] in OUTPUT_NODES:
-            x, y, w, h = n["screen"]
-            assert x >= FREE_AREA[0] and y >= FREE_AREA[1] and x + w <= FREE_AREA[2] and y + h <= FREE_AREA[3], \
-                f"{n['title']} is not on screen at the saved view: {n['screen']}"
+            x, y, w, h = n["client"]
+            assert x >= 0 and y >= 0 and x + w <= VIEW[0] and y + h <= VIEW[1], \
+                f"{n['title']} is not on screen at the saved view: {n['client']}"
+            assert n["covered"] == [], f"{n['title']} is under the frontend's chrome: {n['covered']}"
         if n["type"] not in ("Note",):
             assert n["title"] != n["type"], f"node {n['id']} is titled with its class name"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_runs_from_the_ui_and_shows_its_result(browser, name):
-    wf = browser["workflows"][name]
+    wf = _step(browser, "workflows", name)
     assert wf["queued_with"] == "Run button"
     assert wf["finish"]["type"] == "execution_success", json.dumps(wf["finish"])[:3000]
     _no_errors(wf["after_run"], f"{name} run")
     outputs = wf["outputs"]
     videos = [o for o in outputs.values() if o["type"] in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo")]
     assert videos, outputs
-    for o in videos:
+    for node_id, o in outputs.items():
+        if o["type"] not in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo"):
+            continue
         item = o["ui"]["images"][0]
         assert o["ui"]["animated"] == [True] and item["filename"].endswith(".mp4")
+        # what the frontend shows first: a progress preview left in its store hides the video (frontend 1.58)
+        assert not o["preview_blob"], f"{o['title']} still holds a progress preview: {o['previews']}"
         assert o["video"] is not None, f"{o['title']} shows no video: {o}"
-        assert item["filename"] in o["video"]["src"] and o["video"]["readyState"] >= 1, o["video"]
-        assert o["video"]["width"] > 0 and o["video"]["duration"] > 0
-        assert o["preview_blob"] is None and o["image"] is None, \
-            f"{o['title']} still shows a progress preview besides its video: {o['image']}"
+        assert item["filename"] in o["video"]["src"] and o["video"]["readyState"] >= 2, o["video"]
+        assert o["image"] is None, f"{o['title']} shows a progress preview besides its video: {o['image']}"
+        frames, fps, seconds = _video_file(browser["root"] / "output" / item["subfolder"] / item["filename"])
+        assert o["video"]["width"] > 0 and o["video"]["duration"] == pytest.approx(seconds, abs=1.0 / fps + 0.05), \
+            f"{o['title']}: the browser plays {o['video']['duration']} s of a {frames}-frame {fps} fps video"
+        played = wf["played"][node_id]
+        assert played["error"] is None and played["after"] > played["before"], f"{o['title']} does not play: {played}"
     for o in outputs.values():
         if o["type"] == "PreviewImage":
             assert o["image"] and o["image"]["width"] == 64, o
@@ -229,7 +291,7 @@ def test_workflow_runs_from_the_ui_and_shows_its_result(browser, name):
 
 
 def test_no_face_error_names_existing_widgets(browser):
-    nf = browser["no_face"]
+    nf = _step(browser, "no_face")
     assert nf["finish"]["type"] == "execution_error"
     detail = nf["finish"]["detail"]
     assert detail["node_type"] == "MemoFacePrep" and detail["exception_message"].startswith("image: no face found")
@@ -241,7 +303,7 @@ def test_no_face_error_names_existing_widgets(browser):
 
 
 def test_cancel_stops_the_sampler(browser):
-    c = browser["cancel"]
+    c = _step(browser, "cancel")
     assert c["finish"]["type"] == "execution_interrupted", c["finish"]
     assert c["finish"]["detail"]["node_type"] == "MemoSampler"
     assert c["queue"]["Running"] == [] and c["queue"]["Pending"] == []
@@ -250,7 +312,7 @@ def test_cancel_stops_the_sampler(browser):
 
 def test_without_the_web_extension_memo_load_audio_is_a_working_dropdown(browser):
     """Graceful degradation: a frontend that does not run web/js/memo_nodes.js gets no broken node."""
-    w = browser["without_extension"]
+    w = _step(browser, "without_extension")
     _no_errors(w["load"], "without the extension")
     assert w["load"]["node_problems"] == []
     audio = w["memo_load_audio"]
@@ -260,9 +322,66 @@ def test_without_the_web_extension_memo_load_audio_is_a_working_dropdown(browser
     assert {k: v["inputs"] for k, v in w["api_export"].items()} == {k: v["inputs"] for k, v in twin.items()}
 
 
+def _video_file(path: Path) -> tuple:
+    """(frames, fps, seconds) of an mp4 as PyAV decodes it."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        fps = float(stream.average_rate)
+    return frames, fps, frames / fps
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _inside(a, b) -> bool:
     return a[0] >= b[0] and a[1] >= b[1] and a[0] + a[2] <= b[0] + b[2] and a[1] + a[3] <= b[1] + b[3]
+
+
+@pytest.mark.parametrize("node_id", HELP_NODES)
+def test_help_panel_shows_the_nodes_help_page(browser, node_id):
+    """Selecting the node and clicking the selection toolbox's info button opens the frontend's node help
+    panel with web/docs/<node>.md (its first sentence), not just the tooltips."""
+    h = _step(browser, "help", node_id)
+    sentence = help_sentence(node_id)
+    assert h["before_click"] is None, f"the help text was on the page before opening the panel: {h['before_click']}"
+    assert h["selected"] == [node_id], h["selected"]
+    if not h["info_buttons"]:
+        pytest.skip(f"frontend {browser['boot']['frontend']} has no info button in its selection toolbox")
+    assert h["shown"] is not None, f"the help panel does not show {sentence!r}: {h}"
+    assert not h["shown"]["in_node_widget"] and sentence in h["shown"]["panel_text"], h["shown"]
+    assert h["page_errors"] == [], h["page_errors"]
+
+
+def test_templates_browser_lists_the_pack_workflows_with_thumbnails(browser):
+    """The server lists the UI workflows (workflows/*.json, not the API twins in workflows/api/) as the pack's
+    templates; the frontend's Templates browser shows them in the pack's section, each with its thumbnail
+    (workflows/<name>.jpg) loaded."""
+    t = _step(browser, "templates")
+    assert sorted(t["server_list"]) == [PACK] and sorted(t["server_list"][PACK]) == NAMES, t["server_list"]
+    cards = {c["name"]: c for c in t["cards"] or []}
+    assert sorted(cards) == NAMES, t["cards"]
+    from PIL import Image
+
+    for name, card in cards.items():
+        img, url = card["img"], f"/workflow_templates/{PACK}/{name}.jpg"
+        assert [f for f in t["fetched"] if f[0].endswith(url)][-1][1:] == [200, "image/jpeg"], t["fetched"]
+        # shown: the jpg itself (1.27, 1.35) or a blob: URL of what was fetched (1.58), not the frontend's
+        # placeholder picture for a missing thumbnail (224 px); loaded at the size of the shipped file
+        assert img and (img["src"].endswith(url) or img["src"].startswith("blob:")), f"{name}: the card shows {img}"
+        with Image.open(lib.WORKFLOWS / f"{name}.jpg") as shipped:
+            assert img["complete"] and [img["width"], img["height"]] == list(shipped.size), \
+                f"{name}: thumbnail not loaded: {img}"
+    assert t["listing"]["page_errors"] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_opens_the_workflow(browser, name):
+    """Clicking the workflow's card in the Templates browser loads it: the same nodes as workflows/<name>.json."""
+    opened = _step(browser, "templates")["opened"][name]
+    shipped = sorted(n["type"] for n in json.loads((lib.WORKFLOWS / f"{name}.json").read_text())["nodes"])
+    assert opened["types"] == shipped
+    assert opened["node_problems"] == [] and opened["page_errors"] == [] and opened["dialogs"] == [], opened

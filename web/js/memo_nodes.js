@@ -8,7 +8,7 @@
 // 2. MEMO Render Video / Video Combine: the progress previews sent while rendering take priority
 //    over the node's output in the frontend, so the finished mp4 would stay hidden behind the last
 //    preview frame; when the node reports its output the previews are dropped and the frontend
-//    shows the video as it does for core Save Video.
+//    shows the video as it does for core Save Video (see dropPreviews for where they live).
 // 3. MEMO State Carry shows its info text ("8 of 16 frames done ...") in a read-only box.
 import { app } from "../../../scripts/app.js";   // served at /extensions/<pack>/js/
 
@@ -45,12 +45,29 @@ function hideFromPrompt(node, name) {
 
 const PREVIEW_WIDGETS = new Set(["$$canvas-image-preview", "$$comfy_animation_preview"]);
 
+// The frontend's own store of node outputs and previews ("nodeOutput", a Pinia store), or null.
+// No public extension API drops a node's progress previews: frontends up to 1.35 read them from
+// app.nodePreviewImages, which extensions may edit, but 1.58 keeps them in this store and only
+// mirrors them into app.nodePreviewImages, and nothing clears them when the node has executed, so
+// the last preview frame would hide the mp4 for good. The store (and its revokePreviewsByLocatorId,
+// the frontend's own way of dropping a node's previews, present from 1.27 to 1.58) is reached
+// through the Pinia instance behind app.extensionManager (itself a Pinia store) or the Vue app;
+// each step is feature-detected, so a frontend without it keeps the app.nodePreviewImages path.
+function nodeOutputStore() {
+  const pinia = app.extensionManager?._p ??
+    document.getElementById("vue-app")?.__vue_app__?.config?.globalProperties?.$pinia;
+  const store = pinia?._s?.get?.("nodeOutput");
+  return typeof store?.revokePreviewsByLocatorId === "function" ? store : null;
+}
+
 function dropPreviews(node) {
-  // the progress frames live in app.nodePreviewImages (URLs) and node.imgs (loaded pictures)
+  // the progress frames live in the frontend's store (1.58), app.nodePreviewImages (URLs, read by
+  // frontends up to 1.35, a mirror in 1.58) and node.imgs (loaded pictures)
+  const locatorId = node.graph && !node.graph.isRootGraph ? `${node.graph.id}:${node.id}` : String(node.id);
+  nodeOutputStore()?.revokePreviewsByLocatorId(locatorId);
   const previews = app.nodePreviewImages;
   if (previews) {
-    const graphId = node.graph && !node.graph.isRootGraph ? `${node.graph.id}:` : "";
-    for (const key of [`${graphId}${node.id}`, String(node.id)]) {
+    for (const key of [locatorId, String(node.id)]) {
       if (key in previews) delete previews[key];
     }
   }
