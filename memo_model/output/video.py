@@ -263,7 +263,12 @@ class Mp4Writer:
     def abort(self) -> None:
         """Stop and delete the partial file (the final name is never touched)."""
         self._finished = True
-        self._drain_encoder()
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:   # freed busy, x264 joins frame threads that wait for the GIL in PyAV's log
+            try:                  # callback (torchvision.io installs it in ComfyUI): a hang. Let them finish.
+                encoder.encode(None)
+            except Exception:  # noqa: BLE001 - the segment is thrown away; only the threads must be idle
+                pass
         if self._container is not None:
             try:
                 self._container.close()
@@ -277,19 +282,6 @@ class Mp4Writer:
                 pass
         release(self._lock)
         self._lock = None
-
-    def _drain_encoder(self) -> None:
-        """Let a mid-segment x264 encoder finish its frame threads before it is freed. Freeing a busy
-        encoder holds the GIL while x264 joins threads that may be waiting for it in PyAV's log
-        callback, which is installed once anything calls av.logging.set_level (torchvision.io does,
-        inside ComfyUI): an interrupted render would hang the process."""
-        encoder, self._encoder = self._encoder, None
-        if encoder is None:
-            return
-        try:
-            encoder.encode(None)            # the threads work while PyAV has released the GIL
-        except Exception:  # noqa: BLE001 - the segment is thrown away; only the threads must be idle
-            pass
 
     def __enter__(self):
         return self
