@@ -1,15 +1,18 @@
 """Speed and memory of MemoPipeline.generate on random weights in the official layout.
 
 Prints one JSON object: per configuration, seconds per output frame (whole generate call and
-per stage: reference net, diffusion net, VAE) and the peak RSS of a fresh process.
+per stage: reference net, diffusion net, VAE) and the peak RSS of a fresh process. From the
+checkout root:
 
-    python benchmarks/bench_core.py                       # tiny@64 and small@128, 4 and 20 steps
-    python benchmarks/bench_core.py --configs tiny:64:4 --threads 1
+    python -m benchmarks.bench_core                       # tiny@64 and small@128, 4 and 20 steps
+    python -m benchmarks.bench_core --configs tiny:64:4 --threads 1
+    python -m benchmarks.bench_core --smoke               # tiny@64, 1 step, 1 clip: checks the tool
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ["tiny:64:4", "tiny:64:20", "small:128:4", "small:128:20"]
+SMOKE_CONFIGS = ["tiny:64:1"]
 
 
 def run_one(size: str, res: int, steps: int, clips: int, threads: int, ckpt_root: Path) -> dict:
@@ -61,7 +65,7 @@ def run_one(size: str, res: int, steps: int, clips: int, threads: int, ckpt_root
         "config": f"{size}:{res}:{steps}", "size": size, "height": res, "width": res, "clips": clips,
         "steps": steps, "threads": threads, "seconds_total": round(total, 3),
         "seconds_per_frame": round(total / frames, 4), "cpu_seconds": round(cpu, 3),
-        "load_average_1min": round(__import__("os").getloadavg()[0], 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         **{f"seconds_per_frame_{k}": round(v / frames, 4) for k, v in seconds.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -73,8 +77,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ckpt-root", type=Path, default=None, help="where random checkpoints are kept")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"{SMOKE_CONFIGS[0]}, 1 clip, 1 thread: checks the tool quickly")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one config in this process
     args = parser.parse_args()
+    if args.smoke:
+        args.configs, args.clips, args.threads = SMOKE_CONFIGS, 1, 1
 
     if args.one:
         size, res, steps = args.one.split(":")
@@ -84,13 +92,18 @@ def main() -> None:
         root = args.ckpt_root or Path(tmp)
         results = []
         for cfg in args.configs:  # a fresh process per configuration: honest peak RSS
-            out = subprocess.run([sys.executable, __file__, "--one", cfg, "--clips", str(args.clips),
-                                  "--threads", str(args.threads), "--ckpt-root", str(root)],
-                                 check=True, capture_output=True, text=True, cwd=ROOT,
-                                 env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_core", "--one", cfg, "--clips",
+                                  str(args.clips), "--threads", str(args.threads), "--ckpt-root", str(root)],
+                                 capture_output=True, text=True, cwd=ROOT)
+            if out.returncode != 0:
+                raise SystemExit(f"{cfg} failed ({out.returncode}):\n{out.stderr[-3000:]}")
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(json.dumps({"benchmark": "memo_pipeline_generate", "results": results}, indent=1))
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.bench_core`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.bench_core", *sys.argv[1:]], env)
     main()

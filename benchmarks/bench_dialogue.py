@@ -8,13 +8,17 @@ Reported per run: render seconds, seconds per output frame and per face-frame, p
 process and, on CUDA, the peak device memory. The faces are generated one after another, so
 seconds grow about N times and the device peak should not grow at all.
 
-    python benchmarks/bench_dialogue.py                       # tiny random networks, 64 px, CPU
-    python benchmarks/bench_dialogue.py --full-width --size 128 --device cuda
+From the checkout root:
+
+    python -m benchmarks.bench_dialogue                       # tiny random networks, 64 px, CPU
+    python -m benchmarks.bench_dialogue --full-width --size 128 --device cuda
                                                               # released widths (random weights)
+    python -m benchmarks.bench_dialogue --smoke               # 1 and 2 faces, 64 px, 0.5 s, 1 step: checks the tool
 
 ``--full-width`` builds the networks and VAE at the released widths with random weights
 (``memo_model.apps.memory_plan.full_size_networks``; several GB) at ``--size`` pixels. Prints
-one JSON document.
+one JSON document. ``--smoke`` (also with ``--full-width``: then the full-width code path on
+tiny widths) checks the tool in seconds; its figures describe no real model.
 """
 from __future__ import annotations
 
@@ -29,7 +33,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def one_run(opts) -> dict:
@@ -57,7 +60,7 @@ def one_run(opts) -> dict:
         from memo_model.generation.vae import DiffusersVae
 
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.dtype]
-        nets, vae = full_size_networks(dtype, device, "A", size="full")
+        nets, vae = full_size_networks(dtype, device, "A", size="tiny" if opts.smoke else "full")
         pipe = MemoPipeline(nets, DiffusersVae(vae), MemorySettings.preset(opts.memory))
     else:
         ckpt = work / "memo"
@@ -109,9 +112,13 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="full width only")
     ap.add_argument("--memory", default="default", choices=("default", "low"), help="full width only")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="1 and 2 faces, 64 px, 0.5 s, 1 step (--full-width: tiny widths): checks the tool quickly")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--work", default=None, help=argparse.SUPPRESS)
     opts = ap.parse_args()
+    if opts.smoke and not opts.child:
+        opts.faces, opts.seconds, opts.steps, opts.size = [1, 2], 0.5, 1, 64
     opts.size = opts.size or (128 if opts.full_width else 64)
     opts.steps = opts.steps or (20 if opts.full_width else 2)
     if opts.child:
@@ -121,11 +128,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_dialogue_") as work:
         rows = []
         for n in opts.faces:
-            cmd = [sys.executable, __file__, "--child", "--work", work, "--faces", str(n), "--size", str(opts.size),
-                   "--seconds", str(opts.seconds), "--steps", str(opts.steps), "--frames-per-clip",
-                   str(opts.frames_per_clip), "--fps", str(opts.fps), "--device", opts.device, "--dtype", opts.dtype,
-                   "--memory", opts.memory, "--threads", str(opts.threads)]
-            cmd += ["--full-width"] if opts.full_width else []
+            cmd = [sys.executable, "-m", "benchmarks.bench_dialogue", "--child", "--work", work, "--faces", str(n),
+                   "--size", str(opts.size), "--seconds", str(opts.seconds), "--steps", str(opts.steps),
+                   "--frames-per-clip", str(opts.frames_per_clip), "--fps", str(opts.fps), "--device", opts.device,
+                   "--dtype", opts.dtype, "--memory", opts.memory, "--threads", str(opts.threads)]
+            cmd += (["--full-width"] if opts.full_width else []) + (["--smoke"] if opts.smoke else [])
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ))
             if proc.returncode != 0:
                 raise SystemExit(f"{n} face(s) failed:\n{proc.stderr[-3000:]}")
@@ -140,4 +147,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.bench_dialogue`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.bench_dialogue", *sys.argv[1:]], env)
     main()

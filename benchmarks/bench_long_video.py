@@ -15,9 +15,12 @@ Pipelines:
   measuring the streaming machinery alone (render loop, mp4 writer, checkpoints) at
   durations a CPU cannot generate in reasonable time.
 
-    python benchmarks/bench_long_video.py                         # everything (slow on a CPU)
-    python benchmarks/bench_long_video.py --pipeline fake --durations 10 120 600
-    python benchmarks/bench_long_video.py --models tiny --durations 10 120 --steps 1
+From the checkout root:
+
+    python -m benchmarks.bench_long_video                         # everything (slow on a CPU)
+    python -m benchmarks.bench_long_video --pipeline fake --durations 10 120 600
+    python -m benchmarks.bench_long_video --models tiny --durations 10 120 --steps 1
+    python -m benchmarks.bench_long_video --smoke                 # tiny, 0.5 s and 1 s, 1 step: checks the tool
 
 Prints one JSON document: a row per run plus the 10-min / 10-s peak ratio per configuration.
 """
@@ -157,8 +160,8 @@ def child(args) -> None:
 
 def run_child(argv: list[str]) -> tuple[dict, float]:
     """Run one render in a subprocess; returns (its JSON line, its peak RSS in MiB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_long_video", "--child", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -178,6 +181,8 @@ def main() -> None:
     p.add_argument("--resume", action="store_true", help="checkpoint after every clip, as --resume does")
     p.add_argument("--features", choices=("memory", "disk"), default="memory",
                    help="audio features in memory, or in a feature file read clip by clip (as the CLI)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny models, 0.5 s and 1 s of audio, 1 step: checks the tool quickly")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -187,13 +192,14 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.smoke:
+        args.models, args.durations, args.steps = ["tiny"], [0.5, 1.0], 1
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="memo-bench-") as tmp:
         for model in args.models:
             ckpt = Path(tmp) / model
             if args.pipeline == "real":
-                sys.path.insert(0, str(REPO))
                 from memo_model.apps.tiny import write_tiny_checkpoint
 
                 write_tiny_checkpoint(ckpt, size=model)
@@ -222,4 +228,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.bench_long_video`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.bench_long_video", *sys.argv[1:]], env)
     main()

@@ -1,11 +1,15 @@
 """One command that tells us everything on a GPU machine: parity, speed, memory, planner accuracy.
 
-    python benchmarks/gpu_check.py                 # CUDA: < 8 min; CPU-only: tiny sizes, < 1 min
-    python benchmarks/gpu_check.py --tiny          # the CPU code paths, even on a GPU machine
+From the checkout root:
+
+    python -m benchmarks.gpu_check                 # CUDA: < 8 min; CPU-only: tiny sizes, < 2 min
+    python -m benchmarks.gpu_check --tiny          # the CPU code paths, even on a GPU machine
+    python -m benchmarks.gpu_check --smoke         # tiny, 1 step, parity on the golden run's first clip
 
 Prints one JSON object:
-* `parity`: the official golden video (../shared/parity, fp32, 64x64, 2 clips x 4 steps) on this
-  device, with the default and the low-memory settings: max |diff| to the official frames.
+* `parity`: the official golden video ($MEMO_SHARED_DIR/parity or ../shared/parity, fp32, 64x64,
+  2 clips x 4 steps) on this device, with the default and the low-memory settings: max |diff| to
+  the official frames.
 * `runs`: random weights at the released sizes (CUDA; tiny sizes on CPU) at 512x512 (CUDA),
   bf16 (CPU: fp32), one 16-frame clip of 20 steps (CPU: 2) with CFG 3.5, for each configuration:
     default   all weights on the device, default memory settings
@@ -14,7 +18,7 @@ Prints one JSON object:
               comfy.ops.manual_cast layers), MemorySettings 'offload'
     fp8       weights stored in float8 e4m3fn, computed in bf16 (cast-per-call layers)
   with seconds per frame, `torch.cuda.max_memory_allocated` (CPU: live tensor bytes tracked by
-  memo_model.memory_plan.LiveTensors + weights) and the planner's peak for the same setting.
+  memo_model.apps.memory_plan.LiveTensors + weights) and the planner's peak for the same setting.
 * `official` (with `--official DIR`, a checkout of memoavatar/memo): the official pipeline on the
   same size, dtype, steps and inputs (random weights), after ours is freed: seconds per frame and
   max memory, beside our default configuration.
@@ -29,13 +33,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PARITY = Path(os.environ.get("MEMO_SHARED_DIR", ROOT.parent / "shared")) / "parity"
 CONFIGS = ("default", "low", "partial", "fp8")  # the order the shared networks are converted in
 GB = 1e9
 
 
-def check_parity(device: str) -> dict:
+def check_parity(device: str, clips: int = 2) -> dict:
     import torch
     from safetensors.torch import load_file
 
@@ -48,8 +51,10 @@ def check_parity(device: str) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = False
     run = PARITY / "run_A_64x64"
     inputs, video = load_file(run / "inputs.safetensors"), load_file(run / "video.safetensors")
-    expected = video["video"].permute(1, 2, 3, 0)
-    out = {"device": device}
+    frames = 16 * clips  # a first clip does not depend on later ones: its frames are the video's first 16
+    expected = video["video"].permute(1, 2, 3, 0)[:frames]
+    inputs = {k: v[:frames] if k in ("audio_emb", "audio_emotion") else v for k, v in inputs.items()}
+    out = {"device": device, "frames": len(expected)}
     for preset in ("default", "low"):
         pipe = MemoPipeline.from_pretrained(PARITY / "ckpt", PARITY / "ckpt" / "vae", device=device,
                                             dtype=torch.float32, memory=preset)
@@ -154,7 +159,7 @@ def run_configs(args, device: str) -> tuple:
         entry = {"memory_preset": preset, "weights_on_device_gb": round(_weights_on_device(nets) / GB, 3)}
         entry.update(measure(pipe, inputs, steps, device))
         planned = plan(res, res, frames, 3.5, dtype_name, preset, "layer" if config == "partial" else "gpu", "A",
-                       clips=1, steps=2, target="cuda" if device == "cuda" else "cpu", count_flops=False,
+                       clips=1, steps=min(steps, 2), target="cuda" if device == "cuda" else "cpu", count_flops=False,
                        weight_dtype="fp8" if config == "fp8" else None, model_size=size_name)
         entry["planned_peak_gb"] = round(planned["peak_bytes"] / GB, 3)
         entry["planned_vs_measured"] = round(planned["peak_bytes"] / (entry["max_memory_allocated_gb"] * GB) - 1, 4)
@@ -169,10 +174,9 @@ def run_official(args, device: str, runs: dict, inputs: tuple) -> dict:
 
     import torch
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import official_memo as om
-
     from memo_model.apps.memory_plan import LiveTensors
+
+    from . import official_memo as om
 
     gc.collect()
     if device == "cuda":
@@ -218,10 +222,14 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--budget", type=float, default=420.0, help="seconds after which configs are skipped")
     parser.add_argument("--no-parity", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, 1 step, parity on the golden run's first clip: checks the tool quickly")
     parser.add_argument("--official", type=Path, default=os.environ.get("MEMO_OFFICIAL_DIR"),
                         help="a checkout of memoavatar/memo: also run the official pipeline (or MEMO_OFFICIAL_DIR)")
     args = parser.parse_args()
     args.started = time.perf_counter()
+    if args.smoke:
+        args.tiny, args.steps = True, 1
 
     import torch
 
@@ -231,7 +239,7 @@ def main() -> None:
         torch.set_num_threads(1)
     report = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
               "torch": torch.__version__}
-    report["parity"] = {"skipped": "--no-parity"} if args.no_parity else check_parity(device)
+    report["parity"] = {"skipped": "--no-parity"} if args.no_parity else check_parity(device, 1 if args.smoke else 2)
     report["runs"], inputs = run_configs(args, device)
     if args.official:
         report["official"] = run_official(args, device, report["runs"], inputs)
@@ -240,4 +248,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.gpu_check`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.gpu_check", *sys.argv[1:]], env)
     main()

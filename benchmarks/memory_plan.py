@@ -2,15 +2,17 @@
 
 Runs the library's real generation code on meta tensors (memo_model.memory_plan) and prints one
 JSON object: per configuration the peak live tensor bytes per stage and overall, the weights
-resident, the motion-memory state, and FLOPs per stage and per output frame.
+resident, the motion-memory state, and FLOPs per stage and per output frame. From the checkout root:
 
-    python benchmarks/memory_plan.py                                   # 512x512, bf16, all memory settings
-    python benchmarks/memory_plan.py --size 768 --dtype fp16 --memory low --weights layer
-    python benchmarks/memory_plan.py --table                           # the README table (512 and 768)
-    python benchmarks/memory_plan.py --validate                        # plan vs real CPU run, 128x128 fp32
+    python -m benchmarks.memory_plan                                   # 512x512, bf16, all memory settings
+    python -m benchmarks.memory_plan --size 768 --dtype fp16 --memory low --weights layer
+    python -m benchmarks.memory_plan --table                           # the README table (512 and 768)
+    python -m benchmarks.memory_plan --validate                        # plan vs real CPU run, 128x128 fp32
 
 --validate builds the full-size networks with random weights on the CPU (about 10.7 GB in fp32)
 and runs 2 clips x 2 steps with 1 thread; it refuses to start with less than 16 GB available.
+--smoke runs the same code on tiny networks at 64x64, one clip of one step, in seconds (a check
+that the tool works; its figures describe no real model).
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 GB = 1e9
+SMOKE_SIZE = (64, 64)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -65,13 +67,14 @@ def run_plans(sizes, dtypes, presets, weights, args) -> list:
 
     results = []
     for dtype in dtypes:
-        nets = full_size_networks(resolve_dtype(dtype), "meta", args.variant)
+        nets = full_size_networks(resolve_dtype(dtype), "meta", args.variant, size=args.model_size)
         for width, height in sizes:
             for preset in presets:
                 for wmode in weights:
                     start = time.perf_counter()
                     p = plan(width, height, args.frames_per_clip, args.cfg, dtype, preset, wmode, args.variant,
-                             args.clips, args.steps, args.total_steps, args.target, not args.no_flops, nets)
+                             args.clips, args.steps, args.total_steps, args.target, not args.no_flops, nets,
+                             model_size=args.model_size)
                     s = summary(p)
                     s["plan_seconds"] = round(time.perf_counter() - start, 1)
                     results.append(s)
@@ -84,9 +87,9 @@ def run_plans(sizes, dtypes, presets, weights, args) -> list:
 # ------------------------------------------------------------------------------ validation
 
 def measure_real(width: int, height: int, clips: int, steps: int, variant: str, memory: str = "default",
-                 track: bool = True) -> dict:
-    """Real CPU run on random full-size fp32 weights: tracked live bytes (unless `track` is off,
-    for timing) and peak RSS."""
+                 track: bool = True, model_size: str = "full") -> dict:
+    """Real CPU run on random fp32 weights (released widths unless `model_size` says otherwise):
+    tracked live bytes (unless `track` is off, for timing) and peak RSS."""
     import contextlib
 
     import torch
@@ -98,7 +101,7 @@ def measure_real(width: int, height: int, clips: int, steps: int, variant: str, 
 
     torch.set_num_threads(1)
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    nets, vae = full_size_networks(torch.float32, "cpu", variant)
+    nets, vae = full_size_networks(torch.float32, "cpu", variant, size=model_size)
     weights = sum(t.numel() * t.element_size() for m in (nets, vae) for t in m.state_dict().values())
     rss_weights = _rss_now()
     pipe = MemoPipeline(nets, DiffusersVae(vae), memory)
@@ -140,13 +143,19 @@ def validate(args) -> dict:
 
     width, height = args.validate_size
     planned = plan(width, height, 16, 3.5, "fp32", "default", "gpu", args.variant, args.validate_clips,
-                   args.validate_steps, args.validate_steps, target="cpu", count_flops=False)
-    if _available_bytes() < 16e9:
-        raise SystemExit(f"--validate needs >= 16 GB of available memory, {_available_bytes() / GB:.1f} GB free")
-    cmd = [sys.executable, __file__, "--measure-real", f"{width}x{height}", "--variant", args.variant,
-           "--clips", str(args.validate_clips), "--steps", str(args.validate_steps)]
+                   args.validate_steps, args.validate_steps, target="cpu", count_flops=False,
+                   model_size=args.model_size)
+    needed = 16e9 if args.model_size == "full" else 1e9
+    if _available_bytes() < needed:
+        raise SystemExit(f"--validate needs >= {needed / GB:.0f} GB of available memory, "
+                         f"{_available_bytes() / GB:.1f} GB free")
+    cmd = [sys.executable, "-m", "benchmarks.memory_plan", "--measure-real", f"{width}x{height}", "--variant",
+           args.variant, "--clips", str(args.validate_clips), "--steps", str(args.validate_steps),
+           "--model-size", args.model_size]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"the real CPU run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     plan_peak = planned["peak_bytes"]
     return {
@@ -189,17 +198,25 @@ def main() -> None:
     parser.add_argument("--measure-real", type=parse_size,
                         help="internal/manual: one real CPU run at this size (fp32, random full-size weights)")
     parser.add_argument("--untracked", action="store_true", help="with --measure-real: no tracking (timing)")
+    parser.add_argument("--model-size", default="full", choices=["full", "small", "tiny"],
+                        help="network widths (full: the released ones)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny networks at 64x64, one clip of one step, no FLOPs: checks the tool in seconds")
     args = parser.parse_args()
 
     if args.measure_real:
         print(json.dumps(measure_real(*args.measure_real, args.clips, args.steps, args.variant, args.memory[0],
-                                      not args.untracked)))
-        return
-    if args.validate:
-        print(json.dumps({"validation": validate(args)}, indent=1))
+                                      not args.untracked, args.model_size)))
         return
     if args.table:
         args.size, args.dtype = [(512, 512), (768, 768)], ["bf16", "fp16"]
+    if args.smoke:
+        args.model_size, args.size, args.validate_size = "tiny", [SMOKE_SIZE], SMOKE_SIZE
+        args.clips = args.steps = args.validate_clips = args.validate_steps = 1
+        args.no_flops = True
+    if args.validate:
+        print(json.dumps({"validation": validate(args)}, indent=1))
+        return
     plans = []
     for preset in args.memory:
         weights = args.weights or (["layer"] if preset == "offload" else ["gpu"])
@@ -208,4 +225,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.memory_plan`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.memory_plan", *sys.argv[1:]], env)
     main()

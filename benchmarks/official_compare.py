@@ -2,10 +2,11 @@
 
 Needs a checkout of the official repository (`git clone https://github.com/memoavatar/memo`) and a
 Python where its imports work (diffusers, einops; xformers is not needed). Prints one JSON object.
+From the checkout root:
 
-    python benchmarks/official_compare.py --official ../memo plan                 # 512 and 768, bf16 and fp16
-    python benchmarks/official_compare.py --official ../memo plan --size 128 --dtype fp32
-    python benchmarks/official_compare.py --official ../memo measure --size 128   # real CPU runs, back to back
+    python -m benchmarks.official_compare --official ../memo plan                 # 512 and 768, bf16 and fp16
+    python -m benchmarks.official_compare --official ../memo plan --size 128 --dtype fp32
+    python -m benchmarks.official_compare --official ../memo measure --size 128   # real CPU runs, back to back
 
 plan: both implementations run on meta networks at the released widths under the planner's
 live-tensor accounting (memo_model.apps.memory_plan), with the same fused-attention rule for
@@ -17,6 +18,9 @@ identical weights), 2 clips x 2 steps, CFG 3.5, 1 thread, the official first, th
 fresh process: live tensor bytes (tracked), peak RSS of the generation (the kernel's high-water
 mark reset after the weights are built) and of the process, seconds per frame (from a second,
 untracked run unless --no-timing), and max |ours - official| over the frames.
+
+--smoke (either command): tiny networks at 64x64, one clip of one step, no timing runs: checks the
+tool in a minute; its figures describe no real model.
 """
 from __future__ import annotations
 
@@ -30,31 +34,31 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 # ------------------------------------------------------------------------------ plan
 
-def plan_both(official_dir, size: int, dtype: str, clips: int, steps: int, target: str) -> dict:
-    import official_memo as om
+def plan_both(official_dir, size: int, dtype: str, clips: int, steps: int, target: str,
+              model_size: str = "full") -> dict:
     import torch
 
     from memo_model.apps.memory_plan import plan
 
+    from . import official_memo as om
+
     off = om.import_official(official_dir)
     theirs = om.plan_official(off, size, size, getattr(torch, DTYPES[dtype]), 3.5, clips, steps, target=target,
-                              count_flops=False)
+                              count_flops=False, model_size=model_size)
     out = {"size": size, "dtype": dtype,
            "official_peak_gb": round(theirs["peak_bytes"] / GB, 3),
            "official_stages_activation_gb": {k: round(v["activation_peak_bytes"] / GB, 3)
                                              for k, v in theirs["stages"].items()}}
     for preset in ("default", "low", "offload"):
         ours = plan(size, size, 16, 3.5, dtype, preset, "layer" if preset == "offload" else "gpu", clips=clips,
-                    steps=steps, target=target, count_flops=False)
+                    steps=steps, target=target, count_flops=False, model_size=model_size)
         out[f"ours_{preset}_peak_gb"] = round(ours["peak_bytes"] / GB, 3)
         if preset == "default":
             out["ours_stages_activation_gb"] = {k: round(v["activation_peak_bytes"] / GB, 3)
@@ -88,11 +92,12 @@ def measure_one(impl: str, official_dir, size: int, clips: int, steps: int, trac
                 model_size: str = "full") -> dict:
     import contextlib
 
-    import official_memo as om
     import torch
 
     from memo_model.apps.memory_plan import LiveTensors
     from memo_model.apps.tiny import random_inputs
+
+    from . import official_memo as om
 
     torch.set_num_threads(1)
     rss_start = _status_bytes("VmRSS")
@@ -147,13 +152,14 @@ def measure_both(official_dir, size: int, clips: int, steps: int, timing: bool, 
             runs = [("tracked", True)] + ([("timed", False)] if timing else [])
             for label, track in runs:
                 video = str(Path(tmp) / f"{impl}.safetensors") if track else ""
-                cmd = [python, __file__, "--official", str(official_dir), "one", impl, "--size", str(size),
+                cmd = [python, "-m", "benchmarks.official_compare", "--official", str(official_dir), "one", impl,
+                       "--size", str(size),
                        "--clips", str(clips), "--steps", str(steps), "--frames-out", video,
                        "--model-size", model_size]
                 if not track:
                     cmd.append("--untracked")
                 env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
                 if done.returncode:
                     raise SystemExit(f"{impl} run failed:\n{done.stderr[-3000:]}")
                 out[f"{impl}_{label}"] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -165,10 +171,11 @@ def measure_both(official_dir, size: int, clips: int, steps: int, timing: bool, 
         a, b = (load_file(videos[k])["video"] for k in ("ours", "official"))
         out["max_abs_diff_ours_vs_official"] = float((a - b).abs().max())
     # the planners on the same case (CPU attention kernels), against the tracked real runs
-    import official_memo as om
     import torch
 
     from memo_model.apps.memory_plan import plan
+
+    from . import official_memo as om
 
     off = om.import_official(official_dir)
     theirs = om.plan_official(off, size, size, torch.float32, 3.5, clips, steps, target="cpu", count_flops=False,
@@ -191,6 +198,9 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--target", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--model-size", default="full", choices=["full", "small", "tiny"],
+                   help="network widths (full: the released ones)")
+    p.add_argument("--smoke", action="store_true", help="tiny networks at 64x64, one clip of one step")
     m = sub.add_parser("measure", help="real CPU runs at full width, back to back")
     m.add_argument("--size", type=int, default=128)
     m.add_argument("--clips", type=int, default=2)
@@ -199,6 +209,7 @@ def main() -> None:
     m.add_argument("--model-size", default="full", choices=["full", "small", "tiny"],
                    help="network widths (full: the released ones; tiny: a quick check of this script)")
     m.add_argument("--python", default=sys.executable, help="interpreter for the runs (default: this one)")
+    m.add_argument("--smoke", action="store_true", help="tiny networks at 64x64, one clip of one step, no timing")
     o = sub.add_parser("one", help=argparse.SUPPRESS)
     o.add_argument("impl", choices=["official", "ours"])
     o.add_argument("--size", type=int, default=128)
@@ -210,9 +221,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.official is None:
         parser.error("--official DIR (a checkout of memoavatar/memo) is required")
+    if getattr(args, "smoke", False):
+        args.model_size, args.clips, args.steps = "tiny", 1, 1
+        args.size = [64] if args.command == "plan" else 64
+        args.no_timing = True
 
     if args.command == "plan":
-        rows = [plan_both(args.official, s, d, args.clips, args.steps, args.target)
+        rows = [plan_both(args.official, s, d, args.clips, args.steps, args.target, args.model_size)
                 for d in args.dtype for s in args.size]
         print(json.dumps({"plans": rows, "ours_at_or_below_official": all(
             r["ours_default_minus_official_gb"] <= 0 for r in rows)}, indent=1))
@@ -225,4 +240,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a file: run as the module `python -m benchmarks.official_compare`, checkout importable
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.official_compare", *sys.argv[1:]], env)
     main()

@@ -41,8 +41,7 @@ def import_official(official_dir) -> types.SimpleNamespace:
     if "xformers" not in sys.modules and importlib.util.find_spec("xformers") is None:
         sys.modules["xformers"] = _absent_module("xformers")
         sys.modules["xformers.ops"] = sys.modules["xformers"].ops = _absent_module("xformers.ops")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    _import_package("memo", root / "memo")
     from memo.models.audio_proj import AudioProjModel
     from memo.models.image_proj import ImageProjModel
     from memo.models.unet_2d_condition import UNet2DConditionModel
@@ -51,6 +50,25 @@ def import_official(official_dir) -> types.SimpleNamespace:
 
     return types.SimpleNamespace(UNet2D=UNet2DConditionModel, UNet3D=UNet3DConditionModel,
                                  ImageProj=ImageProjModel, AudioProj=AudioProjModel, VideoPipeline=VideoPipeline)
+
+
+def _import_package(name: str, folder: Path) -> None:
+    """Import the package in `folder` as `name` (its own absolute imports then resolve inside it),
+    without putting the checkout on sys.path."""
+    if name in sys.modules:
+        loaded = Path(sys.modules[name].__file__ or "").resolve().parent
+        if loaded != folder:
+            raise SystemExit(f"another {name!r} package is already imported (from {loaded}), not {folder}")
+        return
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 class _absent_module(types.ModuleType):

@@ -13,6 +13,11 @@ Past frames (official ``num_init_past_frames`` and ``num_past_frames``, both 16)
 clip conditions on ``initial_past_frames`` copies of the reference, every later clip on the
 last ``past_frames`` generated frames. They are two independent settings everywhere.
 
+A dialogue is the same job with :class:`Speaker` s instead of one ``voice``: several faces of the
+picture, each driven by its own voice (``memo_model.output.dialogue``); every other setting
+means what it means for one face, the seed being the first face's (face k: seed + k unless it
+has its own).
+
 Nothing here imports a stage: this module sits at the bottom of the package's import order.
 """
 from __future__ import annotations
@@ -237,9 +242,45 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class Speaker:
+    """One face of a dialogue and its voice.
+
+    ``face``: which face of the picture: an index (0 = the largest), a point (x, y) inside it or a
+    box (x1, y1, x2, y2) around it, in picture pixels (a ``memo_model.face.selection.FaceChoice``
+    or what its ``parse`` takes; front ends parse it when they build the job). ``voice``: a file;
+    ``channel``: one channel of it (0-based; None = the whole file, as one face reads it).
+    ``emotion``: this face's override ('' = the job's ``--emotion``, else detected); ``seed``: its
+    own seed (None = the job's seed + its position). ``name``: how the user wrote it, for
+    messages (``--face 1=b.wav``; default 'face k')."""
+
+    face: object
+    voice: Optional[Path] = None
+    channel: Optional[int] = None
+    emotion: str = ""
+    seed: Optional[int] = None
+    name: str = ""
+
+    def problems(self, label: str) -> list[str]:
+        out = []
+        if self.voice is None:
+            out.append(f"{label}: no voice; give the file this face speaks")
+        if self.channel is not None and not whole_number(self.channel, 0):
+            out.append(f"{label}: channel {self.channel!r} must be a whole number >= 0 (0 is the first channel)")
+        if self.seed is not None and not whole_number(self.seed, 0, MAX_SEED):
+            out.append(f"{label}: seed {self.seed!r} must be a whole number 0..{MAX_SEED}")
+        if not isinstance(self.emotion, str):
+            out.append(f"{label}: emotion {self.emotion!r} must be text")
+        return out
+
+
+@dataclass(frozen=True)
 class RenderJob:
     """Everything that decides one render's frames and file (not where the models are or which
-    device runs them: those belong to the machine, see the command line's model options)."""
+    device runs them: those belong to the machine, see the command line's model options).
+
+    One face: ``picture`` + ``voice``. A dialogue: ``picture`` + ``speakers`` (one per animated
+    face, pasted in this order, later over earlier) and optionally ``mix``, the soundtrack (default:
+    the sum of the voices); its faces are always cropped and pasted back into the whole picture."""
 
     picture: Optional[Path] = None
     voice: Optional[Path] = None
@@ -248,6 +289,15 @@ class RenderJob:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     memory: str = "default"                 # memo_model.generation.memory_settings preset (same frames)
+    speakers: tuple = ()                    # Speaker per face of a dialogue (empty: one face, `voice`)
+    mix: Optional[Path] = None              # a dialogue's soundtrack
+
+    @property
+    def is_dialogue(self) -> bool:
+        return bool(self.speakers)
+
+    def speaker_names(self) -> list[str]:
+        return [s.name or f"face {k + 1}" for k, s in enumerate(self.speakers)]
 
     def problems(self, name: Namer = _same) -> list[str]:
         """Every bad value, named by ``name(field)`` (fields of all parts share one namespace)."""
@@ -257,7 +307,23 @@ class RenderJob:
                 and self.audio.frames_per_clip != self.sampling.frames_per_clip):
             out.append(f"{name('frames_per_clip')}: the audio is padded for clips of {self.audio.frames_per_clip} "
                        f"frames but sampled in clips of {self.sampling.frames_per_clip}; use one value")
+        out += self._dialogue_problems(name)
         return list(dict.fromkeys(out))
+
+    def _dialogue_problems(self, name: Namer) -> list[str]:
+        if not self.speakers:
+            return [f"{name('mix')}: a soundtrack for a dialogue; give the faces' voices with "
+                    f"{name('speakers')} too"] if self.mix is not None else []
+        out = [p for label, s in zip(self.speaker_names(), self.speakers) for p in s.problems(label)]
+        if self.voice is not None:
+            out.append(f"{name('voice')} and {name('speakers')}: a dialogue takes each face's voice from its "
+                       f"{name('speakers')}; drop {name('voice')}")
+        if self.framing.mode != "crop":
+            out.append(f"{name('mode')} {self.framing.mode}: a dialogue crops each face and pastes it back "
+                       "into the picture; use crop")
+        if self.framing.allow_no_face:
+            out.append(f"{name('allow_no_face')}: a dialogue animates faces it finds; drop it")
+        return out
 
     def validate(self, name: Namer = _same) -> "RenderJob":
         problems = self.problems(name)
@@ -270,13 +336,16 @@ class RenderJob:
         def plain(part) -> dict:
             return {f.name: (str(v) if isinstance(v := getattr(part, f.name), Path) else v) for f in fields(part)}
 
-        return {"picture": None if self.picture is None else str(self.picture),
-                "voice": None if self.voice is None else str(self.voice),
+        def text(path):
+            return None if path is None else str(path)
+
+        return {"picture": text(self.picture), "voice": text(self.voice),
                 "framing": plain(self.framing), "audio": plain(self.audio), "sampling": plain(self.sampling),
-                "output": plain(self.output), "memory": self.memory}
+                "output": plain(self.output), "memory": self.memory,
+                "speakers": [{**plain(s), "face": str(s.face)} for s in self.speakers], "mix": text(self.mix)}
 
 
-__all__ = ["RenderJob", "FramingSettings", "AudioSettings", "SamplingSettings", "OutputSettings", "JobError",
+__all__ = ["RenderJob", "Speaker", "FramingSettings", "AudioSettings", "SamplingSettings", "OutputSettings", "JobError",
            "whole_number", "problems", "RULES", "FRAMING_MODES", "MEMORY_MODES", "DEFAULT_STEPS", "DEFAULT_CFG",
            "DEFAULT_SEED", "DEFAULT_FPS", "DEFAULT_FRAMES_PER_CLIP", "DEFAULT_PAST_FRAMES",
            "DEFAULT_INITIAL_PAST_FRAMES",

@@ -1,6 +1,7 @@
 """Where each model lives under `models/memo/`, what the dropdowns list, and downloads.
 
-Layout (defaults; extra_model_paths.yaml can add more `memo:` folders):
+Layout (the library's, memo_model.apps.download, which the command line reads too; defaults;
+extra_model_paths.yaml can add more `memo:` folders):
 
     models/memo/memo/                        memoavatar/memo: reference_net/ diffusion_net/ image_proj/
                                              audio_proj/ misc/{audio_emotion_classifier, face_analysis/models,
@@ -9,8 +10,8 @@ Layout (defaults; extra_model_paths.yaml can add more `memo:` folders):
     models/memo/emotion2vec_plus_large/      emotion2vec/emotion2vec_plus_large
     models/vae/vae-ft-mse-840000-ema-pruned.safetensors   (core VAELoader; sd-vae-ft-mse)
 
-A checkpoint folder laid out for the command line (`memo_model.apps.download`: wav2vec2-base-960h/
-and emotion2vec_plus_large/ inside it) works too: the dropdowns find those sub-folders.
+A checkpoint folder with wav2vec2-base-960h/ and emotion2vec_plus_large/ inside it (the command
+line's layout before it read this one) works too: the dropdowns find those sub-folders.
 
 Every loader follows the same rules: the dropdown lists what is on disk (plus the default folder
 name, so a fresh install can pick it and download); missing files are downloaded from the hub
@@ -38,13 +39,20 @@ class Kind:
     in_checkpoint: bool     # the files sit inside a MEMO checkpoint folder (misc/...)
 
 
+def _kind(component: str, marker: str) -> Kind:
+    """The folder names are the library's layout (memo_model.apps.download), the one the command line reads."""
+    from ..memo_model.apps import download as dl
+
+    return Kind(component, dl.folder_in_memo(component), marker, dl.component(component).in_checkpoint is not None)
+
+
 KINDS = {
-    "memo": Kind("memo", "memo", "diffusion_net/config.json", True),
-    "emotion_classifier": Kind("emotion_classifier", "memo", "misc/audio_emotion_classifier/config.json", True),
-    "face": Kind("face", "memo", "misc/face_analysis/models/scrfd_10g_bnkps.onnx", True),
-    "vocal_separator": Kind("vocal_separator", "memo", "misc/vocal_separator/Kim_Vocal_2.onnx", True),
-    "wav2vec": Kind("wav2vec", "wav2vec2-base-960h", "preprocessor_config.json", False),
-    "emotion2vec": Kind("emotion2vec", "emotion2vec_plus_large", "config.yaml", False),
+    "memo": _kind("memo", "diffusion_net/config.json"),
+    "emotion_classifier": _kind("emotion_classifier", "misc/audio_emotion_classifier/config.json"),
+    "face": _kind("face", "misc/face_analysis/models/scrfd_10g_bnkps.onnx"),
+    "vocal_separator": _kind("vocal_separator", "misc/vocal_separator/Kim_Vocal_2.onnx"),
+    "wav2vec": _kind("wav2vec", "preprocessor_config.json"),
+    "emotion2vec": _kind("emotion2vec", "config.yaml"),
 }
 
 
@@ -103,10 +111,9 @@ def locate(name: str, choice: str) -> Path:
 
 def _root_and_locations(name: str, folder: Path):
     """memo_model.apps.download arguments for one component whose dropdown folder is `folder`."""
-    k = kind(name)
-    if k.in_checkpoint:
-        return folder, None
-    return folder, {k.component: folder}
+    from ..memo_model.apps import download as dl
+
+    return folder, dl.locations_for_memo_folder(kind(name).component, folder)
 
 
 def find_missing(name: str, folder: Path):

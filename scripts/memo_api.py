@@ -7,14 +7,20 @@
     python scripts/memo_api.py --workflow workflows/api/memo_long_chunks.api.json \
         --image portrait.png --audio long.wav --until-done --out results/
 
-It uploads the picture and the audio into ComfyUI's input folder (POST /upload/image accepts any
-file), puts their names into the workflow's LoadImage / LoadAudio / MemoLoadAudio nodes, posts the
-prompt (POST /prompt), polls GET /history/<id> until it finishes, and downloads every output file
-(GET /view) into --out. --until-done re-posts a chunked workflow (MemoryStateCarry) until the
-whole audio is rendered. Ctrl-C interrupts the running prompt on the server.
+Before anything is uploaded it checks that the server holds every model file the workflow's loaders
+need (GET /models/memo and /models/vae; /internal/folder_paths for where they go) and, when some
+are missing, prints the pack's own list of missing files with the download commands, the text the
+command line prints (memo_model.apps.download), instead of queueing a prompt that core refuses
+with "Value not in list" (--skip-model-check skips this). Then it uploads the picture and the audio
+into ComfyUI's input folder (POST /upload/image accepts any file), puts their names into the
+workflow's LoadImage / LoadAudio / MemoLoadAudio nodes, posts the prompt (POST /prompt), polls
+GET /history/<id> until it finishes, and downloads every output file (GET /view) into --out.
+--until-done re-posts a chunked workflow (MemoryStateCarry) until the whole audio is rendered.
+Ctrl-C interrupts the running prompt on the server.
 
-Exit status: 0 done, 1 the prompt failed while running, 2 ComfyUI refused the prompt (validation
-errors are printed per node), 3 timeout or connection problem.
+Exit status: 0 done, 1 the prompt failed while running, 2 model files are missing on the server or
+ComfyUI refused the prompt (validation errors are printed per node), 3 timeout or connection problem.
+Standard library only (plus the pack's memo_model.apps.download, itself standard library only).
 """
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:        # the pack's own library, next to scripts/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from memo_model.apps import download as model_files  # noqa: E402  (standard library only)
 
 DEFAULT_WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "api" / "memo_basic.api.json"
 IMAGE_LOADERS = ("LoadImage",)
@@ -45,6 +55,10 @@ class PromptRejected(ApiError):
     def __init__(self, body: dict):
         self.body = body
         super().__init__(describe_rejection(body))
+
+
+class ModelsMissing(ApiError):
+    """The server lacks model files the workflow needs; the message lists them and the downloads."""
 
 
 class PromptFailed(ApiError):
@@ -107,6 +121,105 @@ def upload(server: str, path: Path, subfolder: str = "", overwrite: bool = True)
         raise ApiError(f"upload of {path.name} failed: HTTP {status} {body[:300]!r}")
     info = json.loads(body)
     return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
+
+
+# --------------------------------------------------------------------------- models on the server
+
+# The model inputs of the pack's loader nodes and of core's VAE loader -> memo_model.apps.download
+# components (tests/test_memo_api.py checks this table against the nodes' own inputs and defaults).
+MODEL_INPUTS = {
+    "MemoModelLoader": {"checkpoint": "memo"},
+    "MemoAudioModelLoader": {"wav2vec": "wav2vec"},
+    "MemoEmotionModelLoader": {"emotion2vec": "emotion2vec", "classifier": "emotion_classifier"},
+    "MemoVocalSeparatorLoader": {"checkpoint": "vocal_separator"},
+    "MemoFaceModelLoader": {"checkpoint": "face"},
+    "VAELoader": {"vae_name": "vae"},
+}
+GUESSED_MODELS = Path("ComfyUI") / "models"     # where files go when the server does not say
+
+
+def _listing(server: str, folder: str):
+    """The server's file list of a model folder (relative names with /), None when it has no such folder."""
+    status, body = _request(server, f"/models/{folder}")
+    if status == 404:
+        return None
+    if status != 200:
+        raise ApiError(f"GET /models/{folder} answered HTTP {status}: {body[:300]!r}")
+    return {str(name).replace("\\", "/") for name in json.loads(body)}
+
+
+def _model_folders(server: str) -> dict:
+    """{"memo": folder, "vae": folder}: the server's default folders, where downloads go."""
+    status, body = _request(server, "/internal/folder_paths")
+    found = json.loads(body) if status == 200 else {}
+    out = {}
+    for kind in (model_files.MEMO_FOLDER, model_files.VAE_FOLDER):
+        paths = found.get(kind) if isinstance(found, dict) else None
+        out[kind] = Path(paths[0]) if isinstance(paths, list) and paths else GUESSED_MODELS / kind
+    return out
+
+
+def needed_models(prompt: dict) -> list[tuple[str, str, str]]:
+    """(node input 'Class.input', component, chosen name) of every model the prompt loads from
+    disk; a loader with download_missing on fetches its own files and is left out."""
+    needed = []
+    for node in prompt.values():
+        inputs = MODEL_INPUTS.get(node.get("class_type"), {})
+        if node.get("inputs", {}).get("download_missing") is True:
+            continue
+        for name, component in inputs.items():
+            value = node.get("inputs", {}).get(name)
+            if isinstance(value, str) and value:
+                needed.append((f"{node['class_type']}.{name}", component, value))
+    return list(dict.fromkeys(needed))
+
+
+def check_models(server: str, prompt: dict) -> None:
+    """Raise ModelsMissing (the pack's missing-files text) when the server lacks a file the prompt needs."""
+    needed = needed_models(prompt)
+    if not needed:
+        return
+    folders = _model_folders(server)
+    listed = {kind: _listing(server, kind) for kind in (model_files.MEMO_FOLDER, model_files.VAE_FOLDER)}
+    problems, missing, inputs_of = [], [], {}
+    for where, component, choice in needed:
+        if component == "vae":
+            files = listed[model_files.VAE_FOLDER] or set()
+            if choice in files:
+                continue
+            if choice != model_files.VAE_FILE:
+                shown = ", ".join(sorted(files)[:8]) or "nothing"
+                problems.append(f"{where}: {choice!r} is not in the server's models/vae (it lists {shown})")
+                continue
+            found = [model_files.MissingFile("vae", model_files.component("vae").repo, choice,
+                                             folders[model_files.VAE_FOLDER] / choice, "missing")]
+        else:
+            files = listed[model_files.MEMO_FOLDER]
+            if files is None:
+                problems.append(f"{where}: the server has no models/{model_files.MEMO_FOLDER} folder: the MEMO node "
+                                "pack is not loaded there (install it in ComfyUI/custom_nodes and restart ComfyUI)")
+                continue
+            memo = folders[model_files.MEMO_FOLDER]
+            locations = model_files.locations_for_memo_folder(component, memo / choice)
+            c = model_files.resolve(component, memo.parent, locations)[0]
+            found = [model_files.MissingFile(c.name, c.repo, repo_path, path, "missing")
+                     for repo_path, path in model_files.local_files(component, memo.parent, locations)
+                     if path.relative_to(memo).as_posix() not in files]
+        for m in found:
+            inputs_of.setdefault(m.component, []).append(where)
+            if m not in missing:
+                missing.append(m)
+    if not (problems or missing):
+        return
+    lines = list(problems)
+    order = list(model_files.COMPONENTS)
+    missing.sort(key=lambda m: order.index(m.component))        # as the command line lists them
+    if missing:
+        lines.append(model_files.missing_files_message(
+            missing, label=lambda comp: ", ".join(dict.fromkeys(inputs_of[comp])),
+            closing="on the ComfyUI machine, or switch on download_missing on the MEMO loader nodes (--set "
+                    "MemoModelLoader.download_missing=true, ...) to fetch their files there; then run again."))
+    raise ModelsMissing("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- prompts
@@ -276,10 +389,16 @@ def main(argv=None) -> int:
     p.add_argument("--until-done", action="store_true",
                    help="chunked workflows: post again until MemoryStateCarry reports the whole audio rendered")
     p.add_argument("--max-runs", type=int, default=10000, help="upper bound for --until-done")
+    p.add_argument("--skip-model-check", action="store_true",
+                   help="queue without first checking that the server holds the workflow's model files")
     args = p.parse_args(argv)
 
     try:
         prompt = load_workflow(args.workflow)
+        if not args.skip_model_check:          # before any upload: the loaders' values as they will be queued
+            planned = json.loads(json.dumps(prompt))
+            apply_assignments(planned, args.set)
+            check_models(args.server, planned)
         image = upload(args.server, args.image) if args.image else None
         audio = upload(args.server, args.audio) if args.audio else None
         set_media(prompt, image, audio)
@@ -297,6 +416,9 @@ def main(argv=None) -> int:
                 break
         print("done")
         return 0
+    except ModelsMissing as exc:
+        print(f"ComfyUI at {args.server} cannot run this workflow yet:\n{exc}", file=sys.stderr)
+        return 2
     except PromptRejected as exc:
         print(f"ComfyUI refused the prompt:\n{exc}", file=sys.stderr)
         return 2

@@ -146,6 +146,43 @@ def test_jobs_file_lines_become_single_job_options(tiny, tmp_path):
         batch_jobs.parse_defaults(["--image", "x.png"])
     with pytest.raises(batch_jobs.BatchError, match="unrecognized arguments: --stepz"):
         batch_jobs.parse_defaults(["--stepz", "3"])
+    with pytest.raises(batch_jobs.BatchError, match="--face: not a batch option"):
+        batch_jobs.parse_defaults(["--face", "0=a.wav"])
+
+
+def test_dialogue_lines_give_faces_instead_of_audio(tiny, tmp_path):
+    """faces: --face texts or objects (JSON lines), texts separated by | (CSV); mix; every mistake per line."""
+    from memo_model.face.selection import FaceChoice
+
+    defaults = batch_jobs.parse_defaults(["--models", str(tiny / "models"), "--seed", "5"])
+    rows = [{"image": "two.png", "faces": ["0=a.wav", {"face": [300, 100], "voice": "b.wav", "channel": 1,
+                                                       "emotion": "sad", "seed": 9}], "mix": "m.wav"},
+            {"image": "two.png", "faces": ["0=a.wav;seed=3"], "output": "one.mp4", "steps": 4},
+            {"image": "two.png", "faces": ["0=a.wav"], "audio": "v.wav", "output": "both.mp4"},
+            {"image": "two.png", "faces": ["zero=a.wav"], "output": "bad.mp4"},
+            {"image": "two.png", "faces": [{"face": 0, "voice": "a.wav", "volume": 3}], "output": "bad2.mp4"},
+            {"image": "two.png", "faces": ["0=a.wav"], "framing": "resize", "output": "bad3.mp4"},
+            {"image": "two.png", "audio": "v.wav", "mix": "m.wav", "output": "bad4.mp4"}]
+    jobs = batch_jobs.read_jobs(write_jsonl(tmp_path / "jobs.jsonl", rows), tmp_path / "out", defaults)
+    first, second = jobs[0].job, jobs[1].job
+    assert jobs[0].name == "two_a_b.mp4" and first.voice is None and first.mix == tmp_path / "m.wav"
+    assert [(s.face, s.voice, s.channel, s.emotion, s.seed, s.name) for s in first.speakers] == [
+        (FaceChoice(index=0), tmp_path / "a.wav", None, "", None, "faces[0] 0=a.wav"),
+        (FaceChoice(point=(300, 100)), tmp_path / "b.wav", 1, "sad", 9, "faces[1]")]
+    assert first.sampling.seed == 5 and first.output.resume is True
+    assert second.speakers[0].seed == 3 and second.sampling.steps == 4
+    errors = [j.error for j in jobs[2:]]
+    assert errors[0] == "line 3: audio and faces: a dialogue takes each face's voice from faces; drop audio"
+    assert errors[1].startswith("line 4: faces[0]: 'zero=a.wav': face 'zero': give an index")
+    assert errors[2].startswith("line 5: faces[0]: an object with face and voice") and "volume" in errors[2]
+    assert errors[3] == ("line 6: framing resize: a dialogue crops each face and pastes it back into the picture; "
+                         "use crop")
+    assert errors[4] == "line 7: mix: a soundtrack for a dialogue; give the faces' voices with faces too"
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text("image,faces,output\ntwo.png,0=a.wav | 1=both.wav:1,c.mp4\n")
+    (row,) = batch_jobs.read_jobs(csv_file, tmp_path / "out", defaults)
+    assert [(str(s.face), s.voice.name, s.channel) for s in row.job.speakers] == [
+        ("face index 0", "a.wav", None), ("face index 1", "both.wav", 1)]
 
 
 def test_worker_plan_follows_the_cluster_resources():

@@ -12,12 +12,13 @@ from memo_model.output.probe import probe_video, read_frames
 from memo_testing.audio_fakes import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONS = ["--image", "--audio", "--output", "--models", "--vae", "--wav2vec", "--emotion2vec",
+OPTIONS = ["--image", "--audio", "--face", "--mix", "--output", "--models", "--comfyui-models", "--vae", "--wav2vec",
+           "--emotion2vec",
            "--face-models", "--vocal-separator", "--size", "--framing", "--paste-back", "--steps",
            "--cfg", "--seed", "--fps", "--frames-per-clip", "--past-frames", "--initial-past-frames", "--dtype",
            "--device",
            "--no-vocal-separation", "--emotion", "--memory", "--resume", "--download", "--tiny-demo",
-           "--det-threshold", "--allow-no-face", "--max-audio-minutes"]
+           "--det-threshold", "--allow-no-face", "--max-audio-minutes", "--faces"]
 
 
 def run_cli(args, capsys):
@@ -68,7 +69,12 @@ def test_missing_models_list_every_file_and_the_command(tmp_path, capsys, tiny_m
     assert code == 2
     for rel in ["reference_net/diffusion_pytorch_model.safetensors", "misc/face_analysis/models/glintr100.onnx",
                 "misc/vocal_separator/Kim_Vocal_2.onnx", "misc/audio_emotion_classifier/config.json"]:
-        assert f"{rel}  ->  {models / rel}" in err
+        assert f"{rel}  ->  {models / 'memo/memo' / rel}" in err
+    assert f"vae-ft-mse-840000-ema-pruned.safetensors  ->  {models / 'vae/vae-ft-mse-840000-ema-pruned.safetensors'}" \
+        in err
+    assert (f'hf download stabilityai/sd-vae-ft-mse-original vae-ft-mse-840000-ema-pruned.safetensors '
+            f'--local-dir "{models / "vae"}"') in err
+    assert f"memo: models: {models} (--models)" in err
     assert f"model.safetensors  ->  {tmp_path / 'w2v' / 'model.safetensors'}" in err
     assert f'hf download facebook/wav2vec2-base-960h config.json preprocessor_config.json ' \
            f'model.safetensors --local-dir "{tmp_path / "w2v"}"' in err
@@ -78,6 +84,24 @@ def test_missing_models_list_every_file_and_the_command(tmp_path, capsys, tiny_m
                          "--models", models, "--no-vocal-separation", "--output", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "Kim_Vocal_2.onnx" not in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_models_folder_comes_from_comfyui_models_and_an_old_layout_gets_the_moves(tmp_path, capsys, tiny_models,
+                                                                                     monkeypatch):
+    from test_models_folder import old_layout
+
+    monkeypatch.setenv("COMFYUI_MODELS", str(tmp_path / "comfy_models"))
+    argv = ["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--output", tmp_path / "o.mp4"]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and f"memo: models: {tmp_path / 'comfy_models'} ($COMFYUI_MODELS)" in err
+    assert f"->  {tmp_path / 'comfy_models/memo/memo/reference_net/config.json'}" in err
+    old = old_layout(tmp_path / "old" / "memo")
+    code, err = run_cli(argv + ["--models", old, "--download"], capsys)
+    assert code == 2 and f"--models {old} holds the MEMO checkpoint in the command line's old layout" in err
+    assert f'mkdir -p "{old / "memo"}"' in err and "downloading" not in err
+    assert sorted(p.name for p in old.iterdir()) == ["audio_proj", "diffusion_net", "emotion2vec_plus_large",
+                                                     "image_proj", "misc", "reference_net", "vae",
+                                                     "wav2vec2-base-960h"]                 # nothing was moved
 
 
 def test_no_face_is_a_clear_error(tmp_path, capsys, tiny_models):
@@ -117,7 +141,7 @@ def test_emotion_override_replaces_the_detected_emotion(tmp_path, capsys, tiny_m
 
     models = tmp_path / "models"
     shutil.copytree(tiny_models["models"], models)
-    shutil.rmtree(models / "emotion2vec_plus_large")
+    shutil.rmtree(models / "memo" / "emotion2vec_plus_large")
     argv = ["--image", tiny_models["image"], "--audio", tiny_models["audio"], "--models", models,
             "--output", tmp_path / "o.mp4", "--device", "cpu", "--size", "64"]
     code, err = run_cli(argv + ["--emotion", "Loud"], capsys)
@@ -169,7 +193,7 @@ def test_tiny_demo_end_to_end(tmp_path, capsys, monkeypatch, tiny_models):
     code, err = run_cli(["--tiny-demo", "--steps", "1", "--audio", tiny_models["audio"]], capsys)
     assert code == 0, err
     assert err.count("RANDOM weights") == 2 and "memo_tiny_demo.mp4 is NOISE" in err
-    assert "building tiny random models" in err
+    assert "building tiny random models" in err and "warning" not in err      # its own face is large enough
     info = probe_video(tmp_path / "memo_tiny_demo.mp4")
     assert info.num_frames == 15 and (info.width, info.height) == (64, 64)
     assert abs(info.audio_seconds - 0.5) <= 1024 / 16000
@@ -205,7 +229,7 @@ def test_download_option_fetches_only_missing_files(tmp_path, capsys, tiny_model
     code, err = run_cli(["--image", black, "--audio", tiny_models["audio"], "--models", models,
                          "--download", "--output", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "no face found" in err              # got past the model check
-    assert len(calls) == 18 and not any(repo == "stabilityai/sd-vae-ft-mse" for repo, _ in calls)
+    assert len(calls) == 18 and not any(repo.startswith("stabilityai/") for repo, _ in calls)
     assert "downloading 18 missing model file(s)" in err
     assert dl.find_missing(models, dl.RENDER_COMPONENTS + ("vocal_separator",)) == []
 

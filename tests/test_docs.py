@@ -1,5 +1,6 @@
 """The docs describe the code as it is: every `memo_model.…` name they mention exists, and the
-package map in docs/architecture.md lists every module of the library."""
+package map in docs/architecture.md lists every module of the library. (Their commands run:
+tests/test_documented_commands.py.)"""
 import importlib
 import re
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", REPO / "docs" / "architecture.md"]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 NAME = re.compile(r"\bmemo_model(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 

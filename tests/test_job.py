@@ -53,11 +53,19 @@ def decoded(path: Path) -> np.ndarray:
     return np.stack(list(read_frames(path)))
 
 
+def model_options(world) -> list:
+    """The command line's model options for the pack's test models (audio models and a diffusers VAE
+    inside the checkpoint folder, models/memo/memo)."""
+    ckpt = world["ckpt"]
+    return [str(a) for a in ("--models", world["root"] / "models", "--vae", ckpt / "vae", "--wav2vec",
+                             ckpt / "wav2vec2-base-960h", "--emotion2vec", ckpt / "emotion2vec_plus_large")]
+
+
 def cli_route(world, out: Path, options: list) -> Path:
     from memo_model.apps import cli
 
     code = cli.main([str(a) for a in ["--image", world["picture"], "--audio", world["voice"], "--output", out,
-                                      "--models", world["ckpt"], "--size", SIZE, "--steps", STEPS,
+                                      *model_options(world), "--size", SIZE, "--steps", STEPS,
                                       "--frames-per-clip", FPC, "--device", "cpu", *options]])
     assert code == 0
     return out
@@ -70,7 +78,7 @@ def batch_route(world, out_dir: Path, line: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs_file.write_text(json.dumps({"image": str(world["picture"]), "audio": str(world["voice"]),
                                      "output": "batch.mp4", **line}) + "\n")
-    defaults = batch_jobs.parse_defaults(["--models", str(world["ckpt"]), "--size", str(SIZE), "--steps",
+    defaults = batch_jobs.parse_defaults([*model_options(world), "--size", str(SIZE), "--steps",
                                           str(STEPS), "--frames-per-clip", str(FPC), "--device", "cpu"])
     (job,) = batch_jobs.read_jobs(jobs_file, out_dir, defaults)
     assert job.error is None, job.error

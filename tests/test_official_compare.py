@@ -3,7 +3,7 @@
 Runs when MEMO_OFFICIAL_DIR is a checkout of github.com/memoavatar/memo and MEMO_OFFICIAL_PYTHON (default:
 this interpreter) can import it (diffusers, einops; no xformers needed). Tiny random weights, drawn
 per parameter name so both implementations get the same ones; the full-width comparison is
-`benchmarks/official_compare.py` (see README, "GPU memory at the released size").
+`python -m benchmarks.official_compare` (see README, "GPU memory at the released size").
 """
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ import pytest
 
 OFFICIAL = os.environ.get("MEMO_OFFICIAL_DIR")
 PYTHON = os.environ.get("MEMO_OFFICIAL_PYTHON", sys.executable)
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "official_compare.py"
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not OFFICIAL, reason="MEMO_OFFICIAL_DIR (a memoavatar/memo "
                                                    "checkout) is not set")]
 
 
 def test_same_frames_as_the_official_code_and_both_planners_match_real_runs():
-    done = subprocess.run([PYTHON, str(SCRIPT), "--official", OFFICIAL, "measure", "--model-size", "tiny",
-                           "--size", "64", "--steps", "2", "--no-timing"], capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900)
+    done = subprocess.run([PYTHON, "-m", "benchmarks.official_compare", "--official", OFFICIAL, "measure",
+                           "--model-size", "tiny", "--size", "64", "--steps", "2", "--no-timing"], capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     d = json.loads(done.stdout)
     assert d["max_abs_diff_ours_vs_official"] < 5e-5
@@ -39,9 +39,8 @@ def test_same_frames_as_the_official_code_and_both_planners_match_real_runs():
 
 
 def test_gpu_check_runs_the_official_code_beside_ours():
-    script = SCRIPT.parent / "gpu_check.py"
-    done = subprocess.run([PYTHON, str(script), "--tiny", "--steps", "1", "--no-parity", "--configs", "default",
-                           "--official", OFFICIAL], capture_output=True, text=True, timeout=900,
+    done = subprocess.run([PYTHON, "-m", "benchmarks.gpu_check", "--tiny", "--steps", "1", "--no-parity", "--configs",
+                           "default", "--official", OFFICIAL], capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env=dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES=""))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])

@@ -116,22 +116,22 @@ def test_resume_disk_estimate_counts_the_state_files(tmp_path, capsys, tiny, mon
         assert_clean(out_dir)
     from memo_model.apps.memory_plan import state_bytes_for_checkpoint
 
-    state = state_bytes_for_checkpoint(tiny["models"], 64, 64, 16, 3.5, "fp32")
+    state = state_bytes_for_checkpoint(tiny["models"] / "memo" / "memo", 64, 64, 16, 3.5, "fp32")
     assert estimates[("--resume",)] - estimates[()] >= 2 * state / 1e6 - 0.1
 
 
 # --------------------------------------------------------------------------- model files
 
 MODEL_CASES = {
-    "memo checkpoint": ("diffusion_net/diffusion_pytorch_model.safetensors", half, "is truncated"),
-    "wav2vec": ("wav2vec2-base-960h/model.safetensors", half, "is truncated"),
-    "vae": ("vae/diffusion_pytorch_model.safetensors", half, "is truncated"),
-    "scrfd": ("misc/face_analysis/models/scrfd_10g_bnkps.onnx", half, "is truncated"),
-    "glintr100": ("misc/face_analysis/models/glintr100.onnx", lambda d: d[:100], "ONNX"),
-    "emotion2vec": ("emotion2vec_plus_large/model.pt", half, "zip directory"),
-    "config": ("vae/config.json", lambda d: d[:20], "is not valid JSON"),
-    "yaml": ("emotion2vec_plus_large/config.yaml", lambda d: b"model_conf: [unclosed\n", "is not valid YAML"),
-    "header": ("audio_proj/diffusion_pytorch_model.safetensors", lambda d: d[:8] + b"{nonsense", "header"),
+    "memo checkpoint": ("memo/memo/diffusion_net/diffusion_pytorch_model.safetensors", half, "is truncated"),
+    "wav2vec": ("memo/wav2vec2-base-960h/model.safetensors", half, "is truncated"),
+    "vae": ("vae/vae-ft-mse-840000-ema-pruned.safetensors", half, "is truncated"),
+    "scrfd": ("memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx", half, "is truncated"),
+    "glintr100": ("memo/memo/misc/face_analysis/models/glintr100.onnx", lambda d: d[:100], "ONNX"),
+    "emotion2vec": ("memo/emotion2vec_plus_large/model.pt", half, "zip directory"),
+    "config": ("memo/memo/diffusion_net/config.json", lambda d: d[:20], "is not valid JSON"),
+    "yaml": ("memo/emotion2vec_plus_large/config.yaml", lambda d: b"model_conf: [unclosed\n", "is not valid YAML"),
+    "header": ("memo/memo/audio_proj/diffusion_pytorch_model.safetensors", lambda d: d[:8] + b"{nonsense", "header"),
 }
 
 
@@ -147,8 +147,8 @@ def test_damaged_model_file_is_named_before_any_work(tmp_path, capsys, tiny, cas
 
 
 def test_swapped_weights_file_is_a_different_model(tmp_path, capsys, tiny):
-    rel = "vae/diffusion_pytorch_model.safetensors"
-    other = (tiny["models"] / "image_proj/diffusion_pytorch_model.safetensors").read_bytes()
+    rel = "vae/vae-ft-mse-840000-ema-pruned.safetensors"
+    other = (tiny["models"] / "memo/memo/image_proj/diffusion_pytorch_model.safetensors").read_bytes()
     models = damaged_models(tiny["models"], tmp_path / "models", rel, lambda d: other)
     code, err, out_dir = run(capsys, tiny, tmp_path, models=models)
     assert code == 2 and f"model file {models / rel}" in err and "expected tensors" in err
@@ -157,7 +157,7 @@ def test_swapped_weights_file_is_a_different_model(tmp_path, capsys, tiny):
 
 
 def test_unreadable_model_file_is_not_called_missing(tmp_path, capsys, tiny, monkeypatch):
-    target = tiny["models"] / "misc/face_analysis/models/scrfd_10g_bnkps.onnx"
+    target = tiny["models"] / "memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx"
     real_open = open
 
     def guarded(path, *a, **k):
@@ -174,7 +174,7 @@ def test_unreadable_model_file_is_not_called_missing(tmp_path, capsys, tiny, mon
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
 def test_unreadable_model_file_for_real(tmp_path, capsys, tiny):
-    rel = "misc/face_analysis/models/scrfd_10g_bnkps.onnx"
+    rel = "memo/memo/misc/face_analysis/models/scrfd_10g_bnkps.onnx"
     models = damaged_models(tiny["models"], tmp_path / "models", rel, lambda d: d)
     (models / rel).chmod(0)
     code, err, _ = run(capsys, tiny, tmp_path, models=models)
@@ -221,7 +221,7 @@ def test_largest_seed_renders(tmp_path, capsys, tiny):
 
 
 def test_every_problem_is_reported_at_once(tmp_path, capsys, tiny):
-    rel = "wav2vec2-base-960h/model.safetensors"
+    rel = "memo/wav2vec2-base-960h/model.safetensors"
     models = damaged_models(tiny["models"], tmp_path / "models", rel, half)
     folder = tmp_path / "out" / "talk.mp4"
     folder.mkdir(parents=True)

@@ -283,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
                "overrides the generation options (size, framing, paste_back, steps, cfg, seed, fps, "
                "frames_per_clip, past_frames, emotion, no_vocal_separation). JOBS example (JSON lines): "
                '{"image": "anna.jpg", "audio": "lesson1.wav", "output": "lesson1.mp4", "seed": 7}. '
-               "CSV: a header row image,audio,output,seed,... and one job per row. Relative paths are "
+               'A dialogue gives faces instead of audio, as --face texts or objects: {"image": "two.png", '
+               '"faces": ["0=a.wav", {"face": 1, "voice": "b.wav", "channel": 0}], "mix": "m.wav"}. '
+               "CSV: a header row image,audio,output,seed,... and one job per row (faces: the texts "
+               "separated by |). Relative paths are "
                "relative to the JOBS file. Re-running the same command skips finished videos and "
                f"resumes unfinished ones. DIR/{REPORT_NAME} lists every job's outcome.")
     p.add_argument("jobs", type=Path, metavar="JOBS", help="jobs file: JSON lines (.jsonl) or CSV (.csv)")

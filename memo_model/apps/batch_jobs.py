@@ -1,7 +1,9 @@
 """The jobs file of ``python -m memo_model batch``: one video per line -> one RenderJob.
 
 A line (JSON object, or CSV row under a header) gives ``image``, ``audio``, optionally ``output`` and
-any option of the single-job command's "generation" group, by name. Each value is converted by
+any option of the single-job command's "generation" group, by name. A dialogue line gives
+``faces`` instead of ``audio`` (the ``--face`` texts or objects, :mod:`memo_model.apps.speaker_specs`)
+and optionally ``mix``. Each value is converted by
 that option's own type and applied to the batch-wide job (:func:`memo_model.apps.options.apply_options`),
 so a job means exactly what ``python -m memo_model --image ... --audio ... <options>`` means. A line
 that cannot be a job keeps its error (reported in the batch report) instead of stopping the batch.
@@ -20,12 +22,28 @@ from typing import Optional, Sequence
 
 from ..checks.paths import UnsafeName, check_relative_name
 from ..job import RenderJob
-from .options import Machine, apply_options, build_parser, generation_options, job_from_args, machine_from_args
+from .dialogue_job import default_output_name
+from .options import (
+    Machine,
+    apply_options,
+    build_parser,
+    cli_name,
+    generation_options,
+    job_from_args,
+    machine_from_args,
+)
+from .speaker_specs import speakers_from_field
 
 # Single-job options a job line must not set: every worker loads the models once for all jobs.
 WORKER_OPTIONS = ("models", "vae", "wav2vec", "emotion2vec", "face_models", "vocal_separator",
                   "download", "dtype", "device")
-NOT_IN_BATCH = ("image", "audio", "output", "tiny_demo")      # per job (JOBS) / single-job only
+NOT_IN_BATCH = {"image": "--image", "audio": "--audio", "output": "--output", "face": "--face", "mix": "--mix",
+                "tiny_demo": "--tiny-demo", "demo_faces": "--faces"}     # per job (JOBS) / single-job only
+
+
+def line_name(key: str) -> str:
+    """A job field as a jobs-file line names it: the option's name (``mode`` -> ``framing``)."""
+    return "faces" if key == "speakers" else cli_name(key)[2:].replace("-", "_")
 
 
 class BatchError(Exception):
@@ -82,10 +100,10 @@ def parse_defaults(argv: Sequence[str]) -> BatchDefaults:
     except BatchError as exc:
         raise BatchError(f"{exc} (options after JOBS are the single-job command's, see "
                          "python -m memo_model --help)") from None
-    given = [f"--{d.replace('_', '-')}" for d in NOT_IN_BATCH if getattr(args, d)]
+    given = [flag for dest, flag in NOT_IN_BATCH.items() if getattr(args, dest) not in (None, False, [])]
     if given:
         raise BatchError(f"{', '.join(given)}: not a batch option; the jobs file gives each job's "
-                         "image, audio and output, and --models the models")
+                         "image, audio (or faces) and output, and --models the models")
     job = job_from_args(args)
     job = dataclasses.replace(job, output=dataclasses.replace(job.output, resume=True))   # every job resumable
     return BatchDefaults(job=job, machine=dataclasses.replace(machine_from_args(args), download=False).resolved())
@@ -167,6 +185,14 @@ def _estimate_frames(audio: Path, fps: int) -> Optional[int]:
         return None
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, dict)):
+        return any(_has_nul(v) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
     """Every job of ``jobs_file`` as a RenderJob (``defaults.job`` with the line's values); a line
     that cannot be a job gets its ``error`` and is reported, not rendered.
@@ -180,7 +206,7 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
     if not jobs_file.is_file():
         raise BatchError(f"JOBS {jobs_file}: file not found")
     options = generation_options()
-    allowed = ", ".join(["image", "audio", "output"] + sorted(options))
+    allowed = ", ".join(["image", "audio", "faces", "mix", "output"] + sorted(options))
     base = jobs_file.resolve().parent
     jobs: list[Job] = []
     by_name: dict[str, int] = {}
@@ -191,15 +217,29 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
             if isinstance(row, Exception):
                 raise BatchError(str(row))
             fields = {str(k).strip().lower().replace("-", "_"): v for k, v in row.items()}
-            for key in ("image", "audio"):
+            faces, mix = fields.pop("faces", None), fields.pop("mix", None)
+            dialogue = faces not in (None, "", [])
+            for key in ("image",) + (() if dialogue else ("audio",)):
                 if not str(fields.get(key) or "").strip():
-                    raise BatchError(f"{key} missing: every job needs an image and an audio file")
-            for key in ("image", "audio"):     # the user's own files, anywhere: only NUL is refused
-                if "\x00" in str(fields[key]):
-                    raise BatchError(f"{key} {str(fields[key])!r} contains a NUL character")
+                    raise BatchError(f"{key} missing: every job needs an image and an audio file (or faces: "
+                                     "one FACE=VOICE per animated face)")
+            if dialogue and str(fields.get("audio") or "").strip():
+                raise BatchError("audio and faces: a dialogue takes each face's voice from faces; drop audio")
+            for key, value in (("image", fields.get("image")), ("audio", fields.get("audio")), ("mix", mix),
+                               ("faces", faces)):       # the user's own files, anywhere: only NUL is refused
+                if _has_nul(value):
+                    raise BatchError(f"{key} {value!r} contains a NUL character")
             image = base / str(fields.pop("image")).strip()
-            audio = base / str(fields.pop("audio")).strip()
-            name = str(fields.pop("output", None) or "").strip() or f"{image.stem}_{audio.stem}.mp4"
+            audio = base / str(fields.pop("audio")).strip() if not dialogue else None
+            fields.pop("audio", None)
+            try:
+                speakers = speakers_from_field(faces, base) if dialogue else ()
+            except ValueError as exc:
+                raise BatchError(str(exc)) from None
+            mix = base / str(mix).strip() if str(mix or "").strip() else None
+            default = (default_output_name(RenderJob(picture=image, speakers=speakers)) if dialogue
+                       else f"{image.stem}_{audio.stem}.mp4")
+            name = str(fields.pop("output", None) or "").strip() or default
             job.name = name
             try:
                 check_relative_name(name, what="output", subfolders=True)
@@ -213,9 +253,9 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
             if unknown:
                 raise BatchError(f"unknown field(s) {', '.join(unknown)}; a job line may have {allowed}")
             rendered = apply_options(defaults.job, _job_values(fields, options))
-            rendered = dataclasses.replace(rendered, picture=image, voice=audio,
+            rendered = dataclasses.replace(rendered, picture=image, voice=audio, speakers=speakers, mix=mix,
                                            output=dataclasses.replace(rendered.output, path=out_dir / name))
-            problems = rendered.problems(lambda key: key)
+            problems = rendered.problems(line_name)
             if problems:
                 raise BatchError("; ".join(problems))
             job.job = rendered
@@ -223,7 +263,9 @@ def read_jobs(jobs_file, out_dir, defaults: BatchDefaults) -> list[Job]:
                 raise BatchError(f"output {name} is also written by line {by_name[name]}; give each "
                                  "job its own output name")
             by_name[name] = line
-            job.estimated_frames = _estimate_frames(audio, rendered.audio.fps)
+            voices = [audio] if not dialogue else [s.voice for s in speakers] + ([mix] if mix else [])
+            estimates = [_estimate_frames(v, rendered.audio.fps) for v in voices]
+            job.estimated_frames = None if None in estimates else max(estimates)
         except BatchError as exc:
             job.error = f"line {line}: {exc}"
             job.status = "failed"

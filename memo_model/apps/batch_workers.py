@@ -135,8 +135,10 @@ def render_one(job: RenderJob, machine: Machine, pipeline, frontends: Optional[d
         release_gpu_memory()          # e.g. after out-of-memory, for the next job
         return {"status": "failed", "seconds": round(time.monotonic() - started, 3),
                 "error": f"the render failed: {type(exc).__name__}: {exc} (see {log})"}
-    return {"status": "done", "frames": result.num_frames, "clips": result.num_clips,
-            "resumed_clips": result.resumed_clips, "width": result.width, "height": result.height,
+    faces = getattr(result, "num_faces", 1)          # a dialogue counts its faces' clips: whole clips here
+    resumed = result.resumed_face_clips // faces if hasattr(result, "resumed_face_clips") else result.resumed_clips
+    return {"status": "done", "frames": result.num_frames, "clips": result.num_clips, "faces": faces,
+            "resumed_clips": resumed, "width": result.width, "height": result.height,
             "seconds": round(time.monotonic() - started, 3)}
 
 

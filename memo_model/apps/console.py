@@ -32,8 +32,9 @@ class TextProgress:
         done = frac - self._base
         eta = elapsed / done * (1 - frac) if done > 0 else 0.0
         filled = int(round(frac * self.width))
+        face = f"  face {p.face + 1}/{p.num_faces}" if getattr(p, "num_faces", 1) > 1 else ""
         line = (f"clip {p.clip + 1:>3}/{p.num_clips} [{'#' * filled}{'-' * (self.width - filled)}] "
-                f"{frac * 100:5.1f}%  step {p.step:>2}/{p.num_steps}  "
+                f"{frac * 100:5.1f}%{face}  step {p.step:>2}/{p.num_steps}  "
                 f"elapsed {_hms(elapsed)}  left {_hms(eta)}")
         if self.tty:
             self.stream.write("\r" + line + ("\n" if frac >= 1 else ""))

@@ -1,19 +1,22 @@
-"""Which model files a render needs, which are missing, and fetching exactly those.
+"""Which model files a render needs, where they go, which are missing, and fetching exactly those.
 
-Nothing here touches the network unless :func:`download` is called. The default layout is
-one folder (``root``, the MEMO checkpoint in the official hub layout) that also holds the
-external models::
+Nothing here touches the network unless :func:`download` is called. One layout everywhere: the
+command line, the nodes and ``scripts/memo_api.py`` read ComfyUI's models folder (``root``), so a
+ComfyUI user downloads once::
 
-    root/reference_net/ diffusion_net/ image_proj/ audio_proj/       memoavatar/memo
-    root/misc/audio_emotion_classifier/                                 memoavatar/memo
-    root/misc/face_analysis/models/{scrfd_10g_bnkps,glintr100}.onnx     memoavatar/memo
-    root/misc/vocal_separator/Kim_Vocal_2.onnx                          memoavatar/memo
-    root/vae/                       stabilityai/sd-vae-ft-mse
-    root/wav2vec2-base-960h/        facebook/wav2vec2-base-960h
-    root/emotion2vec_plus_large/    emotion2vec/emotion2vec_plus_large
+    root/memo/memo/reference_net/ diffusion_net/ image_proj/ audio_proj/     memoavatar/memo
+    root/memo/memo/misc/audio_emotion_classifier/                             memoavatar/memo
+    root/memo/memo/misc/face_analysis/models/{scrfd_10g_bnkps,glintr100}.onnx memoavatar/memo
+    root/memo/memo/misc/vocal_separator/Kim_Vocal_2.onnx                      memoavatar/memo
+    root/memo/wav2vec2-base-960h/              facebook/wav2vec2-base-960h
+    root/memo/emotion2vec_plus_large/          emotion2vec/emotion2vec_plus_large
+    root/vae/vae-ft-mse-840000-ema-pruned.safetensors    stabilityai/sd-vae-ft-mse-original
 
-Every component can live elsewhere (``locations={"vae": path}``); for the single-file
-vocal separator the location is the ``.onnx`` file itself.
+``memo/`` is the folder the node pack registers with ComfyUI, ``vae/`` core's VAE folder. Every
+component can live elsewhere (``locations={"wav2vec": path}``); the parts inside the MEMO
+checkpoint (emotion classifier, face models, vocal separator) follow ``locations["memo"]``. For a
+single-file component the location is the file itself. A VAE given as a folder (not a
+``.safetensors`` file) is a diffusers folder (stabilityai/sd-vae-ft-mse, component ``vae_diffusers``).
 """
 from __future__ import annotations
 
@@ -26,6 +29,11 @@ from typing import Callable, Iterable, Mapping, Optional
 LFS_POINTER = b"version https://git-lfs"
 _TMP = ".memo-download"
 
+MEMO_FOLDER = "memo"                 # models/memo: the folder the node pack registers with ComfyUI
+VAE_FOLDER = "vae"                   # models/vae: ComfyUI's VAE folder (core VAELoader)
+CHECKPOINT_FOLDER = "memo"           # models/memo/memo: the MEMO checkpoint
+VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
+
 
 @dataclass(frozen=True)
 class Component:
@@ -33,11 +41,12 @@ class Component:
     repo: str                   # hub repo id
     prefix: str                 # folder of the files inside the repo ("" = repo root)
     files: tuple                # file names relative to the component folder
-    default_dir: str            # component folder relative to root
+    default_dir: str            # component folder relative to the models folder (root)
     option: str                 # the command-line option that points at it
     what: str                   # user words
     licence: str = ""
     single_file: bool = False   # the location names the file, not its folder
+    in_checkpoint: Optional[str] = None    # its folder inside the MEMO checkpoint ("" = the checkpoint)
 
     def repo_path(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
@@ -46,27 +55,33 @@ class Component:
 _MEMO_NETS = tuple(f"{net}/{name}" for net in ("reference_net", "diffusion_net", "image_proj", "audio_proj")
                    for name in ("config.json", "diffusion_pytorch_model.safetensors"))
 _DIFFUSERS = ("config.json", "diffusion_pytorch_model.safetensors")
+_CKPT = f"{MEMO_FOLDER}/{CHECKPOINT_FOLDER}"
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (
-    Component("memo", "memoavatar/memo", "", _MEMO_NETS, ".", "--models",
-              "MEMO networks (reference net, diffusion net, image and audio projections)", "Apache-2.0"),
+    Component("memo", "memoavatar/memo", "", _MEMO_NETS, _CKPT, "--models",
+              "MEMO networks (reference net, diffusion net, image and audio projections)", "Apache-2.0",
+              in_checkpoint=""),
     Component("emotion_classifier", "memoavatar/memo", "misc/audio_emotion_classifier", _DIFFUSERS,
-              "misc/audio_emotion_classifier", "--models", "MEMO audio emotion classifier", "Apache-2.0"),
+              f"{_CKPT}/misc/audio_emotion_classifier", "--models", "MEMO audio emotion classifier", "Apache-2.0",
+              in_checkpoint="misc/audio_emotion_classifier"),
     Component("face", "memoavatar/memo", "misc/face_analysis/models",
-              ("scrfd_10g_bnkps.onnx", "glintr100.onnx"), "misc/face_analysis/models", "--face-models",
+              ("scrfd_10g_bnkps.onnx", "glintr100.onnx"), f"{_CKPT}/misc/face_analysis/models", "--face-models",
               "InsightFace SCRFD face detector + ArcFace glintr100 recogniser",
-              "InsightFace models: non-commercial research use only"),
+              "InsightFace models: non-commercial research use only", in_checkpoint="misc/face_analysis/models"),
     Component("vocal_separator", "memoavatar/memo", "misc/vocal_separator", ("Kim_Vocal_2.onnx",),
-              "misc/vocal_separator", "--vocal-separator", "Kim_Vocal_2 vocal separator (MDX-Net)",
-              "UVR model, MIT", single_file=True),
-    Component("vae", "stabilityai/sd-vae-ft-mse", "", _DIFFUSERS, "vae", "--vae",
-              "Stable Diffusion VAE (sd-vae-ft-mse)", "MIT"),
+              f"{_CKPT}/misc/vocal_separator", "--vocal-separator", "Kim_Vocal_2 vocal separator (MDX-Net)",
+              "UVR model, MIT", single_file=True, in_checkpoint="misc/vocal_separator"),
+    Component("vae", "stabilityai/sd-vae-ft-mse-original", "", (VAE_FILE,), VAE_FOLDER, "--vae",
+              "Stable Diffusion VAE sd-vae-ft-mse, one file as ComfyUI's models/vae holds it", "MIT",
+              single_file=True),
+    Component("vae_diffusers", "stabilityai/sd-vae-ft-mse", "", _DIFFUSERS, "", "--vae",
+              "Stable Diffusion VAE sd-vae-ft-mse, diffusers folder", "MIT"),
     Component("wav2vec", "facebook/wav2vec2-base-960h", "",
-              ("config.json", "preprocessor_config.json", "model.safetensors"), "wav2vec2-base-960h",
+              ("config.json", "preprocessor_config.json", "model.safetensors"), f"{MEMO_FOLDER}/wav2vec2-base-960h",
               "--wav2vec", "wav2vec2-base-960h audio encoder", "Apache-2.0"),
     Component("emotion2vec", "emotion2vec/emotion2vec_plus_large", "", ("config.yaml", "model.pt"),
-              "emotion2vec_plus_large", "--emotion2vec", "emotion2vec+ large speech-emotion backbone",
-              "see the emotion2vec model card"),
+              f"{MEMO_FOLDER}/emotion2vec_plus_large", "--emotion2vec",
+              "emotion2vec+ large speech-emotion backbone", "see the emotion2vec model card"),
 )}
 
 RENDER_COMPONENTS = ("memo", "emotion_classifier", "face", "vae", "wav2vec", "emotion2vec")
@@ -99,20 +114,52 @@ def required_files(name: str) -> list[str]:
     return [c.repo_path(rel) for rel in c.files]
 
 
-def location(name: str, root, locations: Optional[Mapping[str, object]] = None) -> Path:
-    """The component's folder (or file, for single-file components) on disk."""
+def folder_in_memo(name: str) -> str:
+    """The component's folder name under models/memo ("memo" for the checkpoint and its parts,
+    "wav2vec2-base-960h", ...): what the node pack's dropdowns offer by default."""
+    c = component(name)
+    if c.in_checkpoint is not None:
+        return CHECKPOINT_FOLDER
+    head, _, rest = c.default_dir.partition("/")
+    if head != MEMO_FOLDER or not rest:
+        raise ValueError(f"{name} does not live under models/{MEMO_FOLDER}")
+    return rest
+
+
+def locations_for_memo_folder(name: str, folder) -> dict:
+    """``locations`` that place the component ``name`` in ``folder``, a folder of models/memo as
+    the node pack's dropdowns name it (the checkpoint folder for its parts)."""
+    c = component(name)
+    return {"memo" if c.in_checkpoint is not None else name: Path(folder)}
+
+
+def resolve(name: str, root, locations: Optional[Mapping[str, object]] = None) -> tuple[Component, Path]:
+    """The component that is actually read, and its location (folder, or file for single-file ones).
+
+    A given location wins; the parts of the MEMO checkpoint follow the checkpoint's location; a VAE
+    location that is not a ``.safetensors`` file is a diffusers folder."""
     c = component(name)
     given = (locations or {}).get(name)
     if given is not None:
-        return Path(given).expanduser()
-    base = Path(root).expanduser() / c.default_dir
-    return base / c.files[0] if c.single_file else base
+        where = Path(given).expanduser()
+        if name == "vae" and where.suffix.lower() != ".safetensors":
+            return COMPONENTS["vae_diffusers"], where
+        return c, where
+    if c.in_checkpoint and (locations or {}).get("memo") is not None:
+        base = Path((locations or {})["memo"]).expanduser() / c.in_checkpoint
+    else:
+        base = Path(root).expanduser() / c.default_dir
+    return c, (base / c.files[0] if c.single_file else base)
+
+
+def location(name: str, root, locations: Optional[Mapping[str, object]] = None) -> Path:
+    """The component's folder (or file, for single-file components) on disk."""
+    return resolve(name, root, locations)[1]
 
 
 def local_files(name: str, root, locations: Optional[Mapping[str, object]] = None) -> list[tuple[str, Path]]:
     """(repo path, local path) for every file of the component."""
-    c = component(name)
-    where = location(name, root, locations)
+    c, where = resolve(name, root, locations)
     if c.single_file:
         return [(c.repo_path(c.files[0]), where)]
     return [(c.repo_path(rel), where / rel) for rel in c.files]
@@ -136,11 +183,11 @@ def find_missing(root, components: Iterable[str] = RENDER_COMPONENTS,
     """Files that are absent, empty or only git-lfs pointer stubs (never touches the network)."""
     out = []
     for name in components:
-        c = component(name)
+        c = resolve(name, root, locations)[0]
         for repo_path, path in local_files(name, root, locations):
             reason = _problem(path)
             if reason:
-                out.append(MissingFile(name, c.repo, repo_path, path, reason))
+                out.append(MissingFile(c.name, c.repo, repo_path, path, reason))
     return out
 
 
@@ -162,14 +209,19 @@ def download_command(missing: Iterable[MissingFile]) -> list[str]:
     return cmds + moves
 
 
-def missing_files_message(missing: list[MissingFile], *, download_hint: str = "--download") -> str:
-    """A multi-line error: each missing file, where it goes, and the exact download commands."""
+def missing_files_message(missing: list[MissingFile], *, download_hint: str = "--download",
+                          label: Optional[Callable[[str], str]] = None, closing: Optional[str] = None) -> str:
+    """A multi-line error: each missing file, where it goes, and the exact download commands.
+
+    ``label(component)`` names where the user points at a component (default: its command-line
+    option); ``closing`` replaces the last line (how else to get the files)."""
     if not missing:
         return "all model files are present"
+    label = label or (lambda name: COMPONENTS[name].option)
     lines = ["Model files are missing:"]
     for name in dict.fromkeys(m.component for m in missing):
         c = COMPONENTS[name]
-        lines.append(f"  {c.what} ({c.option}, hub repo {c.repo}"
+        lines.append(f"  {c.what} ({label(name)}, hub repo {c.repo}"
                      + (f"; licence: {c.licence}" if c.licence else "") + "):")
         for m in missing:
             if m.component == name:
@@ -177,7 +229,9 @@ def missing_files_message(missing: list[MissingFile], *, download_hint: str = "-
                 lines.append(f"    - {m.repo_path}{note}  ->  {m.path}")
     lines.append("Download them with (pip install huggingface_hub provides `hf`):")
     lines += [f"  {cmd}" for cmd in download_command(missing)]
-    if download_hint:
+    if closing is not None:
+        lines.append(closing)
+    elif download_hint:
         lines.append(f"or run again with {download_hint} to fetch exactly these files, or point the "
                      "options above at folders that hold them.")
     return "\n".join(lines)
@@ -223,4 +277,6 @@ def download(root, components: Iterable[str] = RENDER_COMPONENTS,
 
 
 __all__ = ["Component", "COMPONENTS", "RENDER_COMPONENTS", "MissingFile", "required_files", "location",
-           "local_files", "find_missing", "download_command", "missing_files_message", "download"]
+           "local_files", "find_missing", "download_command", "missing_files_message", "download", "resolve",
+           "folder_in_memo", "locations_for_memo_folder", "MEMO_FOLDER", "VAE_FOLDER", "CHECKPOINT_FOLDER",
+           "VAE_FILE"]

@@ -13,7 +13,7 @@ returns 0. Attention is counted as the fused kernels the device would run (flash
 efficient on CUDA, flash on CPU), which never materialise the attention matrix.
 
 `LiveTensors(device_type="cpu")` on real tensors is the measurement the plan is validated
-against (benchmarks/memory_plan.py --validate).
+against (python -m benchmarks.memory_plan --validate).
 """
 from __future__ import annotations
 

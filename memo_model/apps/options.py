@@ -16,46 +16,70 @@ from typing import Optional
 
 from .. import job as J
 from ..constants import PRECISIONS
+from .download import VAE_FILE
+from .models_folder import ENV as MODELS_ENV
+from .models_folder import find_models_folder
+from .speaker_specs import SYNTAX, parse_speaker
 
 GENERATION = "generation"
 TINY_DEMO_SIZE, TINY_DEMO_STEPS = 64, 2
+MAX_DEMO_FACES = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m memo_model",
         description="Animate a portrait with a voice recording (MEMO, arXiv 2412.04448). Writes an "
-                    "mp4 (H.264 + AAC) with exactly ceil(audio seconds x fps) frames and the audio.",
-        epilog="Model layout (default under --models): reference_net/ diffusion_net/ image_proj/ "
-               "audio_proj/ misc/ (hub repo memoavatar/memo), vae/ (stabilityai/sd-vae-ft-mse), "
-               "wav2vec2-base-960h/ (facebook/wav2vec2-base-960h), emotion2vec_plus_large/ "
-               "(emotion2vec/emotion2vec_plus_large). Example: python -m memo_model --image me.jpg "
-               "--audio speech.wav --output me.mp4 --download. Many videos (on several GPUs or machines): "
+                    "mp4 (H.264 + AAC) with exactly ceil(audio seconds x fps) frames and the audio. "
+                    "Several faces of one picture, each with its own voice: --face (a dialogue).",
+        epilog="Models: ComfyUI's models folder, the layout the nodes use, so one download serves both: "
+               "<models>/memo/memo/ (hub repo memoavatar/memo: reference_net/ diffusion_net/ image_proj/ "
+               "audio_proj/ misc/), <models>/memo/wav2vec2-base-960h/ (facebook/wav2vec2-base-960h), "
+               "<models>/memo/emotion2vec_plus_large/ (emotion2vec/emotion2vec_plus_large), "
+               f"<models>/vae/{VAE_FILE} (stabilityai/sd-vae-ft-mse-original). <models> is --models, else "
+               f"${MODELS_ENV}, else the models folder of the ComfyUI this pack is installed in "
+               "(ComfyUI/custom_nodes/<pack>), else ./models. Examples: python -m memo_model --image me.jpg "
+               "--audio speech.wav --output me.mp4 --download; python -m memo_model --image two.png --face "
+               "0=a.wav --face 1=b.wav --output talk.mp4. Many videos (on several GPUs or machines): "
                "python -m memo_model batch --help")
     io = p.add_argument_group("inputs and output")
     io.add_argument("--image", type=Path, metavar="FILE", help="portrait picture (png, jpg, webp) with one clearly "
-                    "visible face; the largest face is animated")
+                    "visible face (the largest face is animated), or with --face the picture of a dialogue")
     io.add_argument("--audio", type=Path, metavar="FILE", help="voice recording (wav, flac, mp3, m4a, ogg, opus, or "
                     "a video file's sound track)")
-    io.add_argument("--output", type=Path, metavar="FILE.mp4", help="mp4 to write (default: <image>_<audio>.mp4 in the "
-                    "current folder); written atomically, never half-written")
+    io.add_argument("--face", type=_speaker_option, action="append", metavar="FACE=VOICE",
+                    help=f"a dialogue: animate this face of --image with this voice; repeat for every face that "
+                         f"moves (pasted in the given order, later over earlier; each is rendered as one face "
+                         f"would be, seed + its position). Full form {SYNTAX}: FACE is an index (0 = the "
+                         "largest face), a point x,y inside it or a box x1,y1,x2,y2 around it (picture pixels); "
+                         "VOICE:N takes channel N (0-based) of a multichannel file; quote the ;extras in a "
+                         "shell. E.g. --face 0=left.wav --face 1=right.wav, --face 0=talk.wav:0 --face "
+                         "1=talk.wav:1, --face '120,80=a.wav;emotion=happy;seed=7'. A silent voice is a "
+                         "listening face (warned); the video lasts as long as the longest voice")
+    io.add_argument("--mix", type=Path, metavar="FILE", help="with --face: the video's soundtrack (mono or "
+                    "stereo; default: the sum of the voices, scaled down as a whole if it would clip)")
+    io.add_argument("--output", type=Path, metavar="FILE.mp4", help="mp4 to write (default: <image>_<audio>.mp4, "
+                    "with --face <image>_<voice>_<voice>...mp4, in the current folder); written atomically, "
+                    "never half-written")
     models = p.add_argument_group("models")
-    models.add_argument("--models", type=Path, metavar="DIR", default=Path("models/memo"),
-                        help="MEMO checkpoint folder in the official layout (hub repo memoavatar/memo); "
-                             "the other models default to folders inside it (default: ./models/memo)")
-    models.add_argument("--vae", type=Path, metavar="DIR", help="VAE folder, diffusers layout of "
-                        "stabilityai/sd-vae-ft-mse (default: <models>/vae)")
+    models.add_argument("--models", "--comfyui-models", dest="models", type=Path, metavar="DIR", default=None,
+                        help="the models folder in ComfyUI's layout (see below; a ComfyUI user gives "
+                             f"ComfyUI/models). Default: ${MODELS_ENV}, else the models folder of the ComfyUI "
+                             "this pack is installed in, else ./models")
+    models.add_argument("--vae", type=Path, metavar="FILE|DIR", help="the VAE: one .safetensors file (the "
+                        f"original SD layout as ComfyUI's models/vae holds it, or diffusers names) or a diffusers "
+                        f"folder of stabilityai/sd-vae-ft-mse (default: <models>/vae/{VAE_FILE})")
     models.add_argument("--wav2vec", type=Path, metavar="DIR", help="wav2vec2 folder of facebook/wav2vec2-base-960h "
-                        "(default: <models>/wav2vec2-base-960h)")
+                        "(default: <models>/memo/wav2vec2-base-960h)")
     models.add_argument("--emotion2vec", type=Path, metavar="DIR", help="emotion2vec_plus_large folder, config.yaml + "
-                        "model.pt (default: <models>/emotion2vec_plus_large)")
+                        "model.pt (default: <models>/memo/emotion2vec_plus_large)")
     models.add_argument("--face-models", type=Path, metavar="DIR", help="folder with scrfd_10g_bnkps.onnx and "
-                        "glintr100.onnx (default: <models>/misc/face_analysis/models)")
+                        "glintr100.onnx (default: <models>/memo/memo/misc/face_analysis/models)")
     models.add_argument("--vocal-separator", type=Path, metavar="FILE", help="Kim_Vocal_2.onnx vocal separator file "
-                        "(default: <models>/misc/vocal_separator/Kim_Vocal_2.onnx)")
+                        "(default: <models>/memo/memo/misc/vocal_separator/Kim_Vocal_2.onnx)")
     models.add_argument("--download", action="store_true", help="download missing model files from the "
-                        "Hugging Face hub (only the files needed); without it missing files are an error "
-                        "that lists them and the download command")
+                        "Hugging Face hub into that layout (only the files needed); without it missing files "
+                        "are an error that lists them and the download commands")
     gen = p.add_argument_group(GENERATION)
     gen.add_argument("--size", type=int, metavar="PX", default=None, help="generated square size in pixels, a "
                      f"multiple of 8 (default {J.DEFAULT_SIZE}, the trained size; {TINY_DEMO_SIZE} with --tiny-demo)")
@@ -109,7 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tiny-demo", action="store_true", help="build tiny RANDOM models in a temporary "
                      "folder and run the whole pipeline offline on CPU in seconds (the video is noise); "
                      "--image/--audio default to a synthetic portrait and voice")
+    run.add_argument("--faces", type=int, metavar="N", dest="demo_faces", default=None,
+                     help=f"with --tiny-demo: a dialogue of N (1 to {MAX_DEMO_FACES}) synthetic faces side by side, "
+                          "each with its own synthetic voice")
     return p
+
+
+def _speaker_option(text: str):
+    """--face FACE=VOICE...: a Speaker named by the option as written."""
+    try:
+        return parse_speaker(text, name=f"--face {text}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_minutes(text: str) -> float:
@@ -186,7 +221,9 @@ def job_from_args(args: argparse.Namespace) -> J.RenderJob:
     values["size"] = values.get("size") or (TINY_DEMO_SIZE if tiny else J.DEFAULT_SIZE)
     values["steps"] = values.get("steps") or (TINY_DEMO_STEPS if tiny else J.DEFAULT_STEPS)
     output = J.OutputSettings(path=None if args.output is None else Path(args.output))
-    return apply_options(J.RenderJob(picture=args.image, voice=args.audio, output=output), values)
+    job = J.RenderJob(picture=args.image, voice=args.audio, output=output,
+                      speakers=tuple(getattr(args, "face", None) or ()), mix=getattr(args, "mix", None))
+    return apply_options(job, values)
 
 
 # --------------------------------------------------------------------------- the machine
@@ -196,7 +233,8 @@ class Machine:
     """Which model files run a job, on which device, in which precision (not part of the job: a
     batch renders every job with one machine)."""
 
-    models: Path = Path("models/memo")
+    models: Path = Path("models")              # ComfyUI's models folder layout (memo_model.apps.download)
+    models_source: str = "--models"            # how the folder was chosen (memo_model.apps.models_folder)
     vae: Optional[Path] = None
     wav2vec: Optional[Path] = None
     emotion2vec: Optional[Path] = None
@@ -207,7 +245,7 @@ class Machine:
     device: Optional[str] = None
 
     def locations(self) -> dict:
-        """Model components placed outside --models (memo_model.apps.download's `locations`)."""
+        """Model components placed outside the models folder (memo_model.apps.download's `locations`)."""
         given = {"vae": self.vae, "wav2vec": self.wav2vec, "emotion2vec": self.emotion2vec,
                  "face": self.face_models, "vocal_separator": self.vocal_separator}
         return {k: v for k, v in given.items() if v is not None}
@@ -220,15 +258,17 @@ class Machine:
 
 
 def machine_from_args(args: argparse.Namespace) -> Machine:
-    return Machine(models=args.models, vae=args.vae, wav2vec=args.wav2vec, emotion2vec=args.emotion2vec,
-                   face_models=args.face_models, vocal_separator=args.vocal_separator, download=args.download,
-                   dtype=args.dtype, device=args.device)
+    folder = find_models_folder(args.models)
+    return Machine(models=folder.path, models_source=folder.source, vae=args.vae, wav2vec=args.wav2vec,
+                   emotion2vec=args.emotion2vec, face_models=args.face_models, vocal_separator=args.vocal_separator,
+                   download=args.download, dtype=args.dtype, device=args.device)
 
 
 # --------------------------------------------------------------------------- names
 
 _CLI_NAMES = {"width": "--size", "height": "--size", "mode": "--framing", "detection_threshold": "--det-threshold",
-              "max_seconds": "--max-audio-minutes", "vocal_separation": "--no-vocal-separation"}
+              "max_seconds": "--max-audio-minutes", "vocal_separation": "--no-vocal-separation",
+              "voice": "--audio", "picture": "--image", "speakers": "--face"}
 
 
 def cli_name(key: str) -> str:

@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..constants import torch_dtype
 from ..job import RenderJob
+from . import frontends as fe
 from .console import TextProgress, UsageError, say
 from .options import Machine, cli_name
 
@@ -34,41 +35,67 @@ def resolve_device_dtype(device: Optional[str], dtype: str):
     return dev, dt
 
 
+def check_options(job: RenderJob) -> list[str]:
+    """Problems with the job's values, all of them, in option names; no file is looked at (so
+    --tiny-demo refuses a bad --size before it builds its models)."""
+    from ..audio.emotion import parse_override
+
+    problems = job.problems(cli_name)
+    for label, text in [("--emotion", job.audio.emotion)] + [(f"{n}: emotion", s.emotion) for n, s in
+                                                             zip(job.speaker_names(), job.speakers)]:
+        if isinstance(text, str) and text:
+            try:                                # the times are checked against the audio's length later
+                parse_override(text, float("inf"))
+            except ValueError as exc:
+                problems.append(f"{label}: {exc}")
+    return problems
+
+
+def _voices(job: RenderJob) -> list[tuple[str, Optional[Path]]]:
+    """(option, file) of every audio input: --audio, or each --face's voice and --mix."""
+    if not job.is_dialogue:
+        return [("--audio", job.voice)]
+    return [(n, s.voice) for n, s in zip(job.speaker_names(), job.speakers)] + (
+        [("--mix", job.mix)] if job.mix is not None else [])
+
+
 def check_job(job: RenderJob) -> list[str]:
     """Problems with the job itself, all of them, in option names (the preflight adds the rest)."""
     problems = []
-    if job.picture is None or job.voice is None:
-        missing = [o for o, v in (("--image", job.picture), ("--audio", job.voice)) if v is None]
+    if job.picture is None or (job.voice is None and not job.is_dialogue):
+        missing = [o for o, v in (("--image", job.picture), ("--audio", job.voice or job.is_dialogue)) if not v]
         problems.append(f"{' and '.join(missing)} required: give a portrait picture and a voice "
-                        "recording (or try --tiny-demo)")
-    for option, path in (("--image", job.picture), ("--audio", job.voice)):
+                        "recording, or a picture and --face FACE=VOICE per face (or try --tiny-demo)")
+    for option, path in [("--image", job.picture)] + _voices(job):
         if path is not None and not Path(path).is_file():
-            problems.append(f"{option} {path}: file not found" + (" (it is a folder)" if Path(path).is_dir() else ""))
-    problems += job.problems(cli_name)
-    if isinstance(job.audio.emotion, str) and job.audio.emotion:
-        from ..audio.emotion import parse_override
-
-        try:                                    # the times are checked against the audio's length later
-            parse_override(job.audio.emotion, float("inf"))
-        except ValueError as exc:
-            problems.append(f"--emotion: {exc}")
-    return problems
+            sep = ":" if job.is_dialogue and option != "--image" else ""
+            problems.append(f"{option}{sep} {path}: file not found" + (" (it is a folder)" if Path(path).is_dir()
+                                                                        else ""))
+    return problems + check_options(job)
 
 
 def _preflight(job: RenderJob, machine: Machine, model_files, announce: bool = True, tiny_demo: bool = False) -> None:
     """Every check that needs no model, before any model work; all problems in one error,
     warnings in the memo: voice (``announce``)."""
-    from ..checks.preflight import PreflightError, preflight
+    from ..checks.preflight import PreflightError, check_audio, preflight
 
     problems = check_job(job)
     picture = job.picture if job.picture is not None and Path(job.picture).is_file() else None
-    voice = job.voice if job.voice is not None and Path(job.voice).is_file() else None
+    voices = [(name, path) for name, path in _voices(job) if path is not None and Path(path).is_file()]
+    longest, seconds = (voices[0] if voices else ("--audio", None)), -1.0
+    if job.is_dialogue:                  # every voice's header; the longest one sizes the disk estimate
+        for name, path in voices:
+            found = check_audio(path, name=name, max_seconds=job.audio.max_seconds, max_name="--max-audio-minutes")
+            problems += found.problems
+            if found.audio_seconds is not None and found.audio_seconds > seconds:
+                longest, seconds = (name, path), found.audio_seconds
     s, size = job.sampling, job.framing.width
+    faces = max(1, len(job.speakers))
     report = preflight(
-        output=job.output.path, model_files=model_files, image=picture, audio=voice,
-        paste_back=job.output.paste_back, max_audio_seconds=job.audio.max_seconds,
+        output=job.output.path, model_files=model_files, image=picture, audio=longest[1], audio_name=longest[0],
+        paste_back=job.output.paste_back or job.is_dialogue, max_audio_seconds=job.audio.max_seconds,
         max_audio_name="--max-audio-minutes", resume=job.output.resume, frame_size=size,
-        state_bytes=_state_bytes(job, machine) if job.output.resume and not problems else 0,
+        state_bytes=faces * _state_bytes(job, machine) if job.output.resume and not problems else 0,
         settings=dict(seed=s.seed, steps=s.steps, cfg=s.cfg, fps=job.audio.fps, size=size,
                       frames_per_clip=s.frames_per_clip, past_frames=s.past_frames,
                       initial_past_frames=s.initial_past_frames))
@@ -107,9 +134,14 @@ def ensure_models(machine: Machine, components, job: Optional[RenderJob] = None,
     download command. Without a job only the model files are checked (a batch worker loading
     MEMO before its first job). Returns {component: location}."""
     from . import download as dl
+    from .models_folder import layout_problem
 
     locations = machine.locations()
     missing = dl.find_missing(machine.models, components, locations)
+    label = machine.models_source if machine.models_source.startswith(("--", "$")) else "models folder"
+    old_layout = layout_problem(machine.models, label) if missing else None
+    if old_layout:                      # not a download into the new layout next to the user's files
+        raise UsageError(old_layout)
     if missing and machine.download and job is not None:
         _preflight(job, machine, [], announce=False)     # do not download gigabytes for a run that cannot start
         say(f"downloading {len(missing)} missing model file(s) from the Hugging Face hub")
@@ -133,23 +165,17 @@ def ensure_models(machine: Machine, components, job: Optional[RenderJob] = None,
 
 def required_components(job: RenderJob) -> list:
     """The model components a render of this job reads (see memo_model.apps.download).
-    An emotion override that starts at 0 s replaces the whole detection: no emotion models."""
+    An emotion override that starts at 0 s replaces the whole detection: no emotion models
+    (a dialogue needs them unless every face has such an override)."""
     from ..audio.frontend import override_covers_everything
 
     components = ["memo", "face", "vae", "wav2vec"]
-    if not override_covers_everything(job.audio.emotion):
+    emotions = [s.emotion or job.audio.emotion for s in job.speakers] or [job.audio.emotion]
+    if not all(override_covers_everything(e) for e in emotions):
         components += ["emotion_classifier", "emotion2vec"]
     if job.audio.vocal_separation:
         components.append("vocal_separator")
     return components
-
-
-def _frontend(frontends: Optional[dict], key: tuple, load):
-    """A front-end model loader: each call loads it for this job (freed after use), or, with
-    `frontends`, the cache of a process that renders job after job (batch workers), keeps it."""
-    if frontends is None:
-        return load
-    return lambda: frontends[key] if key in frontends else frontends.setdefault(key, load())
 
 
 def prepare_inputs(job: RenderJob, where: dict, device, features_file: Path, frontends: Optional[dict] = None):
@@ -160,10 +186,9 @@ def prepare_inputs(job: RenderJob, where: dict, device, features_file: Path, fro
     so their memory does not grow with the audio (663 MB for 10 minutes otherwise)."""
     import torch
 
-    from ..audio import AudioEncoder, AudioTooLongError, load_voice, prepare_voice
-    from ..audio.emotion import EmotionDetector
+    from ..audio import AudioTooLongError, load_voice, prepare_voice
     from ..audio.frontend import features_for_clips, override_covers_everything
-    from ..face import FaceAnalyzer, NoFaceError
+    from ..face import NoFaceError
     from ..face.images import load_image
     from ..face.prepare import prepare_face, small_face_warning
     from ..output.settings import RenderInputs
@@ -174,9 +199,8 @@ def prepare_inputs(job: RenderJob, where: dict, device, features_file: Path, fro
         image = load_image(job.picture)
     except ValueError as exc:
         raise UsageError(f"--image: {exc}") from None
-    analyzer = _frontend(frontends, ("face", str(where["face"])), lambda: FaceAnalyzer.from_pretrained(where["face"]))
     try:
-        face = prepare_face(image, analyzer(), framing)
+        face = prepare_face(image, fe.analyzer(where, frontends)(), framing)
     except NoFaceError as exc:
         raise UsageError(f"--image {job.picture}: {exc}; use a clearer frontal photo, lower "
                          f"--det-threshold (now {framing.detection_threshold:g}), or pass --allow-no-face "
@@ -198,30 +222,15 @@ def prepare_inputs(job: RenderJob, where: dict, device, features_file: Path, fro
         raise UsageError(f"{exc}; trim or split it, or raise --max-audio-minutes") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-    def separator():
-        from ..audio.separation import VocalSeparator
-
-        say("separating the voice from the background")
-        return _frontend(frontends, ("vocal_separator", str(where["vocal_separator"])),
-                         lambda: VocalSeparator.from_file(where["vocal_separator"]))()
-
-    def encoder():
-        say(f"{audio.duration:.2f} s of audio -> wav2vec features")
-        return _frontend(frontends, ("wav2vec", str(where["wav2vec"]), str(device)),
-                         lambda: AudioEncoder.from_pretrained(where["wav2vec"], device=device))()
-
-    def detector():
-        say("detecting the emotion of the speech")
-        return _frontend(frontends, ("emotion", str(where["emotion2vec"]), str(device)),
-                         lambda: EmotionDetector.from_pretrained(where["emotion2vec"], where["emotion_classifier"],
-                                                                 device=device))()
+    say(f"{audio.duration:.2f} s of audio")
 
     if override_covers_everything(job.audio.emotion):
         say(f"emotion: {job.audio.emotion} (--emotion; experimental)")
     try:
-        voice = prepare_voice(audio, job.audio, encoder=encoder, separator=separator, detector=detector,
-                              to_file=features_file, what="--emotion")
+        voice = prepare_voice(audio, job.audio, encoder=fe.encoder(where, device, frontends),
+                              separator=fe.separator(where, frontends),
+                              detector=fe.emotion_detector(where, device, frontends), to_file=features_file,
+                              what="--emotion")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if device.type == "cuda":
@@ -263,7 +272,8 @@ def quiet_third_party() -> None:
 
 def render_job(job: RenderJob, machine: Machine, *, pipeline=None, frontends: Optional[dict] = None,
                progress=None, max_checkpoint_share: Optional[float] = 0.1, tiny_demo: bool = False):
-    """One render -> :class:`~memo_model.output.render.RenderResult`; ``job.output.path`` must be set.
+    """One render -> :class:`~memo_model.output.render.RenderResult` (a dialogue:
+    :class:`~memo_model.output.dialogue.DialogueResult`); ``job.output.path`` must be set.
 
     For processes that render job after job (``python -m memo_model batch`` workers): `pipeline`
     is MEMO already loaded by :func:`load_pipeline` for the same machine, `frontends` a dict that
@@ -272,6 +282,12 @@ def render_job(job: RenderJob, machine: Machine, *, pipeline=None, frontends: Op
     quiet_third_party()
     where = ensure_models(machine, required_components(job), job, tiny_demo=tiny_demo)   # the preflight
     device, dtype = resolve_device_dtype(machine.device, machine.dtype)
+    if job.is_dialogue:
+        from .dialogue_job import render_dialogue_job
+
+        return render_dialogue_job(job, where, device, lambda: _load_pipeline(where, device, dtype, job.memory),
+                                   pipeline=pipeline, frontends=frontends, progress=progress,
+                                   max_checkpoint_share=max_checkpoint_share)
     output = Path(job.output.path)
     features_file = output.with_name(f".{output.name}.features.safetensors")
     try:
@@ -324,5 +340,5 @@ def _render_prepared(job: RenderJob, machine: Machine, where: dict, device, dtyp
     return result
 
 
-__all__ = ["render_job", "load_pipeline", "ensure_models", "required_components", "check_job", "prepare_inputs",
-           "inputs_fingerprint", "resolve_device_dtype", "quiet_third_party"]
+__all__ = ["render_job", "load_pipeline", "ensure_models", "required_components", "check_job", "check_options",
+           "prepare_inputs", "inputs_fingerprint", "resolve_device_dtype", "quiet_third_party"]

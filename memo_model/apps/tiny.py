@@ -91,15 +91,24 @@ def vae_config(size: str = "tiny") -> dict:
                 scaling_factor=LATENT_SCALE)
 
 
-def write_tiny_vae(folder, size: str = "tiny", seed: int = 0) -> Path:
-    """A small diffusers AutoencoderKL (4 latent channels, downsampling 8) saved in diffusers layout."""
+def write_tiny_vae(location, size: str = "tiny", seed: int = 0, layout: str = "") -> Path:
+    """A small diffusers AutoencoderKL (4 latent channels, downsampling 8) at ``location``: a
+    diffusers folder, or, for a path ending in ``.safetensors``, one file in the original SD
+    layout as ComfyUI's models/vae holds it (``layout="diffusers"``: diffusers' names in that
+    file). The same seed gives the same weights in every form."""
     from diffusers import AutoencoderKL
+
+    from ..generation.vae_file import save_vae_file
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(**vae_config(size))
-    folder = Path(folder)
-    vae.save_pretrained(str(folder), safe_serialization=True)
-    return folder
+    location = Path(location)
+    if location.suffix == ".safetensors":
+        return save_vae_file(vae, location, layout=layout or "ldm")
+    if layout not in ("", "diffusers"):
+        raise ValueError(f"a VAE folder is always in the diffusers layout; give a .safetensors path for {layout!r}")
+    vae.save_pretrained(str(location), safe_serialization=True)
+    return location
 
 
 def write_tiny_checkpoint(folder, size: str = "tiny", variant: str = "A", seed: int = 0,

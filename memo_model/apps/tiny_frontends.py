@@ -2,9 +2,11 @@
 
 They exist so that ``python -m memo_model --tiny-demo`` (and the tests) run the whole
 command-line pipeline offline on a CPU in seconds. They load through the same code paths as
-the real files, in the same layout (see :mod:`memo_model.download`); their output is noise.
+the real files, in the same layout (see :mod:`memo_model.apps.download`); their output is noise.
 
-* MEMO networks + VAE: :func:`memo_model.tiny.write_tiny_checkpoint`.
+* MEMO networks: :func:`memo_model.apps.tiny.write_tiny_checkpoint`; VAE:
+  :func:`memo_model.apps.tiny.write_tiny_vae` (one file in the original SD layout, or a
+  diffusers folder).
 * wav2vec2: a 12-layer, 16-wide transformers ``Wav2Vec2Model`` (base-960h topology).
 * emotion2vec: 1 prenet + 1 main block at 1024 wide (MEMO's classifier reads 1024-d features).
 * face models: ONNX graphs with the SCRFD (9 outputs) and ArcFace interfaces. The "detector"
@@ -257,23 +259,28 @@ def write_tiny_vocal_separator(path) -> Path:
 
 # --------------------------------------------------------------------------- everything
 
-def write_tiny_models(root, seed: int = 0) -> dict:
-    """Every model of a render, tiny and random, in the default layout under ``root``.
+def write_tiny_models(root, seed: int = 0, locations=None) -> dict:
+    """Every model of a render, tiny and random, in the layout of :mod:`memo_model.apps.download`
+    under the models folder ``root`` (the VAE as one file in the original SD layout, as ComfyUI's
+    models/vae holds it). ``locations`` places components elsewhere as ``download.location`` reads
+    them (e.g. ``{"vae": folder}`` writes a diffusers VAE folder there).
 
-    Returns {component: location} as :func:`memo_model.download.location` resolves them.
+    Returns {component: location}.
     """
     from .tiny import write_tiny_checkpoint, write_tiny_vae
 
-    root = Path(root)
-    write_tiny_checkpoint(root, size="tiny", seed=seed, with_vae=False)
-    write_tiny_vae(location("vae", root), size="tiny", seed=seed)
-    write_tiny_wav2vec(location("wav2vec", root), seed=seed)
-    write_tiny_emotion2vec(location("emotion2vec", root), seed=seed)
-    faces = location("face", root)
+    def where(name):
+        return location(name, root, locations)
+
+    write_tiny_checkpoint(where("memo"), size="tiny", seed=seed, with_vae=False)
+    write_tiny_vae(where("vae"), size="tiny", seed=seed)
+    write_tiny_wav2vec(where("wav2vec"), seed=seed)
+    write_tiny_emotion2vec(where("emotion2vec"), seed=seed)
+    faces = where("face")
     write_tiny_scrfd(faces / "scrfd_10g_bnkps.onnx")
     write_tiny_arcface(faces / "glintr100.onnx", seed=seed)
-    write_tiny_vocal_separator(location("vocal_separator", root))
-    return {name: location(name, root) for name in
+    write_tiny_vocal_separator(where("vocal_separator"))
+    return {name: where(name) for name in
             ("memo", "emotion_classifier", "face", "vocal_separator", "vae", "wav2vec", "emotion2vec")}
 
 

@@ -26,7 +26,7 @@ from ..networks.projections import NUM_EMOTIONS
 from . import memory_settings as msettings
 from .memory_settings import MemorySettings
 from .state import MemoState
-from .vae import DiffusersVae, VaeCodec
+from .vae import VaeCodec, load_vae
 
 UNCONDITIONAL_EMOTION = NUM_EMOTIONS  # the "null" row of every emotion embedding table
 
@@ -86,10 +86,12 @@ class MemoPipeline:
             compile_networks(networks)
 
     @classmethod
-    def from_pretrained(cls, memo_dir, vae_dir, device="cpu", dtype=torch.float32, vae_dtype=None,
+    def from_pretrained(cls, memo_dir, vae, device="cpu", dtype=torch.float32, vae_dtype=None,
                         memory: MemorySettings | str | None = None, compile: bool = False) -> "MemoPipeline":
+        """MEMO's networks from the checkpoint folder and the VAE from `vae`: a .safetensors file
+        (ComfyUI's models/vae) or a diffusers folder (memo_model.generation.vae.load_vae)."""
         networks = load_networks(memo_dir, dtype=dtype, device=device)
-        vae = DiffusersVae.from_pretrained(vae_dir, dtype=vae_dtype or dtype, device=device)
+        vae = load_vae(vae, dtype=vae_dtype or dtype, device=device)
         return cls(networks, vae, memory, compile)
 
     def _velocity(self, latents, t, face_tokens, audio, emotions, clip: ClipContext, frames: int,

@@ -1,8 +1,10 @@
 """Pixels <-> MEMO latents, batched.
 
 The pipeline accepts any object with `encode(pixels)` / `decode(latents)` as below (the node
-pack adapts ComfyUI's own VAE to it). `DiffusersVae` is the library's implementation on a
-diffusers `AutoencoderKL` folder (e.g. stabilityai/sd-vae-ft-mse).
+pack adapts ComfyUI's own VAE to it). `DiffusersVae` is the library's implementation on diffusers'
+`AutoencoderKL`, loaded from a diffusers folder (e.g. stabilityai/sd-vae-ft-mse) or from one
+.safetensors file as ComfyUI's models/vae holds it (`memo_model.generation.vae_file`); `load_vae`
+takes either.
 """
 from __future__ import annotations
 
@@ -47,6 +49,18 @@ class DiffusersVae:
             raise CheckpointError(f"VAE folder {folder} could not be loaded: {exc}") from exc
         return cls(vae.to(device), chunk_size)
 
+    @classmethod
+    def from_file(cls, path, dtype=torch.float32, device="cpu", chunk_size: int = 8) -> "DiffusersVae":
+        """One .safetensors file (original SD layout, e.g. vae-ft-mse-840000-ema-pruned, or diffusers
+        names), offline; every tensor is matched strictly."""
+        from ..networks.loading import CheckpointError
+        from .vae_file import load_vae_file
+
+        try:
+            return cls(load_vae_file(path, dtype=dtype, device=device), chunk_size)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(str(exc)) from exc
+
     @property
     def device(self):
         return next(self.vae.parameters()).device
@@ -66,3 +80,12 @@ class DiffusersVae:
         out = [self.vae.decode(chunk.to(self.device, self.dtype) / LATENT_SCALE).sample
                for chunk in latents.split(self.chunk_size)]
         return (torch.cat(out) / 2 + 0.5).clamp(0, 1)
+
+
+def load_vae(location, dtype=torch.float32, device="cpu", chunk_size: int = 8) -> DiffusersVae:
+    """The VAE at `location`: a .safetensors file (:meth:`DiffusersVae.from_file`) or a diffusers
+    folder (:meth:`DiffusersVae.from_pretrained`)."""
+    path = Path(location)
+    if path.is_file():
+        return DiffusersVae.from_file(path, dtype=dtype, device=device, chunk_size=chunk_size)
+    return DiffusersVae.from_pretrained(path, dtype=dtype, device=device, chunk_size=chunk_size)

@@ -224,7 +224,7 @@ def render_dialogue(pipeline, *, faces: Sequence[DialogueFace], num_frames: int,
             pipeline, faces=faces, num_frames=num_frames, audio=audio, sample_rate=sample_rate, settings=settings,
             picture=picture, inputs_fingerprint=inputs_fingerprint)
         store = ResumeStore(resume_dir_for(output), components, num_clips, log,
-                            clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc)
+                            clips_per_segment=settings.clips_per_segment, frames_per_clip=fpc, min_clips_done=0)
     elif resume_dir_for(output).exists():
         log(f"{resume_dir_for(output)} holds an interrupted render of this output; it is left "
             "alone (turn resume on to continue it, or delete it)")

@@ -123,9 +123,11 @@ def find_checkpoint(outputs, components: dict, log: Callable[[str], None]):
 
 # --------------------------------------------------------------------------- checkpoints
 
-def read_manifest(folder: Path, num_clips: int, clips_per_segment: int) -> dict:
+def read_manifest(folder: Path, num_clips: int, clips_per_segment: int, min_clips_done: int = 1) -> dict:
     """The manifest of the checkpoint in ``folder``, checked as data: every field's type, the
-    clip counts, and every file name it lists (directly inside ``folder``, exactly the names
+    clip counts (``min_clips_done``: the fewest whole clips a checkpoint of this kind follows,
+    1 for one face, 0 for a dialogue, which also checkpoints between the faces of a clip), and
+    every file name it lists (directly inside ``folder``, exactly the names
     :meth:`ResumeStore.commit` writes for that many clips, not links). The manifest can be
     replaced by anyone who can write to the output folder, so nothing in it is trusted.
     Raises :class:`CheckpointInvalid` (or :class:`~memo_model.checks.paths.UnsafeName` for a
@@ -157,8 +159,8 @@ def read_manifest(folder: Path, num_clips: int, clips_per_segment: int) -> dict:
     if manifest["num_clips"] != num_clips:
         raise CheckpointInvalid(f"{where}: num_clips is {manifest['num_clips']}, this render has {num_clips}")
     done = manifest["clips_done"]
-    if not 1 <= done < num_clips:
-        raise CheckpointInvalid(f"{where}: clips_done is {done}, expected 1..{num_clips - 1}")
+    if not min_clips_done <= done < num_clips:
+        raise CheckpointInvalid(f"{where}: clips_done is {done}, expected {min_clips_done}..{num_clips - 1}")
     for key, pattern in (("segments", SEGMENT_NAME), ("pending_clips", CLIP_NAME)):
         for i, name in enumerate(manifest[key]):
             file_in_folder(folder, name, what=f"{where}: {key}[{i}]", pattern=pattern)
@@ -187,13 +189,14 @@ class ResumeStore:
     (``log`` and this module's logger) and removed, and the render starts over."""
 
     def __init__(self, folder: Path, components: dict, num_clips: int, log: Callable[[str], None], *,
-                 clips_per_segment: int, frames_per_clip: int):
+                 clips_per_segment: int, frames_per_clip: int, min_clips_done: int = 1):
         self.folder = Path(folder)
         self.components = components
         self.fingerprint = identity.digest(json.dumps(components, sort_keys=True))
         self.num_clips = num_clips
         self.clips_per_segment = int(clips_per_segment)
         self.frames_per_clip = int(frames_per_clip)
+        self.min_clips_done = int(min_clips_done)      # see read_manifest
         self.log = log
         self.clips_done = 0
         self.segments: list[str] = []
@@ -216,7 +219,7 @@ class ResumeStore:
             self._reset(None)
             return False
         try:
-            manifest = read_manifest(self.folder, self.num_clips, self.clips_per_segment)
+            manifest = read_manifest(self.folder, self.num_clips, self.clips_per_segment, self.min_clips_done)
         except ValueError as exc:         # CheckpointInvalid, UnsafeName
             self.reset(f"the checkpoint cannot be used ({exc})")
             return False

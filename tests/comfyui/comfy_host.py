@@ -51,19 +51,23 @@ def free_port(low: int = 18000, high: int = 19999) -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
-def prepare_root(root: Path) -> dict:
-    """Pack link, tiny models (models/memo/..., random full-width VAE), empty input/output/temp/user."""
+def prepare_root(root: Path, models: bool = True) -> dict:
+    """Pack link, tiny models (models/memo/..., random full-width VAE; empty model folders when
+    `models` is false), empty input/output/temp/user."""
     cn = root / "custom_nodes"
     cn.mkdir(parents=True, exist_ok=True)
     if not (cn / PACK_LINK).exists():
         (cn / PACK_LINK).symlink_to(REPO, target_is_directory=True)
-    models = root / "models"
-    ckpt = lib.write_tiny_pack_models(models)
-    for sub in ("wav2vec2-base-960h", "emotion2vec_plus_large"):     # documented layout: models/memo/<name>
-        if (ckpt / sub).exists():
-            shutil.move(str(ckpt / sub), str(models / "memo" / sub))
-    if not (models / "vae" / VAE_FILE).is_file():
-        lib.write_sd_vae_for_comfy(models / "vae" / VAE_FILE)
+    with_models, models = models, root / "models"
+    for kind in ("memo", "vae"):
+        (models / kind).mkdir(parents=True, exist_ok=True)
+    if with_models:
+        ckpt = lib.write_tiny_pack_models(models)
+        for sub in ("wav2vec2-base-960h", "emotion2vec_plus_large"):     # documented layout: models/memo/<name>
+            if (ckpt / sub).exists():
+                shutil.move(str(ckpt / sub), str(models / "memo" / sub))
+        if not (models / "vae" / VAE_FILE).is_file():
+            lib.write_sd_vae_for_comfy(models / "vae" / VAE_FILE)
     for sub in ("input", "output", "tmp", "user"):
         (root / sub).mkdir(exist_ok=True)
     yaml = root / "extra_model_paths.yaml"
@@ -72,9 +76,9 @@ def prepare_root(root: Path) -> dict:
 
 
 @contextlib.contextmanager
-def comfy_server(root: Path, comfyui_dir: str, comfyui_python: str, timeout: float = 240.0):
+def comfy_server(root: Path, comfyui_dir: str, comfyui_python: str, timeout: float = 240.0, models: bool = True):
     root = Path(root)
-    paths = prepare_root(root)
+    paths = prepare_root(root, models)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"

@@ -22,13 +22,16 @@ LOCAL_ENV = ("MEMO_MODELS_DIR", "MEMO_INPUT_DIR", "MEMO_OUTPUT_DIR", "MEMO_TEMP_
 
 
 def write_tiny_pack_models(models_dir: Path) -> Path:
-    """Tiny MEMO checkpoint + every front-end model under models_dir/memo/memo (the CLI layout:
-    wav2vec2-base-960h/, emotion2vec_plus_large/, vae/ inside the checkpoint)."""
+    """Tiny MEMO checkpoint + every front-end model under models_dir/memo/memo, with the audio
+    models and a diffusers vae/ inside the checkpoint folder (the node dropdowns find sub-folders;
+    tests that want the documented layout move wav2vec2-base-960h/ and emotion2vec_plus_large/ up)."""
     from memo_model.apps.tiny_frontends import write_tiny_models
 
     ckpt = Path(models_dir) / "memo" / "memo"
     if not (ckpt / "diffusion_net" / "config.json").is_file():
-        write_tiny_models(ckpt)
+        write_tiny_models(models_dir, locations={"memo": ckpt, "vae": ckpt / "vae",
+                                                 "wav2vec": ckpt / "wav2vec2-base-960h",
+                                                 "emotion2vec": ckpt / "emotion2vec_plus_large"})
     return ckpt
 
 
@@ -60,27 +63,24 @@ def load_image_tensor(path: Path):
     return torch.from_numpy(arr)[None]
 
 
-def write_sd_vae_for_comfy(path: Path, seed: int = 0, dtype: str = "float16") -> Path:
-    """A random-weight VAE with sd-vae-ft-mse's exact architecture, diffusers key layout.
+def write_sd_vae_for_comfy(path: Path, seed: int = 0, dtype: str = "float16", layout: str = "diffusers") -> Path:
+    """A random-weight VAE with sd-vae-ft-mse's exact architecture in one file: diffusers key names,
+    or with ``layout="ldm"`` the original SD names the released vae-ft-mse-840000-ema-pruned has.
 
-    ComfyUI's VAE loader recognises a diffusers VAE state dict and converts its keys, but it builds
-    the SD VAE with fixed widths (ch 128, ch_mult 1,2,4,4, 2 res blocks), so only a full-width
-    VAE loads; the tiny 32-wide one is refused with size mismatches. This writes ~160 MB (fp16).
+    ComfyUI's VAE loader takes both (it converts diffusers names), but it builds the SD VAE with
+    fixed widths (ch 128, ch_mult 1,2,4,4, 2 res blocks), so only a full-width VAE loads; the tiny
+    32-wide one is refused with size mismatches. This writes ~160 MB (fp16).
     """
     import torch
     from diffusers import AutoencoderKL
-    from safetensors.torch import save_file
+
+    from memo_model.apps.tiny import vae_config
+    from memo_model.generation.vae_file import save_vae_file
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-                        block_out_channels=[128, 256, 512, 512], norm_num_groups=32,
-                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                        scaling_factor=0.18215, sample_size=512)
-    sd = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in vae.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(path))
-    return path
+    vae = AutoencoderKL(**vae_config("full"), sample_size=512)
+    state = {k: v.to(getattr(torch, dtype)) for k, v in vae.state_dict().items()}
+    return save_vae_file(state, path, layout=layout)
 
 
 def load_workflow(name: str) -> dict:
