@@ -14,7 +14,7 @@ from ..memo_model.identity import digest
 from ..memo_model.job import JobError, OutputSettings, SamplingSettings
 from . import checks, host
 from .ops_audio import trim_audio
-from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths
+from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths, video_preview
 from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
@@ -112,9 +112,11 @@ def sample_video(memo_models, vae, face, audio, emotion, sampling: SamplingSetti
 
 
 def render_video_file(memo_models, vae, face, audio, emotion, sampling: SamplingSettings, output: OutputSettings,
-                      filename_prefix: str) -> dict:
+                      filename_prefix: str) -> tuple[tuple, dict]:
     """MEMO Render Video: the whole video into an mp4 in the output folder, clip by clip; with
-    `output.resume` an interrupted render of the same job continues in the same file."""
+    `output.resume` an interrupted render of the same job continues in the same file.
+
+    Returns the node's outputs (path, core VIDEO) and what the canvas shows (the video)."""
     from ..memo_model.output.render import RenderInputs, RenderSettings, find_checkpoint, render_fingerprint
     from ..memo_model.output.render import render_video as render
 
@@ -160,10 +162,7 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
                     log=lambda msg: logger.info("MEMO: %s", msg))
     if result.resumed_clips:
         logger.info("MEMO: %s: resumed after %d of %d clips", filename, result.resumed_clips, result.num_clips)
-    preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
-               "frame_rate": float(fps)}
-    return {"ui": {"images": [preview], "animated": [True]},
-            "result": (str(result.path), host.video_output(result.path))}
+    return (str(result.path), host.video_output(result.path)), video_preview(filename, subfolder, fps)
 
 
 __all__ = ["activation_bytes", "memo_pipeline", "clip_inputs", "sample_video", "render_video_file"]

@@ -101,8 +101,10 @@ def _resample(wave, rate: int, target: int):
 
 
 def combine_video(images, fps: float = 30.0, filename_prefix: str = "MEMO/memo", crf: int = DEFAULT_CRF,
-                  audio=None) -> dict:
-    """MEMO Video Combine: frames (+ audio cut to their length) -> an mp4 in the output folder."""
+                  audio=None) -> tuple[tuple, dict]:
+    """MEMO Video Combine: frames (+ audio cut to their length) -> an mp4 in the output folder.
+
+    Returns the node's outputs (path, core VIDEO) and what the canvas shows (`video_preview`)."""
     from ..memo_model.output.video import Mp4Writer
 
     if getattr(images, "dim", lambda: 0)() != 4 or images.shape[-1] != 3 or len(images) == 0:
@@ -123,10 +125,15 @@ def combine_video(images, fps: float = 30.0, filename_prefix: str = "MEMO/memo",
             host.check_interrupt()
             writer.write(images[i:i + WRITE_BATCH].detach().to("cpu"))
             bar.update(min(i + WRITE_BATCH, n))
-    preview = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
-               "frame_rate": fps}
-    return {"ui": {"images": [preview], "animated": [True]},
-            "result": (str(path), host.video_output(path))}
+    return (str(path), host.video_output(path)), video_preview(filename, subfolder, fps)
 
 
-__all__ = ["next_video_path", "unfinished_video_paths", "prepare_mux_audio", "combine_video"]
+def video_preview(filename: str, subfolder: str, fps: float) -> dict:
+    """The canvas payload of a written mp4: the frontend shows animated outputs that are not
+    webp/png as a video, as for core Save Video (the file is fetched through /view)."""
+    item = {"filename": filename, "subfolder": subfolder, "type": "output", "format": "video/mp4",
+            "frame_rate": float(fps)}
+    return {"images": [item], "animated": [True]}
+
+
+__all__ = ["next_video_path", "unfinished_video_paths", "prepare_mux_audio", "combine_video", "video_preview"]

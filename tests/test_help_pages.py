@@ -17,14 +17,13 @@ import pytest
 from PIL import Image
 
 import build_pack_images
-from memo_testing.pack import load_pack
+from memo_testing.pack import display_names, node_classes
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "web" / "docs"
 
-nodes = load_pack().nodes
-M = nodes.NODE_CLASS_MAPPINGS
-DISPLAY = nodes.NODE_DISPLAY_NAME_MAPPINGS
+M = node_classes()
+DISPLAY = display_names()
 SECTIONS = ("## Inputs", "## Outputs", "## Typical wiring", "## Pitfalls")
 # dropdowns filled from disk (model folders, input files): their choices are not on the page
 DISK_LISTS = {"checkpoint", "wav2vec", "emotion2vec", "classifier", "audio"}
@@ -33,7 +32,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
 
 
 def node_inputs(cls) -> list[dict]:
-    """name, type, choices, default (or None), optional; from INPUT_TYPES (V1, or V3's V1 view)."""
+    """name, type, choices, default (or None), optional; from the V1 view of the V3 schema (what
+    ComfyUI serves at /object_info)."""
     spec = cls.INPUT_TYPES()
     out = []
     for section in ("required", "optional"):

@@ -17,7 +17,7 @@ import torch
 import memo_pack_testlib as lib
 from memo_model import job as J
 from memo_model.output.probe import probe_video, read_frames
-from memo_testing.pack import load_pack
+from memo_testing.pack import load_pack, node_classes
 
 SIZE, STEPS, FPC, FPS = 64, 2, 8, 30
 
@@ -90,27 +90,26 @@ def batch_route(world, out_dir: Path, line: dict) -> Path:
 
 
 def node_route(world, widgets: dict) -> Path:
-    pack = load_pack()
-    m = pack.NODE_CLASS_MAPPINGS
+    m = node_classes()
     from memo_model.generation.vae import DiffusersVae
 
     with torch.inference_mode():                      # as ComfyUI runs every node
-        models, = m["MemoModelLoader"]().load("memo", "auto", False)
-        wav2vec, = m["MemoAudioModelLoader"]().load("memo/wav2vec2-base-960h", "fp32", False)
-        emotion_model, = m["MemoEmotionModelLoader"]().load("memo/emotion2vec_plus_large", "memo", "fp32", False)
-        separator, = m["MemoVocalSeparatorLoader"]().load("memo", False)
-        face_model, = m["MemoFaceModelLoader"]().load("memo", False)
+        models, = m["MemoModelLoader"].execute("memo", "auto", False)
+        wav2vec, = m["MemoAudioModelLoader"].execute("memo/wav2vec2-base-960h", "fp32", False)
+        emotion_model, = m["MemoEmotionModelLoader"].execute("memo/emotion2vec_plus_large", "memo", "fp32", False)
+        separator, = m["MemoVocalSeparatorLoader"].execute("memo", False)
+        face_model, = m["MemoFaceModelLoader"].execute("memo", False)
         vae = DiffusersVae.from_pretrained(world["ckpt"] / "vae")      # stands in for ComfyUI's VAE
-        audio, = m["MemoLoadAudio"]().load(0.0, 0.0, "voice.wav")
-        memo_audio, frames, _ = m["MemoAudioEncode"]().encode(wav2vec, audio, FPS, True, FPC, separator)
-        emotion, _ = m["MemoDetectEmotion"]().detect(audio, emotion_model, "")
+        audio, = m["MemoLoadAudio"].execute(0.0, 0.0, "voice.wav")
+        memo_audio, frames, _ = m["MemoAudioEncode"].execute(wav2vec, audio, FPS, True, FPC, separator)
+        emotion, _ = m["MemoDetectEmotion"].execute(audio, emotion_model, "")
         image = lib.load_image_tensor(world["picture"])
-        face, _, _ = m["MemoFacePrep"]().prepare(face_model, image, "crop", SIZE, SIZE)
-        result = m["MemoRenderVideo"]().render(models, vae, face, memo_audio, emotion, steps=STEPS,
-                                               frames_per_clip=FPC, paste_back=False, filename_prefix="MEMO/node",
-                                               resume=False, **widgets)
+        face, _, _ = m["MemoFacePrep"].execute(face_model, image, "crop", SIZE, SIZE)
+        result = m["MemoRenderVideo"].execute(models, vae, face, memo_audio, emotion, steps=STEPS,
+                                              frames_per_clip=FPC, paste_back=False, filename_prefix="MEMO/node",
+                                              resume=False, **widgets)
     assert frames == 15
-    return Path(result["result"][0])
+    return Path(result[0])
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=() if c == "past_frames_4" else pytest.mark.slow)
@@ -165,7 +164,7 @@ def test_defaults_are_the_official_settings_and_are_shared():
     generate = inspect.signature(MemoPipeline.generate).parameters
     assert {k: generate[k].default for k in s.generate_kwargs()} == s.generate_kwargs()
     # the node widgets too
-    nodes = load_pack().NODE_CLASS_MAPPINGS
+    nodes = node_classes()
     spec = nodes["MemoSampler"].INPUT_TYPES()
     widgets = {**spec["required"], **spec["optional"]}
     assert {k: widgets[k][1]["default"] for k in ("steps", "cfg", "seed", "frames_per_clip", "past_frames",
@@ -199,7 +198,7 @@ def test_every_bad_value_is_named_in_the_callers_words():
 def test_node_widgets_are_checked_by_the_job_rules(world):
     pack = load_pack()                 # the pack's own copy of memo_model, as inside ComfyUI
     with pytest.raises(pack.memo_model.job.JobError, match=r"^initial_past_frames 0: must be a whole number 1\.\.256"):
-        pack.NODE_CLASS_MAPPINGS["MemoSampler"]().sample(None, None, None, None, None, initial_past_frames=0)
+        node_classes(pack)["MemoSampler"].execute(None, None, None, None, None, initial_past_frames=0)
 
 
 def test_an_api_prompt_without_the_new_widget_is_still_valid():
@@ -207,9 +206,8 @@ def test_an_api_prompt_without_the_new_widget_is_still_valid():
     render with the official 16."""
     import inspect
 
-    nodes = load_pack().NODE_CLASS_MAPPINGS
+    nodes = node_classes()
     for node_id in ("MemoSampler", "MemoRenderVideo"):
         spec = nodes[node_id].INPUT_TYPES()
         assert "initial_past_frames" not in spec["required"] and "initial_past_frames" in spec["optional"]
-        function = getattr(nodes[node_id], nodes[node_id].FUNCTION)
-        assert inspect.signature(function).parameters["initial_past_frames"].default == 16
+        assert inspect.signature(nodes[node_id].execute).parameters["initial_past_frames"].default == 16

@@ -34,12 +34,14 @@ def test_library_modules_stay_small():
 
 
 def test_importing_the_pack_leaves_sys_path_alone():
-    code = ("import importlib.util as u, sys; before = list(sys.path); "
+    from memo_testing.pack import API_DOUBLE
+
+    code = (f"import asyncio, importlib.util as u, sys; sys.path.insert(0, r'{API_DOUBLE}'); before = list(sys.path); "
             f"s = u.spec_from_file_location('pack_x', r'{REPO / '__init__.py'}', "
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['pack_x'] = m; "
             "s.loader.exec_module(m); assert sys.path == before, sys.path; "
             "assert 'memo_model' not in sys.modules, 'the pack imported a global memo_model'; "
-            "print(len(m.NODE_CLASS_MAPPINGS))")
+            "print(len(asyncio.run(asyncio.run(m.comfy_entrypoint()).get_node_list())))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) >= 14

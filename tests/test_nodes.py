@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import memo_pack_testlib as lib
-from memo_testing.pack import load_pack
+from memo_testing.pack import API_DOUBLE, load_pack, node_classes
 from memo_testing.standin_host import STANDIN, MemoInterrupted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 nodes = load_pack().nodes
 host = nodes.host
 
-M = nodes.NODE_CLASS_MAPPINGS
+M = node_classes()
 FPS = 8                     # 2.0 s of audio -> 16 frames
 FPC = 8                     # two clips
 STEPS = 2
@@ -46,19 +46,19 @@ def pack(tmp_path_factory):
     inputs = lib.write_inputs(root / "input")
     with torch.inference_mode():                       # ComfyUI runs every node under inference mode
         ns = SimpleNamespace(root=root, ckpt=ckpt, inputs=inputs, output=root / "output")
-        ns.models, = M["MemoModelLoader"]().load("memo", "auto", False)
-        ns.wav2vec, = M["MemoAudioModelLoader"]().load("memo/wav2vec2-base-960h", "fp32", False)
-        ns.emotion_model, = M["MemoEmotionModelLoader"]().load("memo/emotion2vec_plus_large", "memo", "fp32", False)
-        ns.separator, = M["MemoVocalSeparatorLoader"]().load("memo", False)
-        ns.face_model, = M["MemoFaceModelLoader"]().load("memo", False)
+        ns.models, = M["MemoModelLoader"].execute("memo", "auto", False)
+        ns.wav2vec, = M["MemoAudioModelLoader"].execute("memo/wav2vec2-base-960h", "fp32", False)
+        ns.emotion_model, = M["MemoEmotionModelLoader"].execute("memo/emotion2vec_plus_large", "memo", "fp32", False)
+        ns.separator, = M["MemoVocalSeparatorLoader"].execute("memo", False)
+        ns.face_model, = M["MemoFaceModelLoader"].execute("memo", False)
         from memo_model.generation.vae import DiffusersVae
         ns.vae = DiffusersVae.from_pretrained(ckpt / "vae")   # stands in for ComfyUI's VAE (same protocol)
-        ns.audio, = M["MemoLoadAudio"]().load(0.0, 0.0, lib.VOICE)
-        ns.memo_audio, ns.frames, ns.duration = M["MemoAudioEncode"]().encode(
+        ns.audio, = M["MemoLoadAudio"].execute(0.0, 0.0, lib.VOICE)
+        ns.memo_audio, ns.frames, ns.duration = M["MemoAudioEncode"].execute(
             ns.wav2vec, ns.audio, FPS, True, FPC, ns.separator)
-        ns.emotion, ns.timeline = M["MemoDetectEmotion"]().detect(ns.audio, ns.emotion_model, "")
+        ns.emotion, ns.timeline = M["MemoDetectEmotion"].execute(ns.audio, ns.emotion_model, "")
         ns.image = lib.load_image_tensor(inputs["portrait"])
-        ns.face, ns.reference, ns.face_info = M["MemoFacePrep"]().prepare(
+        ns.face, ns.reference, ns.face_info = M["MemoFacePrep"].execute(
             ns.face_model, ns.image, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
     yield ns
     STANDIN.set_progress_hook(None)
@@ -71,7 +71,7 @@ def sample(ns, **kw):
     args = dict(steps=STEPS, cfg=3.5, seed=7, frames_per_clip=FPC, past_frames=FPC, max_frames=0, state=None)
     args.update(kw)
     with torch.inference_mode():
-        return M["MemoSampler"]().sample(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
+        return M["MemoSampler"].execute(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
 
 
 # --------------------------------------------------------------------------- definitions
@@ -84,34 +84,50 @@ def _inputs(cls):
             yield section, name, entry
 
 
+def combo_values(node_id: str, name: str) -> list:
+    """The values of a dropdown (a V3 combo: type "COMBO", its values under "options")."""
+    spec = M[node_id].INPUT_TYPES()
+    kind, opts = {**spec["required"], **spec.get("optional", {})}[name]
+    assert kind == "COMBO", (node_id, name, kind)
+    return opts["options"]
+
+
 FILE_COMBOS = {("MemoLoadAudio", "audio")}
+
+
+def test_the_extension_registers_every_node_once():
+    assert list(M.values()) == nodes.extension.NODES
+    assert len(M) == 14 and len(set(M.values())) == 14
+    assert M["MemoryStateCarry"] is nodes.state_nodes.MemoStateCarry           # the design card's id
 
 
 @pytest.mark.parametrize("node_id", sorted(M))
 def test_node_definition_is_valid(node_id):
     cls = M[node_id]
+    schema = cls.GET_SCHEMA()
     assert node_id.startswith("Memo") and node_id not in FOREIGN_IDS
-    assert node_id in nodes.NODE_DISPLAY_NAME_MAPPINGS
-    assert cls.CATEGORY.split("/")[0] == "MEMO"
-    assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES)
+    assert schema.display_name and schema.display_name.startswith("MEMO ")
+    assert cls.CATEGORY.split("/")[0] == "MEMO" and cls.DESCRIPTION
+    assert all(isinstance(t, str) for t in cls.RETURN_TYPES)
     assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS)
-    func = getattr(cls, cls.FUNCTION)
-    params = inspect.signature(func).parameters
+    assert all(cls.OUTPUT_TOOLTIPS) and all(name != t for name, t in zip(cls.RETURN_NAMES, cls.RETURN_TYPES))
+    params = inspect.signature(cls.execute).parameters
     for t in cls.RETURN_TYPES:
         assert t in CORE_TYPES or t.startswith("MEMO_"), (node_id, t)
     seen = []
     for section, name, entry in _inputs(cls):
         seen.append(name)
-        assert isinstance(entry, tuple) and 1 <= len(entry) <= 2, (node_id, name)
-        kind, opts = entry[0], (entry[1] if len(entry) == 2 else {})
+        assert isinstance(entry, tuple) and len(entry) == 2, (node_id, name)
+        kind, opts = entry
         assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
-        assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
-        if isinstance(kind, list):
+        assert name in params, f"{node_id}.execute does not take {name}"
+        if kind == "COMBO":
+            values = opts["options"]
             # input-folder file lists may be empty on a fresh folder
-            assert (kind or (node_id, name) in FILE_COMBOS) and all(isinstance(v, str) for v in kind)
+            assert (values or (node_id, name) in FILE_COMBOS) and all(isinstance(v, str) for v in values)
             assert not opts.get("audio_upload"), "audio_upload breaks custom nodes in the frontend (web/js adds it)"
             if "default" in opts:
-                assert opts["default"] in kind
+                assert opts["default"] in values
         else:
             assert kind in CORE_TYPES or kind.startswith("MEMO_"), (node_id, name, kind)
             if kind in ("INT", "FLOAT") and "default" in opts:
@@ -120,23 +136,61 @@ def test_node_definition_is_valid(node_id):
             assert params[name].default is not inspect.Parameter.empty, f"{node_id}.{name} optional needs a default"
     required = [n for s, n, _ in _inputs(cls) if s == "required"]
     for p in params.values():
-        if p.name != "self" and p.default is inspect.Parameter.empty:
+        if p.default is inspect.Parameter.empty:
             assert p.name in required, f"{node_id}: parameter {p.name} is not a required input"
     assert len(seen) == len(set(seen))
+    # ComfyUI passes validate_inputs and fingerprint_inputs the inputs by name
+    for hook in ("validate_inputs", "fingerprint_inputs"):
+        if hook in vars(cls):
+            assert set(inspect.signature(getattr(cls, hook)).parameters) <= set(seen), (node_id, hook)
+
+
+@pytest.mark.parametrize("node_id", sorted(M))
+def test_nodes_keep_no_state_between_calls(node_id):
+    """V3 runs every call on a fresh clone of the class: the pack's nodes are classmethods only, with no
+    class attributes a call could write to."""
+    cls = M[node_id]
+    own = {k: v for k, v in vars(cls).items() if not (k.startswith("__") and k.endswith("__"))}
+    assert all(isinstance(v, classmethod) for v in own.values()), \
+        {k: type(v).__name__ for k, v in own.items() if not isinstance(v, classmethod)}
+    assert "execute" in own and "define_schema" in own
 
 
 def test_import_is_cheap_and_registers_nothing_heavy():
-    code = ("import sys, importlib.util as u; "
+    """Imported as ComfyUI imports it (with the V3 API present, here the tests' double), the pack
+    registers its 14 nodes through comfy_entrypoint, exports no V1 mapping (that would make ComfyUI
+    skip the entry point), serves web/, and imports no torch, diffusers, transformers or PyAV."""
+    code = ("import sys, asyncio, importlib.util as u; "
+            f"sys.path.insert(0, r'{API_DOUBLE}'); "
             f"s = u.spec_from_file_location('memo_pack', r'{REPO / '__init__.py'}', "
             f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['memo_pack'] = m; "
             "s.loader.exec_module(m); "
-            "assert len(m.NODE_CLASS_MAPPINGS) == 14, m.NODE_CLASS_MAPPINGS; "
+            "assert not hasattr(m, 'NODE_CLASS_MAPPINGS'), 'ComfyUI would ignore comfy_entrypoint'; "
+            "ext = asyncio.run(m.comfy_entrypoint()); "
+            "assert len(asyncio.run(ext.get_node_list())) == 14; "
             "import os; web = os.path.join(os.path.dirname(m.__file__), m.WEB_DIRECTORY); "
             "assert os.path.isfile(os.path.join(web, 'js', 'memo_nodes.js')), web; "
+            "assert os.path.isfile(os.path.join(web, 'docs', 'MemoSampler.md')), web; "
             "heavy = [x for x in ('torch', 'diffusers', 'transformers', 'huggingface_hub', 'av') if x in sys.modules]; "
             "assert not heavy, heavy; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_without_the_v3_api_the_pack_logs_the_minimum_comfyui_and_registers_nothing():
+    """An old ComfyUI (no comfy_api.v0_0_2) or a plain Python: no exception (ComfyUI's start-up goes
+    on), one error line naming the minimum version, nothing registered."""
+    code = ("import sys, importlib.util as u; "
+            f"s = u.spec_from_file_location('memo_pack', r'{REPO / '__init__.py'}', "
+            f"submodule_search_locations=[r'{REPO}']); m = u.module_from_spec(s); sys.modules['memo_pack'] = m; "
+            "s.loader.exec_module(m); "
+            "assert not hasattr(m, 'comfy_entrypoint') and not hasattr(m, 'NODE_CLASS_MAPPINGS'); "
+            "assert m.WEB_DIRECTORY == './web'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert "MEMO: the MEMO nodes need ComfyUI 0.3.64 or newer" in out.stderr
+    assert "comfy_api.v0_0_2" in out.stderr and "Update ComfyUI" in out.stderr
 
 
 def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
@@ -165,11 +219,11 @@ def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
 
 
 def test_dropdowns_list_what_is_on_disk(pack):
-    assert M["MemoModelLoader"].INPUT_TYPES()["required"]["checkpoint"][0] == ["memo"]
-    wav = M["MemoAudioModelLoader"].INPUT_TYPES()["required"]["wav2vec"][0]
+    assert combo_values("MemoModelLoader", "checkpoint") == ["memo"]
+    wav = combo_values("MemoAudioModelLoader", "wav2vec")
     assert wav == ["memo/wav2vec2-base-960h", "wav2vec2-base-960h"]      # found + default for downloads
-    assert lib.VOICE in M["MemoLoadAudio"].INPUT_TYPES()["required"]["audio"][0]
-    assert lib.PORTRAIT not in M["MemoLoadAudio"].INPUT_TYPES()["required"]["audio"][0]
+    assert lib.VOICE in combo_values("MemoLoadAudio", "audio")
+    assert lib.PORTRAIT not in combo_values("MemoLoadAudio", "audio")
 
 
 # --------------------------------------------------------------------------- front ends
@@ -185,7 +239,7 @@ def test_audio_encode_and_emotion(pack):
     assert "0.00s" in pack.timeline and "2.00s" in pack.timeline
     # vocal separation changes the features (the tiny separator halves the spectrum)
     with torch.inference_mode():
-        plain, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+        plain, _, _ = M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, False, FPC, None)
     assert not torch.allclose(plain.features.windows, feats.windows)
     assert plain.fingerprint != pack.memo_audio.fingerprint
 
@@ -196,7 +250,7 @@ def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypat
 
     monkeypatch.setattr(ops_audio, "FEATURES_ON_DISK_SECONDS", 1.0)         # the voice is 2 s long
     with torch.inference_mode():
-        long_audio, _, _ = M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, pack.separator)
+        long_audio, _, _ = M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, True, FPC, pack.separator)
     feats = long_audio.features
     assert feats.on_disk and not pack.memo_audio.features.on_disk
     assert feats.windows.path.parent == pack.root / "temp"
@@ -208,19 +262,19 @@ def test_long_audio_features_stay_on_disk_and_sample_identically(pack, monkeypat
 
 def test_emotion_override_schedule(pack):
     with torch.inference_mode():
-        track, text = M["MemoDetectEmotion"]().detect(pack.audio, None, "0s:happy, 1.5s:sad")
+        track, text = M["MemoDetectEmotion"].execute(pack.audio, None, "0s:happy, 1.5s:sad")
     labels = track.for_frames(16)
     assert labels[:12].tolist() == [3] * 12 and labels[12:].tolist() == [6] * 4     # 1.5 s at 8 fps
     assert "experimental" in text and "happy" in text and "sad" in text
     with torch.inference_mode():
-        mixed, _ = M["MemoDetectEmotion"]().detect(pack.audio, pack.emotion_model, "1s:angry")
+        mixed, _ = M["MemoDetectEmotion"].execute(pack.audio, pack.emotion_model, "1s:angry")
     detected = pack.emotion.for_frames(16)
     assert mixed.for_frames(16)[:8].tolist() == detected[:8].tolist()
     assert mixed.for_frames(16)[8:].tolist() == [0] * 8 and mixed.source == "detected+override"
     for bad, word in (("1s:happy", "must start at 0s"), ("0s:elated", "unknown emotion"),
                       ("2s:sad, 1s:happy", "must increase"), ("0s:happy, 9s:sad", "after the end")):
         with pytest.raises(ValueError, match="override") as err:
-            M["MemoDetectEmotion"]().detect(pack.audio, None, bad)
+            M["MemoDetectEmotion"].execute(pack.audio, None, bad)
         assert word in str(err.value)
 
 
@@ -233,7 +287,7 @@ def test_face_prep_crop_framing(pack):
     x0, y0, x1, y1 = face.framing.box
     assert x1 - x0 == y1 - y0 and 0 < x0 and x1 < 320                  # a square crop inside the wide picture
     with torch.inference_mode():
-        resized, _, _ = M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "resize", SIZE, SIZE, 2.0, 0.0, 0,
+        resized, _, _ = M["MemoFacePrep"].execute(pack.face_model, pack.image, "resize", SIZE, SIZE, 2.0, 0.0, 0,
                                                     False)
     assert tuple(resized.framing.box) == (0, 0, 320, 200)
     assert torch.equal(resized.embedding, face.embedding)              # same face, same embedding
@@ -255,22 +309,22 @@ def test_load_audio_range_and_formats(pack, tmp_path):
             c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    audio, = M["MemoLoadAudio"]().load(0.5, 1.25, "memo_test_stereo.flac")
+    audio, = M["MemoLoadAudio"].execute(0.5, 1.25, "memo_test_stereo.flac")
     wave = audio["waveform"]
     assert audio["sample_rate"] == sr and tuple(wave.shape) == (1, 2, int(1.25 * sr))
     np.testing.assert_allclose(wave[0, :, :100].numpy(), stereo[:, sr // 2: sr // 2 + 100], atol=1e-4)
-    full, = M["MemoLoadAudio"]().load(0.0, 0.0, "memo_test_stereo.flac")
+    full, = M["MemoLoadAudio"].execute(0.0, 0.0, "memo_test_stereo.flac")
     assert full["waveform"].shape[-1] == 3 * sr
-    before = M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac")
+    before = M["MemoLoadAudio"].fingerprint_inputs(0.0, 0.0, "memo_test_stereo.flac")
     path.touch()
-    assert M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac") == before     # same content
-    assert M["MemoLoadAudio"].IS_CHANGED(0.5, 0.0, "memo_test_stereo.flac") != before
+    assert M["MemoLoadAudio"].fingerprint_inputs(0.0, 0.0, "memo_test_stereo.flac") == before     # same content
+    assert M["MemoLoadAudio"].fingerprint_inputs(0.5, 0.0, "memo_test_stereo.flac") != before
     with open(path, "ab") as fh:
         fh.write(b"\0")
-    assert M["MemoLoadAudio"].IS_CHANGED(0.0, 0.0, "memo_test_stereo.flac") != before
-    assert "not found" in M["MemoLoadAudio"].VALIDATE_INPUTS("nope.wav")
-    assert "leaves the folder" in M["MemoLoadAudio"].VALIDATE_INPUTS("../x.wav")
-    assert M["MemoLoadAudio"].VALIDATE_INPUTS("memo_test_stereo.flac") is True
+    assert M["MemoLoadAudio"].fingerprint_inputs(0.0, 0.0, "memo_test_stereo.flac") != before
+    assert "not found" in M["MemoLoadAudio"].validate_inputs("nope.wav")
+    assert "leaves the folder" in M["MemoLoadAudio"].validate_inputs("../x.wav")
+    assert M["MemoLoadAudio"].validate_inputs("memo_test_stereo.flac") is True
 
 
 # --------------------------------------------------------------------------- end to end
@@ -295,53 +349,53 @@ def test_end_to_end_to_mp4(pack):
     assert state.frames_done == 16 and state.finished_audio and state.info["padded_tail"] == 0
 
     with torch.inference_mode():
-        pasted, = M["MemoPasteBack"]().paste(frames, pack.face, 0.1)
-        result = M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/e2e", 18, audio)
+        pasted, = M["MemoPasteBack"].execute(frames, pack.face, 0.1)
+        result = M["MemoVideoCombine"].execute(pasted, fps, "MEMO/e2e", 18, audio)
     assert tuple(pasted.shape) == (16, 200, 320, 3)
     x0, _, x1, _ = pack.face.framing.box
     left = pack.image[:, :, : x0 - 1].expand(16, -1, -1, -1).numpy()
     np.testing.assert_allclose(pasted[:, :, : x0 - 1].numpy(), left,
                                atol=1e-6)                                   # outside the crop: the original
     assert not torch.allclose(pasted[:, 80:120, x0 + 20:x1 - 20], pack.image[:, 80:120, x0 + 20:x1 - 20])
-    path = Path(result["result"][0])
+    path = Path(result[0])
     assert path.parent == pack.output / "MEMO" and path.name == "e2e_00001_.mp4"
-    assert result["ui"] == {"images": [{"filename": "e2e_00001_.mp4", "subfolder": "MEMO", "type": "output",
+    assert result.ui == {"images": [{"filename": "e2e_00001_.mp4", "subfolder": "MEMO", "type": "output",
                                         "format": "video/mp4", "frame_rate": 8.0}], "animated": [True]}
     info = probe_video(path)
     assert (info.num_frames, info.width, info.height, info.video_codec) == (16, 320, 200, "h264")
     assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
     first = next(read_frames(path)).astype(np.float32) / 255
     assert np.abs(first - pasted[0].numpy()).mean() < 0.05                 # the mp4 holds these frames
-    again = M["MemoVideoCombine"]().combine(pasted[:3], fps, "MEMO/e2e", 18, None)
-    assert Path(again["result"][0]).name == "e2e_00002_.mp4" and probe_video(again["result"][0]).audio_seconds is None
+    again = M["MemoVideoCombine"].execute(pasted[:3], fps, "MEMO/e2e", 18, None)
+    assert Path(again[0]).name == "e2e_00002_.mp4" and probe_video(again[0]).audio_seconds is None
 
 
 @pytest.mark.slow
 def test_chunked_render_through_state_file_equals_one_run(pack):
-    carry = M["MemoryStateCarry"]()
+    carry = M["MemoryStateCarry"]
     full, full_audio, _, _ = sample(pack)
-    first = carry.carry("load or start", "memo/chunks")
-    assert first["result"][0] is None and first["result"][2] == 0
+    first = carry.execute("load or start", "memo/chunks")
+    assert first[0] is None and first[2] == 0
     parts, sounds = [], []
     for run in range(2):
-        loaded = carry.carry("load or start", "memo/chunks")["result"][0]
+        loaded = carry.execute("load or start", "memo/chunks")[0]
         frames, audio, _, state = sample(pack, max_frames=5, state=loaded)     # 5 -> one whole clip of 8
         assert len(frames) == 8 and state.frames_done == 8 * (run + 1) and state.info["chunks"] == run + 1
-        saved = carry.carry("save", "memo/chunks", state)
-        assert saved["ui"]["memo_state"][0]["frames_done"] == 8 * (run + 1)
+        saved = carry.execute("save", "memo/chunks", state)
+        assert saved.ui["memo_state"][0]["frames_done"] == 8 * (run + 1)
         parts.append(frames)
         sounds.append(audio["waveform"])
     assert torch.equal(torch.cat(parts), full)                               # continues exactly where it stopped
     assert torch.equal(torch.cat(sounds, dim=-1), full_audio["waveform"])
     path = pack.output / "memo" / "chunks.safetensors"
     assert path.read_bytes()[8:9] == b"{"                                     # safetensors header, no pickle
-    loaded = carry.carry("load", "memo/chunks")["result"][0]
+    loaded = carry.execute("load", "memo/chunks")[0]
     with pytest.raises(ValueError, match="already rendered"):
         sample(pack, state=loaded)
     with pytest.raises(ValueError, match="steps: state has 2, now 3"):
         sample(pack, steps=3, state=loaded)
     # a state with frames still to do, continued with other weights / picture, is refused
-    half = carry.carry("load", "memo/chunks")["result"][0]
+    half = carry.execute("load", "memo/chunks")[0]
     half.info["frames_done"] = 8
     half.info["weights"] = "0" * 16
     with pytest.raises(ValueError, match="weights"):
@@ -351,21 +405,21 @@ def test_chunked_render_through_state_file_equals_one_run(pack):
 def test_state_file_names_and_foreign_files_are_refused(pack):
     carry = M["MemoryStateCarry"]
     for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", ""):
-        assert carry.VALIDATE_INPUTS("save", bad) is not True, bad
-    assert carry.VALIDATE_INPUTS("save", "memo/ok") is True
+        assert carry.validate_inputs("save", bad) is not True, bad
+    assert carry.validate_inputs("save", "memo/ok") is True
     out = pack.output / "memo"
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"x": torch.zeros(2)}, out / "pickled.safetensors")          # a pickle posing as safetensors
     with pytest.raises(ValueError, match="file_name"):
-        carry().carry("load", "memo/pickled")
+        carry.execute("load", "memo/pickled")
     from safetensors.torch import save_file
     save_file({"x": torch.zeros(2)}, str(out / "plain.safetensors"), metadata={"hello": "world"})
     with pytest.raises(ValueError, match="not a MEMO state"):
-        carry().carry("load", "memo/plain")
+        carry.execute("load", "memo/plain")
     with pytest.raises(FileNotFoundError, match="file_name"):
-        carry().carry("load", "memo/never_saved")
+        carry.execute("load", "memo/never_saved")
     with pytest.raises(ValueError, match="state: mode 'save' needs"):
-        carry().carry("save", "memo/x", None)
+        carry.execute("save", "memo/x", None)
 
 
 def test_interrupt_is_honoured_within_one_step(pack):
@@ -391,7 +445,7 @@ def render(ns, **kw):
                 filename_prefix="MEMO/stream", crf=18, resume=True)
     args.update(kw)
     with torch.inference_mode():
-        return M["MemoRenderVideo"]().render(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
+        return M["MemoRenderVideo"].execute(ns.models, ns.vae, ns.face, ns.memo_audio, ns.emotion, **args)
 
 
 @pytest.mark.slow
@@ -403,23 +457,23 @@ def test_streaming_render_equals_sampler_pasteback_combine(pack):
 
     frames, audio, fps, _ = sample(pack)
     with torch.inference_mode():
-        pasted, = M["MemoPasteBack"]().paste(frames, pack.face, 0.1)
-        combined = Path(M["MemoVideoCombine"]().combine(pasted, fps, "MEMO/framewise", 18, audio)["result"][0])
-        crop_only = Path(M["MemoVideoCombine"]().combine(frames, fps, "MEMO/framewise", 18, audio)["result"][0])
+        pasted, = M["MemoPasteBack"].execute(frames, pack.face, 0.1)
+        combined = Path(M["MemoVideoCombine"].execute(pasted, fps, "MEMO/framewise", 18, audio)[0])
+        crop_only = Path(M["MemoVideoCombine"].execute(frames, fps, "MEMO/framewise", 18, audio)[0])
     updates = []
     STANDIN.set_progress_hook(lambda v, t, p: updates.append((v, t, p)))
     try:
         result = render(pack)
     finally:
         STANDIN.set_progress_hook(None)
-    path = Path(result["result"][0])
+    path = Path(result[0])
     assert path.parent == pack.output / "MEMO" and path.name == "stream_00001_.mp4"
-    assert result["ui"]["images"][0] == {"filename": "stream_00001_.mp4", "subfolder": "MEMO", "type": "output",
+    assert result.ui["images"][0] == {"filename": "stream_00001_.mp4", "subfolder": "MEMO", "type": "output",
                                          "format": "video/mp4", "frame_rate": 8.0}
     assert not resume_dir_for(path).exists()                                  # removed once complete
     assert [u[0] for u in updates] == list(range(1, 2 * STEPS + 1)) and {u[1] for u in updates} == {2 * STEPS}
     assert updates[0][2] is None and updates[-1][2].size == (320, 200)       # preview: the last pasted frame
-    for streamed, framewise in ((path, combined), (Path(render(pack, paste_back=False)["result"][0]), crop_only)):
+    for streamed, framewise in ((path, combined), (Path(render(pack, paste_back=False)[0]), crop_only)):
         a, b = probe_video(streamed), probe_video(framewise)
         assert (a.num_frames, a.width, a.height) == (b.num_frames, b.width, b.height)
         assert a.audio_seconds == pytest.approx(b.audio_seconds, abs=1e-3)
@@ -431,7 +485,7 @@ def test_streaming_render_equals_sampler_pasteback_combine(pack):
 def test_streaming_render_resumes_after_interrupt(pack):
     from memo_model.output.render import resume_dir_for
 
-    reference = Path(render(pack, filename_prefix="MEMO/uninterrupted", resume=False)["result"][0])
+    reference = Path(render(pack, filename_prefix="MEMO/uninterrupted", resume=False)[0])
 
     def stop_in_second_clip(value, total, preview):
         if value == STEPS + 1:
@@ -448,13 +502,13 @@ def test_streaming_render_resumes_after_interrupt(pack):
     assert not unfinished.exists() and resume_dir_for(unfinished).is_dir()
     assert not list((pack.output / "MEMO").glob("resumed_*.tmp*"))
 
-    other = Path(render(pack, filename_prefix="MEMO/resumed", seed=8)["result"][0])   # another job: new file,
+    other = Path(render(pack, filename_prefix="MEMO/resumed", seed=8)[0])   # another job: new file,
     assert other.name == "resumed_00002_.mp4" and resume_dir_for(unfinished).is_dir()  # checkpoint kept
 
     updates = []
     STANDIN.set_progress_hook(lambda v, t, p: updates.append(v))
     try:
-        path = Path(render(pack, filename_prefix="MEMO/resumed")["result"][0])
+        path = Path(render(pack, filename_prefix="MEMO/resumed")[0])
     finally:
         STANDIN.set_progress_hook(None)
     assert path == unfinished and not resume_dir_for(path).exists()
@@ -468,12 +522,12 @@ def test_streaming_render_resumes_after_interrupt(pack):
 def test_no_face_is_an_error_naming_the_image_unless_allowed(pack):
     black = torch.zeros(1, 120, 160, 3)
     with pytest.raises(ValueError, match=r"^image: no face found"):
-        M["MemoFacePrep"]().prepare(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
-    face, _, info = M["MemoFacePrep"]().prepare(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, True)
+        M["MemoFacePrep"].execute(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    face, _, info = M["MemoFacePrep"].execute(pack.face_model, black, "crop", SIZE, SIZE, 2.0, 0.0, 0, True)
     assert not face.face_found and float(face.embedding.abs().sum()) == 0 and face.mode == "resize"
     assert "no face found" in info
     with pytest.raises(ValueError, match="^face_index"):
-        M["MemoFacePrep"]().prepare(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 3, False)
+        M["MemoFacePrep"].execute(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 3, False)
 
 
 def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces(pack):
@@ -481,30 +535,30 @@ def test_no_face_advice_names_existing_widgets_and_the_threshold_finds_dim_faces
     from memo_model.apps.tiny_frontends import demo_portrait
     dim = torch.from_numpy((demo_portrait(160, 120) * (60 / 224)).round()[None] / 255).float()
     with pytest.raises(ValueError) as err:
-        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+        M["MemoFacePrep"].execute(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
     message = str(err.value)
     assert message.startswith("image: no face found") and "detection_threshold 0.50" in message
     widgets = set(M["MemoFacePrep"].INPUT_TYPES()["required"])
     assert {"detection_threshold", "allow_no_face"} <= widgets
     assert "lower detection_threshold" in message and "allow_no_face" in message
-    face, _, info = M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+    face, _, info = M["MemoFacePrep"].execute(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
                                                 detection_threshold=0.2)
     assert face.face_found and "score 0.236" in info and "detection_threshold 0.20" in info
     with pytest.raises(ValueError, match="^detection_threshold"):
-        M["MemoFacePrep"]().prepare(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
+        M["MemoFacePrep"].execute(pack.face_model, dim, "crop", SIZE, SIZE, 2.0, 0.0, 0, False,
                                     detection_threshold=1.5)
 
 
 def test_silent_audio_is_an_error_naming_the_audio(pack):
     silent = {"waveform": torch.zeros(1, 1, 16000), "sample_rate": 16000}
     with pytest.raises(ValueError, match=r"^audio: ComfyUI AUDIO input is silent"):
-        M["MemoAudioEncode"]().encode(pack.wav2vec, silent, FPS, False, FPC, None)
+        M["MemoAudioEncode"].execute(pack.wav2vec, silent, FPS, False, FPC, None)
     with pytest.raises(ValueError, match=r"^audio: ComfyUI AUDIO input is silent"):
-        M["MemoDetectEmotion"]().detect(silent, pack.emotion_model, "")
+        M["MemoDetectEmotion"].execute(silent, pack.emotion_model, "")
     with pytest.raises(ValueError, match="^separator"):
-        M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, True, FPC, None)
+        M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, True, FPC, None)
     with pytest.raises(ValueError, match="^audio: .*batch of 2"):
-        M["MemoAudioEncode"]().encode(pack.wav2vec, {"waveform": torch.rand(2, 1, 8000), "sample_rate": 16000},
+        M["MemoAudioEncode"].execute(pack.wav2vec, {"waveform": torch.rand(2, 1, 8000), "sample_rate": 16000},
                                       FPS, False, FPC, None)
 
 
@@ -512,9 +566,9 @@ def test_wrong_files_are_errors_naming_the_input(pack, tmp_path):
     bogus = Path(host.input_directory()) / "not_audio.wav"
     bogus.write_text("this is not a wav file")
     with pytest.raises(ValueError, match="^audio: audio file '.*not_audio.wav' could not be opened as audio"):
-        M["MemoLoadAudio"]().load(0.0, 0.0, "not_audio.wav")
+        M["MemoLoadAudio"].execute(0.0, 0.0, "not_audio.wav")
     with pytest.raises(ValueError, match="^audio: audio file '.*': no audio between 5s"):
-        M["MemoLoadAudio"]().load(5.0, 0.0, lib.VOICE)
+        M["MemoLoadAudio"].execute(5.0, 0.0, lib.VOICE)
     # a corrupt weights file in a checkpoint folder
     import shutil
     models_root = Path(host.model_roots("memo")[0])
@@ -523,21 +577,21 @@ def test_wrong_files_are_errors_naming_the_input(pack, tmp_path):
         shutil.copytree(pack.ckpt / sub, broken / sub)
     (broken / "diffusion_net" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 4096)
     with pytest.raises(ValueError, match="^checkpoint: "):
-        M["MemoModelLoader"]().load("broken", "fp32", False)
-    assert "broken" in M["MemoModelLoader"].INPUT_TYPES()["required"]["checkpoint"][0]
+        M["MemoModelLoader"].execute("broken", "fp32", False)
+    assert "broken" in combo_values("MemoModelLoader", "checkpoint")
     shutil.rmtree(broken)
     # the wrong kind of object on the VAE socket, and an emotion track of another audio
     with pytest.raises(ValueError, match="^vae: "):
-        M["MemoSampler"]().sample(pack.models, "not a vae", pack.face, pack.memo_audio, pack.emotion)
-    other, _ = M["MemoDetectEmotion"]().detect({"waveform": torch.rand(1, 1, 8000) - 0.5, "sample_rate": 16000},
+        M["MemoSampler"].execute(pack.models, "not a vae", pack.face, pack.memo_audio, pack.emotion)
+    other, _ = M["MemoDetectEmotion"].execute({"waveform": torch.rand(1, 1, 8000) - 0.5, "sample_rate": 16000},
                                                None, "neutral")
     with pytest.raises(ValueError, match="^emotion: made from another audio"):
-        M["MemoSampler"]().sample(pack.models, pack.vae, pack.face, pack.memo_audio, other)
+        M["MemoSampler"].execute(pack.models, pack.vae, pack.face, pack.memo_audio, other)
 
 
 def test_missing_models_error_lists_files_and_command(pack, tmp_path):
     with pytest.raises(FileNotFoundError) as err:
-        M["MemoModelLoader"]().load("memo-fp16", "fp16", False)
+        M["MemoModelLoader"].execute("memo-fp16", "fp16", False)
     text = str(err.value)
     assert text.startswith("checkpoint: ")
     for net in ("reference_net", "diffusion_net", "image_proj", "audio_proj"):
@@ -564,13 +618,13 @@ def test_download_missing_fetches_exactly_the_missing_files(pack, monkeypatch):
     target.mkdir(parents=True, exist_ok=True)
     (target / "config.json").write_bytes((source / "config.json").read_bytes())
     with pytest.raises(FileNotFoundError, match="(?s)^wav2vec: .*model.safetensors"):
-        M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", False)
+        M["MemoAudioModelLoader"].execute("wav2vec2-base-960h", "fp32", False)
     assert asked == []
     updates = []
     STANDIN.set_progress_hook(lambda v, t, p: updates.append((v, t)))
     try:
         with torch.inference_mode():
-            loaded, = M["MemoAudioModelLoader"]().load("wav2vec2-base-960h", "fp32", True)
+            loaded, = M["MemoAudioModelLoader"].execute("wav2vec2-base-960h", "fp32", True)
     finally:
         STANDIN.set_progress_hook(None)
     assert sorted(asked) == [("facebook/wav2vec2-base-960h", "model.safetensors"),
@@ -583,14 +637,14 @@ def test_video_combine_resamples_and_trims_audio(pack):
 
     frames = torch.rand(10, 48, 64, 3)
     audio = {"waveform": torch.rand(1, 3, 11000 * 3) - 0.5, "sample_rate": 11000}     # 3 ch, non-AAC rate, 3 s
-    result = M["MemoVideoCombine"]().combine(frames, 5.0, "MEMO/resampled", 23, audio)
-    info = probe_video(result["result"][0])
+    result = M["MemoVideoCombine"].execute(frames, 5.0, "MEMO/resampled", 23, audio)
+    info = probe_video(result[0])
     assert info.num_frames == 10 and info.audio_sample_rate == 48000 and info.audio_channels == 1
     assert info.audio_seconds == pytest.approx(2.0, abs=0.07)                   # cut to 10 frames / 5 fps
     with pytest.raises(ValueError, match="^filename_prefix"):
-        M["MemoVideoCombine"]().combine(frames, 5.0, "../outside", 23, None)
+        M["MemoVideoCombine"].execute(frames, 5.0, "../outside", 23, None)
     with pytest.raises(ValueError, match="^images"):
-        M["MemoVideoCombine"]().combine(torch.rand(0, 8, 8, 3), 5.0, "MEMO/x", 23, None)
+        M["MemoVideoCombine"].execute(torch.rand(0, 8, 8, 3), 5.0, "MEMO/x", 23, None)
 
 
 def test_host_fallback(pack, monkeypatch):
@@ -624,7 +678,7 @@ def test_loaders_name_truncated_model_files(pack):
     w2v = _copy_damaged(pack.ckpt / "wav2vec2-base-960h", root / "w2v_cut", "model.safetensors", lambda n: n // 2)
     try:
         with pytest.raises(ValueError, match=r"^wav2vec: model file .*model\.safetensors is truncated") as err:
-            M["MemoAudioModelLoader"]().load("w2v_cut", "fp32", False)
+            M["MemoAudioModelLoader"].execute("w2v_cut", "fp32", False)
         assert str(w2v) in str(err.value) and "download_missing" in str(err.value)
     finally:
         shutil.rmtree(root / "w2v_cut")
@@ -632,7 +686,7 @@ def test_loaders_name_truncated_model_files(pack):
                           "face_analysis/models/scrfd_10g_bnkps.onnx", lambda n: n // 2)
     try:
         with pytest.raises(ValueError, match=r"^checkpoint: model file .*scrfd_10g_bnkps\.onnx is truncated") as err:
-            M["MemoFaceModelLoader"]().load("face_cut", False)
+            M["MemoFaceModelLoader"].execute("face_cut", False)
         assert str(scrfd) in str(err.value)
     finally:
         shutil.rmtree(root / "face_cut")
@@ -656,7 +710,7 @@ def test_render_video_checks_output_and_picture_size_before_sampling(pack, monke
     face = dataclasses.replace(pack.face, framing=huge)
     with pytest.raises(ValueError, match=r"^paste_back: the picture is 9000x9000 \(81\.0 MP\), above the 35\.7 MP"):
         with torch.inference_mode():
-            M["MemoRenderVideo"]().render(pack.models, pack.vae, face, pack.memo_audio, pack.emotion, steps=STEPS,
+            M["MemoRenderVideo"].execute(pack.models, pack.vae, face, pack.memo_audio, pack.emotion, steps=STEPS,
                                           frames_per_clip=FPC, past_frames=FPC, filename_prefix="MEMO/pre")
     assert calls == []
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before   # nothing left behind
@@ -677,7 +731,7 @@ def test_face_prep_warns_about_a_small_face_in_its_info(pack, caplog):
     from memo_model.apps.tiny_frontends import write_demo_portrait
     small = lib.load_image_tensor(write_demo_portrait(pack.root / "small48.png", width=48, height=48))
     with caplog.at_level("WARNING", logger="memo.nodes"):
-        _, _, info = M["MemoFacePrep"]().prepare(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+        _, _, info = M["MemoFacePrep"].execute(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
     assert "warning: the face is only 18 px tall in the picture (under 64 px)" in info
     assert "18 px tall" in caplog.text
 
@@ -686,7 +740,7 @@ def test_too_long_audio_advice_names_node_widgets(pack, monkeypatch):
     from memo_pack.memo_model.audio import frontend
     monkeypatch.setattr(frontend.load_voice, "__kwdefaults__", {"what": "audio", "max_seconds": 0.5})
     with pytest.raises(ValueError, match=r"^audio: .*long; the limit is 0\.5 s.*start and duration widgets") as err:
-        M["MemoAudioEncode"]().encode(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+        M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, False, FPC, None)
     assert "max_seconds" not in str(err.value)
 
 
@@ -701,7 +755,7 @@ def test_load_audio_warns_how_much_of_a_truncated_file_was_lost(pack, caplog):
     write_encoded(path, x, rate)
     path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
     with caplog.at_level("WARNING", logger="memo.nodes"):
-        audio, = M["MemoLoadAudio"]().load(0.0, 0.0, "cut_voice.mp3")
+        audio, = M["MemoLoadAudio"].execute(0.0, 0.0, "cut_voice.mp3")
     assert 1.0 < audio["waveform"].shape[-1] / audio["sample_rate"] < 2.0
     assert "cut_voice.mp3': only" in caplog.text and "s lost" in caplog.text
     path.unlink()
@@ -714,5 +768,5 @@ def test_video_combine_checks_the_output_folder_first(pack, monkeypatch):
     before = sorted(p.name for p in out.iterdir()) if out.exists() else []
     monkeypatch.setattr(preflight, "_writable", lambda folder: "Read-only file system")
     with pytest.raises(ValueError, match=r"^filename_prefix .*combine_ro.*cannot write in folder"):
-        M["MemoVideoCombine"]().combine(torch.rand(4, 32, 32, 3), 30.0, "MEMO/combine_ro", 18, None)
+        M["MemoVideoCombine"].execute(torch.rand(4, 32, 32, 3), 30.0, "MEMO/combine_ro", 18, None)
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before

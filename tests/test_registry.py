@@ -179,9 +179,9 @@ def check_archive(members: set[str], tree: set[str]) -> None:
     for entry in ("__init__.py", "pyproject.toml", "requirements.txt", "LICENSE", "README.md", "icon.png",
                   "web/js/memo_nodes.js", "scripts/memo_api.py", "memo_model/__main__.py", "nodes/__init__.py"):
         assert entry in members, entry
-    from memo_testing.pack import load_pack
+    from memo_testing.pack import node_classes
 
-    node_ids = load_pack().nodes.NODE_CLASS_MAPPINGS
+    node_ids = node_classes()
     assert {f"web/docs/{n}.md" for n in node_ids} <= members, "help pages"
     assert {f for f in tree if f.startswith(("nodes/", "memo_model/", "workflows/", "example_inputs/",
                                               "web/docs/images/")) and not NEVER.search(f)} <= members

@@ -129,6 +129,25 @@ def test_exception_mid_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_abort_mid_segment_does_not_hang_with_pyav_logging_on(tmp_path):
+    """Inside ComfyUI PyAV's log callback is installed (torchvision.io calls av.logging.set_level): an
+    interrupted render aborts the writer with x264's frame threads busy, and freeing that encoder used
+    to deadlock the process. Run in a child process with a time limit, so a hang fails the test."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys, av, av.logging, numpy as np; av.logging.set_level(av.logging.ERROR); "
+            f"sys.path.insert(0, r'{repo}'); from memo_model.output.video import Mp4Writer; "
+            "frames = np.random.default_rng(0).random((6, 64, 64, 3), dtype=np.float32)\n"
+            f"for i in range(3):\n    w = Mp4Writer(r'{tmp_path}' + f'/x{{i}}.mp4', fps=8, num_frames=64)\n"
+            "    w.write(frames); w.abort()\nprint('done')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []                               # nothing left behind
+
+
 def test_failed_rewrite_keeps_the_previous_file(tmp_path):
     out = tmp_path / "x.mp4"
     write_mp4(out, smooth_frames(4, 32, 32), fps=30)

@@ -13,13 +13,11 @@ import torch
 
 import build_workflows as bw
 import memo_pack_testlib as lib
-from memo_testing.pack import load_pack
+from memo_testing.pack import node_classes
 
 REPO = Path(__file__).resolve().parents[1]
 
-nodes = load_pack().nodes
-
-M = nodes.NODE_CLASS_MAPPINGS
+M = node_classes()
 NAMES = sorted(bw.WORKFLOWS)
 VIRTUAL = {"Note", "MarkdownNote", "Reroute"}
 # Small settings for CPU runs: the same graphs, 64x64, 8 fps, 8-frame clips, 1 step.
@@ -158,8 +156,8 @@ def test_api_workflow_is_valid(name):
                 spec = {**M[ctype].INPUT_TYPES().get("required", {}), **M[ctype].INPUT_TYPES().get("optional", {})}
                 entry = spec[iname]
                 opts = entry[1] if len(entry) > 1 else {}
-                if isinstance(entry[0], list) and (ctype, iname) != ("MemoLoadAudio", "audio"):
-                    assert v in entry[0] or v == opts.get("default"), (ctype, iname, v)
+                if entry[0] == "COMBO" and (ctype, iname) != ("MemoLoadAudio", "audio"):
+                    assert v in opts["options"] or v == opts.get("default"), (ctype, iname, v)
                 if entry[0] in ("INT", "FLOAT"):
                     assert opts["min"] <= v <= opts["max"], (ctype, iname, v)
     assert any(n["class_type"] in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo") for n in api.values())
@@ -232,11 +230,9 @@ def run_prompt(prompt: dict, env) -> dict:
         if ctype in impl:
             out = impl[ctype](**kwargs)
         else:
-            cls = M[ctype]
-            out = getattr(cls(), cls.FUNCTION)(**kwargs)
-        if isinstance(out, dict):
-            ui[nid] = out.get("ui")
-            out = out["result"]
+            result = M[ctype].execute(**kwargs)          # a V3 node: classmethod -> io.NodeOutput
+            ui[nid] = result.ui
+            out = result.args
         done[nid] = out
         return out
 

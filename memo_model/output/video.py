@@ -263,7 +263,12 @@ class Mp4Writer:
     def abort(self) -> None:
         """Stop and delete the partial file (the final name is never touched)."""
         self._finished = True
-        self._encoder = None
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:   # freed busy, x264 joins frame threads that wait for the GIL in PyAV's log
+            try:                  # callback (torchvision.io installs it in ComfyUI): a hang. Let them finish.
+                encoder.encode(None)
+            except Exception:  # noqa: BLE001 - the segment is thrown away; only the threads must be idle
+                pass
         if self._container is not None:
             try:
                 self._container.close()

@@ -29,11 +29,11 @@ from .folders import (
 )
 from .models import ManagedModel, make_container
 from .progress import PREVIEW_MAX_SIZE, Progress, check_interrupt, preview_image
-from .seam import NoHostError, current, in_comfyui, install, installed
+from .seam import NodeApiMissing, NoHostError, current, in_comfyui, install, installed
 
 __all__ = ["MEMO_FOLDER", "register_model_folder", "video_output", "PRECISIONS", "dtype_name", "intermediate_device",
            "layer_operations", "offload_device", "resolve_precision", "torch_device", "AUDIO_SUFFIXES",
            "VIDEO_SUFFIXES", "input_directory", "list_input_files", "model_roots", "output_directory",
            "resolve_input_file", "safe_join", "temp_directory", "ManagedModel", "make_container", "PREVIEW_MAX_SIZE",
-           "Progress", "check_interrupt", "preview_image", "NoHostError", "current", "in_comfyui", "install",
-           "installed"]
+           "Progress", "check_interrupt", "preview_image", "NoHostError", "NodeApiMissing", "current", "in_comfyui",
+           "install", "installed"]

@@ -33,6 +33,11 @@ class NoHostError(RuntimeError):
     """The nodes ran outside ComfyUI and no other host was installed."""
 
 
+class NodeApiMissing(ImportError):
+    """This Python has no ComfyUI V3 node API (`comfy_api.v0_0_2`, see `node_api`): the node classes
+    cannot be declared, so the pack registers nothing."""
+
+
 def install(host: Optional[Any]) -> Optional[Any]:
     """Make `host` the one the nodes ask (None: back to ComfyUI); returns the previous one."""
     global _installed
@@ -68,4 +73,4 @@ def in_comfyui() -> bool:
         return False
 
 
-__all__ = ["NoHostError", "install", "installed", "current", "in_comfyui"]
+__all__ = ["NoHostError", "NodeApiMissing", "install", "installed", "current", "in_comfyui"]

@@ -12,6 +12,7 @@ loads and runs them in the real frontend.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import uuid
@@ -62,10 +63,13 @@ GROUP_COLORS = {"models": "#3f789e", "inputs": "#8a8", "prepare": "#b58b2a", "ge
 NOTE_COLORS = {"color": "#432", "bgcolor": "#653"}
 
 
-def _pack_nodes():
-    from memo_testing.pack import load_pack
+@functools.lru_cache(maxsize=1)
+def _pack_nodes() -> dict:
+    """{node id: V3 node class} as ComfyUI registers them (the tests' double of comfy_api.v0_0_2 stands in
+    for ComfyUI's); their V1 view (INPUT_TYPES, RETURN_NAMES, ...) is what /object_info serves."""
+    from memo_testing.pack import node_classes
 
-    return load_pack().nodes
+    return node_classes()
 
 
 def node_def(class_type: str):
@@ -74,14 +78,14 @@ def node_def(class_type: str):
     if class_type in CORE:
         inputs, outputs, extra = CORE[class_type]
         return inputs, outputs, extra, set()
-    cls = _pack_nodes().NODE_CLASS_MAPPINGS[class_type]
+    cls = _pack_nodes()[class_type]
     spec = cls.INPUT_TYPES()
     inputs, extra, seeds = [], dict(FRONTEND_EXTRA.get(class_type, {})), set()
     for section in ("required", "optional"):
         for name, entry in spec.get(section, {}).items():
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 else {}
-            inputs.append((name, "COMBO" if isinstance(kind, list) else kind, section == "optional"))
+            inputs.append((name, "COMBO" if isinstance(kind, list) else kind, section == "optional"))  # V1 or V3 combo
             for key, values in UPLOAD_EXTRA.items():
                 if opts.get(key):
                     extra[name] = values
@@ -216,7 +220,7 @@ WORKFLOWS = {
 def display_name(class_type: str) -> str:
     if class_type in CORE:
         return CORE_TITLES[class_type]
-    return _pack_nodes().NODE_DISPLAY_NAME_MAPPINGS[class_type]
+    return _pack_nodes()[class_type].GET_SCHEMA().display_name
 
 
 CORE_TITLES = {"LoadImage": "Load Image (portrait)", "LoadAudio": "Load Audio", "VAELoader": "Load VAE (sd-vae-ft-mse)",
@@ -347,7 +351,7 @@ def _depth(graph, nid, seen=None) -> int:
 def _widget_default(ctype, iname):
     if ctype in CORE:
         return {"fps": 30.0}.get(iname)
-    spec = _pack_nodes().NODE_CLASS_MAPPINGS[ctype].INPUT_TYPES()
+    spec = _pack_nodes()[ctype].INPUT_TYPES()
     entry = {**spec.get("required", {}), **spec.get("optional", {})}[iname]
     return entry[1].get("default") if len(entry) > 1 else None
 

@@ -5,7 +5,8 @@
 * ComfyUI's own VAE (comfy.sd.VAE from a diffusers-format sd-vae-ft-mse state dict, as core
   VAELoader builds it) through ComfyVaeCodec gives the same latents and images as the library's
   DiffusersVae on the same weights: latents = posterior mode x 0.18215.
-* The pack's host adapter finds ComfyUI: MEMO networks are wrapped in a ModelPatcher that
+* The pack registers through ComfyUI's real V3 API (comfy_entrypoint -> a ComfyExtension with 14
+  node classes); its host adapter finds ComfyUI: MEMO networks are wrapped in a ModelPatcher that
   load_models_gpu loads (and lists among the loaded models), progress goes through ProgressBar.
 """
 from __future__ import annotations
@@ -69,9 +70,15 @@ def main() -> None:
         result["image_max_abs_diff"] = float((img_c - img_d).abs().max())
         result["image_range"] = [float(img_c.min()), float(img_c.max())]
 
-        # ModelPatcher path with the real loader node
-        loader = pack.NODE_CLASS_MAPPINGS["MemoModelLoader"]()
-        models, = loader.load("memo", "auto", False)
+        # ModelPatcher path with the real loader node, registered as ComfyUI registers it (V3 entry point)
+        import asyncio
+
+        from comfy_api.v0_0_2 import ComfyExtension
+
+        extension = asyncio.run(pack.comfy_entrypoint())
+        classes = {cls.GET_SCHEMA().node_id: cls for cls in asyncio.run(extension.get_node_list())}
+        result["extension"] = isinstance(extension, ComfyExtension) and len(classes) == 14
+        models, = classes["MemoModelLoader"].execute("memo", "auto", False)
         managed = models.managed
         result["patcher"] = type(managed.patcher).__name__ if managed.patcher is not None else None
         device = managed.load(memory_required=1 << 20)

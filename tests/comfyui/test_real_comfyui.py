@@ -5,9 +5,12 @@
 Starts `main.py --cpu` on 127.0.0.1 with this repo linked in as the only custom-node pack and tiny
 random weights in its model folders (models/memo in the documented layout, a full-width random
 sd-vae-ft-mse in models/vae for the core VAELoader), then drives it over HTTP with
-scripts/memo_api.py: every shipped API workflow, model caching across runs, validation errors,
-an interrupt mid-sampling after which the server still serves, and in-process checks of the
-ComfyUI VAE adapter and ModelPatcher path. Skipped unless COMFYUI_DIR and COMFYUI_PYTHON are set.
+scripts/memo_api.py: every shipped API workflow and those of the previous release, model caching
+across runs, validation errors (linked widgets included), an interrupt mid-sampling after which the
+server still serves, and in-process checks of the ComfyUI VAE adapter and ModelPatcher path. The
+V3 node schemas the server reports are compared with what the tests' double of comfy_api.v0_0_2
+yields (tests/memo_testing/comfy_api_double), node by node, so the CI tests can't drift from ComfyUI.
+Skipped unless COMFYUI_DIR and COMFYUI_PYTHON are set.
 """
 from __future__ import annotations
 
@@ -143,8 +146,12 @@ def test_pack_is_registered(server):
         for section in ("required", "optional"):
             for name, entry in node["input"].get(section, {}).items():
                 assert entry[1].get("tooltip"), f"{node_id}.{name}"
-    assert info["MemoModelLoader"]["input"]["required"]["checkpoint"][0] == ["memo"]
-    assert info["MemoAudioModelLoader"]["input"]["required"]["wav2vec"][0] == ["wav2vec2-base-960h"]
+    checkpoint = info["MemoModelLoader"]["input"]["required"]["checkpoint"]          # a V3 combo
+    assert checkpoint[0] == "COMBO" and checkpoint[1]["options"] == ["memo"]
+    assert info["MemoAudioModelLoader"]["input"]["required"]["wav2vec"][1]["options"] == ["wav2vec2-base-960h"]
+    log = (server["root"] / "server.log").read_text()
+    # registered through the entry point: none of ComfyUI's warnings about a pack's exports or its entry point
+    assert "lack of NODE_CLASS_MAPPINGS" not in log and "comfy_entrypoint in" not in log, log[-3000:]
     assert VAE_FILE in info["VAELoader"]["input"]["required"]["vae_name"][0]
     # the UI workflows were written with these core input orders and output types
     import build_workflows as bw
@@ -153,6 +160,28 @@ def test_pack_is_registered(server):
         assert [n for n, _k, _o in inputs] == order.get("required", []) + order.get("optional", []), ctype
         assert [t for _n, t in outputs] == info[ctype]["output"], ctype
     assert "memo" in api.get_json(server["url"], "/models")
+
+
+def test_schemas_are_what_the_api_double_yields(server, monkeypatch):
+    """The CI tests read the node schemas through tests/memo_testing/comfy_api_double; a real server must
+    report the same /object_info entry for every node (model and file lists read from the same folders)."""
+    import urllib.parse
+
+    from memo_testing.pack import node_classes
+
+    api = server["api"]
+    monkeypatch.setenv("MEMO_MODELS_DIR", str(server["models"]))            # the stand-in host reads the
+    monkeypatch.setenv("MEMO_INPUT_DIR", str(server["root"] / "input"))     # server's folders
+    double = {node_id: json.loads(json.dumps(cls.GET_NODE_INFO_V1())) for node_id, cls in node_classes().items()}
+    assert sorted(double) == sorted(NODE_IDS)
+    for node_id in NODE_IDS:
+        real = api.get_json(server["url"], "/object_info/" + urllib.parse.quote(node_id))[node_id]
+        expected = dict(double[node_id], python_module=f"custom_nodes.{PACK_LINK}")
+        extra = {k: v for k, v in real.items() if k not in expected}
+        assert extra in ({}, {"output_matchtypes": None}), f"{node_id}: the server reports more: {extra}"
+        for key, value in expected.items():
+            assert real[key] == value, f"{node_id}.{key}: server {real[key]!r}, double {value!r}"
+        assert list(real["input"]["required"]) == real["input_order"]["required"]
 
 
 def test_help_pages_are_served_where_the_frontend_reads_them(server):
@@ -333,6 +362,43 @@ def test_validation_errors(server):
         run(server, black, "no_face_error_s")
 
 
+def test_a_linked_widget_is_checked_when_the_node_runs(server):
+    """ComfyUI hands validate_inputs None for a linked widget (both hosts); State Carry's file_name then
+    comes from core's PrimitiveString and a name leaving the output folder stops the run, naming it."""
+    api = server["api"]
+    prompt = prompt_for(server, "memo_long_chunks", ["MemoSampler.max_frames=8"])
+    prompt["30"] = {"class_type": "PrimitiveString", "inputs": {"value": "../../outside"}}
+    api.set_input(prompt, "17", "file_name", "memo/linked_check")        # a new video: the sampler runs
+    api.set_input(prompt, "18", "file_name", ["30", 0])
+    with pytest.raises(api.PromptFailed, match=r"file_name .*leaves the folder") as err:
+        run(server, prompt, "linked_file_name_s")        # accepted at queue time: the link is not known there
+    assert _events(err.value.entry)["execution_error"]["node_type"] == "MemoryStateCarry"
+    assert not (server["root"] / "outside.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["memo_basic", "memo_crop_pasteback", "memo_long_chunks", "memo_long_stream"])
+def test_previous_release_api_workflow_runs(server, name):
+    """API prompts saved with the previous release (0.1.0, V1 nodes; no initial_past_frames input) run
+    unchanged on the V3 nodes."""
+    from memo_model.output.probe import probe_video
+
+    api = server["api"]
+    prompt = api.load_workflow(HERE.parent / "data" / "previous_release" / "workflows" / "api" / f"{name}.api.json")
+    assert not any("initial_past_frames" in n["inputs"] for n in prompt.values())
+    api.set_media(prompt, api.upload(server["url"], server["inputs"]["portrait"]),
+                  api.upload(server["url"], server["inputs"]["voice"]))
+    classes = {n["class_type"] for n in prompt.values()}
+    extra = ["MemoSampler.max_frames=8", "MemoryStateCarry.file_name=memo/previous_release"] \
+        if name == "memo_long_chunks" else []
+    small = ["MemoRenderVideo.steps=1", "MemoRenderVideo.frames_per_clip=8", "MemoRenderVideo.past_frames=8"]
+    api.apply_assignments(prompt, [a for a in TINY + small if a.split(".")[0] in classes] + extra)
+    _pid, entry, files = run(server, prompt, f"previous_{name}_s")
+    assert entry["status"]["status_str"] == "success"
+    videos = [f for f in files if f.suffix == ".mp4"]
+    assert len(videos) == 1, files
+    assert probe_video(videos[0]).num_frames == (8 if name == "memo_long_chunks" else 16)
+
+
 def test_interrupt_mid_sampling_then_next_prompt_runs(server):
     api = server["api"]
     url = server["url"]
@@ -362,7 +428,7 @@ def test_inprocess_comfy_vae_adapter_and_model_patcher(server):
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     TIMINGS["inprocess"] = result
-    assert result["in_comfyui"] and result["auto_dtype"] == "torch.float32"
+    assert result["in_comfyui"] and result["auto_dtype"] == "torch.float32" and result["extension"]
     assert result["codec"] == "ComfyVaeCodec" and result["comfy_first_stage"] == "AutoencoderKL"
     assert result["latent_shape"] == [2, 4, 8, 8] and result["latent_max_abs_diff"] < 1e-4
     assert result["image_shape"] == [2, 3, 64, 64] and result["image_max_abs_diff"] < 1e-3
