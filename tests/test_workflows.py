@@ -14,6 +14,7 @@ import torch
 
 import build_workflows as bw
 import memo_pack_testlib as lib
+from memo_model.apps import tiny_frontends as tf
 from memo_testing.pack import node_classes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,8 +184,8 @@ def env(tmp_path_factory):
     inputs = lib.write_inputs(root / "input")
     shutil.copy(inputs["portrait"], root / "input" / bw.PORTRAIT)
     shutil.copy(inputs["voice"], root / "input" / bw.VOICE)
-    from memo_model.apps import tiny_frontends as tf               # the tiny detector finds these two faces
-    tf.write_demo_dialogue_picture(root / "input" / bw.TWO_PEOPLE)      # (PNG bytes: Pillow reads them as such)
+    # two faces the tiny detector finds (PNG bytes under the .jpg name: Pillow reads them by content)
+    tf.write_demo_dialogue_picture(root / "input" / bw.TWO_PEOPLE)
     tf.write_demo_voice(root / "input" / bw.VOICE_LEFT, seconds=2.0, voice=0)
     tf.write_demo_voice(root / "input" / bw.VOICE_RIGHT, seconds=1.5, voice=1)
     from memo_model.generation.vae import DiffusersVae

@@ -229,6 +229,11 @@ DIALOGUE_PREPARE_NOTE = ("Prepare: Face List numbers the faces it finds (see the
                          "Speaker names its face by that number (or a point 'x,y' or box 'x1,y1,x2,y2' in the "
                          "picture) and takes its voice; chain one Speaker per face. Dialogue Prep crops every face, "
                          "pads the voices to the longest and encodes them (the second preview shows the crops).")
+DIALOGUE_GENERATE_NOTE = ("Generate + output: Render Dialogue generates the faces one after another, clip by clip, "
+                          "each as its own single-face render, pastes them into the picture (speaker order: later "
+                          "over earlier) and streams output/MEMO/dialogue_NNNNN_.mp4 with the voices' mix, played on "
+                          "the node when done; memory stays at one face's. With resume on, queue again after Cancel "
+                          "or a crash (same seed) to continue from the last finished clip.")
 WORKFLOWS["memo_dialogue"] = {
     "titles": {7: "Load Image (two faces)", 8: "MEMO Load Audio (left voice)", 9: "MEMO Load Audio (right voice)",
                11: "Preview Image (face numbers)", 12: "MEMO Speaker 1 (face 0)", 13: "MEMO Speaker 2 (face 1)",
@@ -256,11 +261,7 @@ WORKFLOWS["memo_dialogue"] = {
         ("models", "1 · Models", MODELS_NOTE, [1, 2, 3, 4, 5, 6]),
         ("inputs", "2 · Inputs", DIALOGUE_INPUTS_NOTE, [7, 8, 9]),
         ("prepare", "3 · Prepare", DIALOGUE_PREPARE_NOTE, [[10, 11, 15], [12, 13, 14]]),
-        ("generate", "4 · Generate", "Generate + output: Render Dialogue generates the faces one after another, clip by "
-         "clip, each as its own single-face render, pastes them into the picture (speaker order: later over "
-         "earlier) and streams output/MEMO/dialogue_NNNNN_.mp4 with the voices' mix, played on the node when done; "
-         "memory stays at one face's. With resume on, queue again after Cancel or a crash (same seed) to continue "
-         "from the last finished clip.", [16]),
+        ("generate", "4 · Generate", DIALOGUE_GENERATE_NOTE, [16]),
     ],
 }
 
