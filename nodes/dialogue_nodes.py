@@ -55,7 +55,9 @@ class MemoSpeaker(io.ComfyNode):
                                 tooltip="EXPERIMENTAL. Empty: detected from this voice (needs the emotion model on "
                                         "MEMO Dialogue Prep). Else one label, or a schedule 'seconds:label, ...', "
                                         "as MEMO Detect Emotion's override."),
-                io.Int.Input("seed", default=FOLLOW_SEED, min=FOLLOW_SEED, max=job.MAX_SEED,
+                # not named "seed": frontends give a widget of that name a randomizing control, which would
+                # replace -1 (follow the render's seed) after every run
+                io.Int.Input("face_seed", default=FOLLOW_SEED, min=FOLLOW_SEED, max=job.MAX_SEED,
                              tooltip="-1: MEMO Render Dialogue's seed + this speaker's position (0 for the first), "
                                      "so every face moves differently. 0 or more: this face's own seed."),
                 MemoSpeakers.Input("speakers", optional=True,
@@ -70,9 +72,9 @@ class MemoSpeaker(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, audio, face="0", channel=ALL_CHANNELS, emotion="", seed=FOLLOW_SEED,
+    def execute(cls, audio, face="0", channel=ALL_CHANNELS, emotion="", face_seed=FOLLOW_SEED,
                 speakers=None) -> io.NodeOutput:
-        return io.NodeOutput(*add_speaker(face, audio, channel, emotion, seed, speakers))
+        return io.NodeOutput(*add_speaker(face, audio, channel, emotion, face_seed, speakers))
 
     @classmethod
     def validate_inputs(cls, face, emotion):

@@ -28,7 +28,7 @@ from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
 ALL_CHANNELS = -1            # MEMO Speaker's channel widget: the whole voice (as one face reads it)
-FOLLOW_SEED = -1             # MEMO Speaker's seed widget: the render's seed + the speaker's position
+FOLLOW_SEED = -1             # MEMO Speaker's face_seed widget: the render's seed + the speaker's position
 
 
 def speaker_names(count: int) -> list[str]:
@@ -97,7 +97,7 @@ def add_speaker(face: str, audio, channel: int = ALL_CHANNELS, emotion: str = ""
     if isinstance(channel, bool) or not isinstance(channel, int) or channel < ALL_CHANNELS:
         found.append(f"channel {channel!r}: a whole number, -1 for the whole voice or 0, 1, ... for one channel")
     if isinstance(seed, bool) or not isinstance(seed, int) or not FOLLOW_SEED <= seed <= MAX_SEED:
-        found.append(f"seed {seed!r}: -1 (the render's seed + this speaker's position) or 0..{MAX_SEED}")
+        found.append(f"face_seed {seed!r}: -1 (the render's seed + this speaker's position) or 0..{MAX_SEED}")
     if found:
         raise JobError(found)
     check_audio_dict(audio, "audio")

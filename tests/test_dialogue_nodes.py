@@ -68,7 +68,7 @@ def speakers(ns, *entries):
     chain = None
     for entry in entries:
         key, face, extra = (*entry, {}) if len(entry) == 2 else entry
-        args = {"channel": -1, "emotion": "", "seed": -1, **extra}
+        args = {"channel": -1, "emotion": "", "face_seed": -1, **extra}
         chain, _info = M["MemoSpeaker"].execute(ns.audio[key], face, speakers=chain, **args)
     return chain
 
@@ -138,7 +138,7 @@ def test_face_list_numbers_every_face_on_the_preview(dlg):
 
 def test_speakers_chain_in_order_without_changing_the_earlier_chain(dlg):
     first, _ = M["MemoSpeaker"].execute(dlg.audio["a"], "0")
-    both, info = M["MemoSpeaker"].execute(dlg.audio["b"], " 340,100 ", channel=0, emotion="happy", seed=7,
+    both, info = M["MemoSpeaker"].execute(dlg.audio["b"], " 340,100 ", channel=0, emotion="happy", face_seed=7,
                                           speakers=first)
     assert len(first) == 1 and len(both) == 2 and both[0] is first[0]
     assert (both[1].face, both[1].channel, both[1].emotion, both[1].seed) == ("340,100", 0, "happy", 7)
