@@ -19,7 +19,7 @@ from .ops_dialogue import (
     ALL_CHANNELS,
     FOLLOW_SEED,
     add_speaker,
-    check_speaker_widgets,
+    check_face_widget,
     prepare_dialogue_node,
     render_dialogue_file,
 )
@@ -77,8 +77,8 @@ class MemoSpeaker(io.ComfyNode):
         return io.NodeOutput(*add_speaker(face, audio, channel, emotion, face_seed, speakers))
 
     @classmethod
-    def validate_inputs(cls, face, emotion):
-        return check_speaker_widgets(face, emotion)
+    def validate_inputs(cls, face):
+        return check_face_widget(face)
 
 
 class MemoDialoguePrep(io.ComfyNode):

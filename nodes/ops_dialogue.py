@@ -64,10 +64,12 @@ def emotion_problem(emotion) -> "str | None":
     return None
 
 
-def check_speaker_widgets(face=None, emotion=None) -> "bool | str":
-    """MEMO Speaker's prompt-time check: True, or the problems, one per line."""
-    found = [p for p in (face_choice_problem(face), emotion_problem(emotion)) if p]
-    return "\n".join(found) if found else True
+def check_face_widget(face=None) -> "bool | str":
+    """MEMO Speaker's prompt-time check of its face widget: True, or the problem. ComfyUI reports it
+    as "face - <problem>", and would repeat it under every input the check names, so the check names
+    only `face` (the emotion is checked when the node runs, before any model)."""
+    problem = face_choice_problem(face)
+    return True if problem is None else problem[len("face: "):]
 
 
 def _speakers_in(speakers) -> tuple:
@@ -361,5 +363,5 @@ def render_dialogue_file(memo_models, vae, dialogue, sampling: SamplingSettings,
     return (str(result.path), host.video_output(result.path)), video_preview(filename, subfolder, fps)
 
 
-__all__ = ["ALL_CHANNELS", "FOLLOW_SEED", "speaker_names", "check_speaker_widgets", "add_speaker",
+__all__ = ["ALL_CHANNELS", "FOLLOW_SEED", "speaker_names", "check_face_widget", "add_speaker",
            "prepare_dialogue_node", "memory_required", "dialogue_pipeline", "dialogue_faces", "render_dialogue_file"]

@@ -389,7 +389,8 @@ def test_dialogue_workflow_animates_both_faces(server):
     with pytest.raises(api.PromptRejected) as err:
         api.queue_prompt(url, dialogue_prompt(["12.face=left"]))
     errors = err.value.body["node_errors"]["12"]["errors"]
-    assert errors[0]["type"] == "custom_validation_failed" and errors[0]["details"].startswith("face: face 'left'")
+    assert len(errors) == 1 and errors[0]["type"] == "custom_validation_failed"
+    assert errors[0]["details"].startswith("face - face 'left': give an index")
     with pytest.raises(api.PromptFailed, match=r"speaker 2: face index 5 requested but 2 faces were found") as err:
         run(server, dialogue_prompt(["13.face=5"]), "dialogue_bad_face_s")
     assert _events(err.value.entry)["execution_error"]["node_type"] == "MemoDialoguePrep"
