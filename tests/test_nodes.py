@@ -404,9 +404,12 @@ def test_chunked_render_through_state_file_equals_one_run(pack):
 
 def test_state_file_names_and_foreign_files_are_refused(pack):
     carry = M["MemoryStateCarry"]
-    for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", ""):
-        assert carry.validate_inputs("save", bad) is not True, bad
-    assert carry.validate_inputs("save", "memo/ok") is True
+    for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", "", "  ", "a\nb", "x" * 300):
+        problem = carry.validate_inputs(bad)
+        assert problem is not True and problem.startswith("file_name: "), bad
+        assert str(pack.output) not in problem, problem                 # no server path in what clients see
+    assert carry.validate_inputs("memo/ok") is True and carry.validate_inputs(None) is True     # None: linked
+    assert carry.validate_inputs() is True       # a prompt without file_name: ComfyUI reports it missing, once
     out = pack.output / "memo"
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"x": torch.zeros(2)}, out / "pickled.safetensors")          # a pickle posing as safetensors
@@ -512,7 +515,8 @@ def test_streaming_render_resumes_after_interrupt(pack):
     finally:
         STANDIN.set_progress_hook(None)
     assert path == unfinished and not resume_dir_for(path).exists()
-    assert updates == [STEPS + 1 + i for i in range(STEPS)]                 # only the second clip was generated
+    # the bar starts at the clip resumed from; only the second clip was generated
+    assert updates == [STEPS] + [STEPS + 1 + i for i in range(STEPS)]
     assert path.read_bytes() == reference.read_bytes()
     assert other.read_bytes() != reference.read_bytes()
 
@@ -596,7 +600,9 @@ def test_missing_models_error_lists_files_and_command(pack, tmp_path):
     assert text.startswith("checkpoint: ")
     for net in ("reference_net", "diffusion_net", "image_proj", "audio_proj"):
         assert f"{net}/diffusion_pytorch_model.safetensors" in text
-    assert "hf download memoavatar/memo" in text and str(Path(host.model_roots("memo")[0]) / "memo-fp16") in text
+    # the folder as ComfyUI's users name it, never the server's own path
+    assert "hf download memoavatar/memo" in text and "models/memo/memo-fp16" in text
+    assert str(host.model_roots("memo")[0]) not in text
     assert "download_missing" in text
 
 
@@ -679,7 +685,8 @@ def test_loaders_name_truncated_model_files(pack):
     try:
         with pytest.raises(ValueError, match=r"^wav2vec: model file .*model\.safetensors is truncated") as err:
             M["MemoAudioModelLoader"].execute("w2v_cut", "fp32", False)
-        assert str(w2v) in str(err.value) and "download_missing" in str(err.value)
+        assert "models/memo/w2v_cut/model.safetensors" in str(err.value) and "download_missing" in str(err.value)
+        assert str(w2v) not in str(err.value) and type(err.value) is ValueError
     finally:
         shutil.rmtree(root / "w2v_cut")
     scrfd = _copy_damaged(pack.ckpt / "misc", root / "face_cut" / "misc",
@@ -687,7 +694,7 @@ def test_loaders_name_truncated_model_files(pack):
     try:
         with pytest.raises(ValueError, match=r"^checkpoint: model file .*scrfd_10g_bnkps\.onnx is truncated") as err:
             M["MemoFaceModelLoader"].execute("face_cut", False)
-        assert str(scrfd) in str(err.value)
+        assert "models/memo/face_cut/misc/face_analysis/models/scrfd_10g_bnkps.onnx" in str(err.value)
     finally:
         shutil.rmtree(root / "face_cut")
 
@@ -708,7 +715,7 @@ def test_render_video_checks_output_and_picture_size_before_sampling(pack, monke
     monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: calls.append(1))
     huge = dataclasses.replace(pack.face.framing, image_size=(9000, 9000), image=None)
     face = dataclasses.replace(pack.face, framing=huge)
-    with pytest.raises(ValueError, match=r"^paste_back: the picture is 9000x9000 \(81\.0 MP\), above the 35\.7 MP"):
+    with pytest.raises(ValueError, match=r"^paste_back: the picture 9000x9000 \(81\.0 MP\) is above the 35\.7 MP"):
         with torch.inference_mode():
             M["MemoRenderVideo"].execute(pack.models, pack.vae, face, pack.memo_audio, pack.emotion, steps=STEPS,
                                           frames_per_clip=FPC, past_frames=FPC, filename_prefix="MEMO/pre")

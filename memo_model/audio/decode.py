@@ -345,6 +345,10 @@ def _load_comfy_audio(audio: dict, max_seconds: Optional[float]) -> Audio16k:
         raise AudioInputError(f"{source}: expected a dict with 'waveform' [B, C, N] and 'sample_rate', got keys "
                               f"{sorted(audio)}.")
     wave = audio["waveform"]
+    rate = int(audio["sample_rate"])
+    length = int(wave.shape[-1]) if getattr(wave, "ndim", 0) >= 1 else 0
+    if max_seconds is not None and rate > 0 and length / rate > max_seconds + 1.0:
+        raise _too_long_error(source, length / rate, max_seconds)     # before any copy of it
     if isinstance(wave, torch.Tensor):
         wave = wave.detach().to("cpu")
         wave = wave.float().numpy() if wave.dtype not in (torch.float32, torch.float64) else wave.numpy()
@@ -356,7 +360,6 @@ def _load_comfy_audio(audio: dict, max_seconds: Optional[float]) -> Audio16k:
     if wave.shape[0] != 1:
         raise AudioInputError(f"{source}: the waveform holds a batch of {wave.shape[0]} audios; MEMO animates "
                               "one voice track, so pass a single audio (batch size 1).")
-    rate = int(audio["sample_rate"])
     if wave.dtype not in (np.float32, np.float64):
         wave = wave.astype(np.float32)
     return _from_pcm(resample_array(_as_pcm16_if_exact(wave[0]), rate, source, max_seconds), source)
