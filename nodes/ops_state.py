@@ -36,6 +36,8 @@ def state_name_problem(file_name):
 
     if file_name is None or (isinstance(file_name, str) and not file_name.strip()):
         return "file_name: empty; write a name such as 'memo/state' (a file in the output folder)"
+    if isinstance(file_name, str) and file_name.strip().replace("\\", "/").endswith("/"):
+        return f"file_name: {file_name.strip()!r} names a folder; add a file name, e.g. '{file_name.strip()}state'"
     name = _state_name(file_name)
     problem = user_name_problem(name, host.output_directory(), what="file_name", added=NAME_ADDED)
     if problem:

@@ -239,7 +239,7 @@ def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
             raise _too_long_error(source, exc.samples / SAMPLE_RATE, max_seconds, partial=True) from None
         except av.error.FFmpegError as exc:
             raise AudioInputError(f"{source} could not be decoded ({exc}); re-export it as wav or flac.") from exc
-    warn_if_damaged(source, samples.shape[1] / SAMPLE_RATE, declared, bad_packets)
+    warn_if_damaged(source, samples.shape[1] / SAMPLE_RATE, declared_file_seconds(path, declared), bad_packets)
     if samples.shape[1] == 0:
         raise AudioInputError(f"{source} contains no audio samples"
                               f"{' (every packet was corrupt)' if bad_packets else ''}; export the audio again.")
@@ -264,6 +264,14 @@ def warn_if_damaged(source: str, decoded: float, declared: Optional[float], bad_
     message = damaged_audio_message(source, decoded, declared, bad_packets)
     if message:
         logger.warning("%s", message)
+
+
+def declared_file_seconds(path, declared: Optional[float]) -> Optional[float]:
+    """What the file declares: FFmpeg's length, or a wav header's when that says more (a cut wav)."""
+    from .wav_header import declared_wav_seconds
+
+    riff = declared_wav_seconds(path)
+    return riff if riff is not None and (declared is None or riff > declared) else declared
 
 
 def declared_seconds(container, stream) -> Optional[float]:

@@ -15,7 +15,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .decode import AudioInputError, AudioTooLongError, damaged_audio_message, declared_seconds, open_audio
+from .decode import (
+    AudioInputError,
+    AudioTooLongError,
+    damaged_audio_message,
+    declared_file_seconds,
+    declared_seconds,
+    open_audio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ def decode_native(path, start: float = 0.0, duration: float = 0.0, *, max_second
         except av.error.FFmpegError as exc:
             raise AudioInputError(f"{source} could not be decoded ({exc}); re-export it as wav or flac.") from exc
         if last is None and rate:          # decoded to the end: did the file hold what it declares?
-            message = damaged_audio_message(source, pos / rate, declared, 0)
+            message = damaged_audio_message(source, pos / rate, declared_file_seconds(path, declared), 0)
             if message:
                 logger.warning("%s", message)
                 if on_warning is not None:
