@@ -112,7 +112,8 @@ def test_progress_can_cancel_and_on_clip_streams(tiny_pipeline):
 @pytest.mark.parametrize("nth, clips_out", [(2, 0), (5, 1)])
 def test_a_cancel_at_a_clip_boundary_stops_inside_the_vae_decode_and_the_next_set_up(tiny_pipeline, nth, clips_out):
     """One step per clip, two clips: after clip 1's step the count stays 1 through its VAE decode (3 calls
-    between its 4 pieces) and clip 2's set-up (3 calls). A cancel at the 2nd of those is answered inside the
+    between its 4 pieces) and clip 2's set-up (3 between the 4 pieces of the past-frame encode, then after
+    the encode, the reference net and the memory). A cancel at the 2nd of those is answered inside the
     decode (no clip out), at the 5th inside the next set-up (clip 1 out), never after another step."""
     inputs = random_inputs(32, seed=5)
     calls, clips = [], []

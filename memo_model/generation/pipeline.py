@@ -135,7 +135,7 @@ class MemoPipeline:
             raise ValueError("frames_per_clip and past_frames must be >= 1")
 
     def _encode_stack(self, reference: torch.Tensor, past: torch.Tensor, from_reference: bool,
-                      cache: dict) -> torch.Tensor:
+                      cache: dict, between: Callable[[], None] | None = None) -> torch.Tensor:
         """Latents of [reference, past frames] for the reference net.
 
         The official pipeline encodes all 1 + P frames of every clip one by one; the reference
@@ -150,7 +150,7 @@ class MemoPipeline:
             cache[key] = self._encode(reference).to(self.device, self.dtype)
         ref_latent = cache[key]
         past_latents = ref_latent.expand(len(past), -1, -1, -1) if from_reference else \
-            self._encode(past).to(self.device, self.dtype)
+            self._encode(past, between).to(self.device, self.dtype)
         return torch.cat([ref_latent, past_latents])
 
     def _decode(self, latents: torch.Tensor, between: Callable[[], None] | None = None) -> torch.Tensor:
@@ -164,9 +164,14 @@ class MemoPipeline:
             parts.append(self.vae.decode(part).float().cpu())
         return torch.cat(parts)
 
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _encode(self, pixels: torch.Tensor, between: Callable[[], None] | None = None) -> torch.Tensor:
         step = self.memory.vae_chunk
-        return torch.cat([self.vae.encode(part) for part in pixels.split(step)])
+        parts = []
+        for i, part in enumerate(pixels.split(step)):
+            if i and between is not None:
+                between()
+            parts.append(self.vae.encode(part))
+        return torch.cat(parts)
 
     @torch.no_grad()
     def generate(self, reference: torch.Tensor, face_embedding: torch.Tensor, audio_features: torch.Tensor,
@@ -238,7 +243,7 @@ class MemoPipeline:
             noise = torch.randn((1, 4, frames_per_clip, *latent_size), generator=generator, dtype=dtype)
             past = history[-past_frames:] if clip_index else history
             ref_latents = self._encode_stack(reference, past, from_reference=clip_index == 0,
-                                             cache=latent_cache)
+                                             cache=latent_cache, between=interruption_point)
             interruption_point()
             features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens, run)
             del ref_latents
