@@ -8,7 +8,8 @@ and the outcome it must get:
 
 * ``Rejected(node, widget, words)``: HTTP 400 when queued, before any node runs; ``node_errors`` holds
   exactly one error for that node, naming the widget (``extra_info.input_name``);
-* ``Failed(node, words)``: the prompt runs and stops at that node with an ``execution_error`` whose
+* ``Failed(node, words)``: the prompt runs and stops at that node ("A|B": either, when ComfyUI may run
+  them in either order) with an ``execution_error`` whose
   message has the words (a MEMO node: a builtin exception type, no server path in the message);
 * ``Warned(node, words)``: it succeeds, and the node's text (``ui.text``, what the canvas and the
   prompt's history show) has the warning;
@@ -171,7 +172,7 @@ CASES = [
          Failed("MemoLoadAudio", "the file is 60.0 min long, above the 30 min limit"), upload="hour.flac"),
     Case("one-hour-flac-a-part", "memo_basic", (("8", "audio", "@upload"), ("8", "start", 1800.0),
                                                 ("8", "duration", 2.0)),
-         Failed("MemoAudioEncode", "is silent"), upload="hour.flac"),          # loaded: 2 s, of silence
+         Failed("MemoAudioEncode|MemoDetectEmotion", "is silent"), upload="hour.flac"),   # loaded: 2 s of silence
     Case("audio-not-audio", "memo_basic", (("8", "audio", "@upload"),),
          Failed("MemoLoadAudio", "could not be opened as audio"), upload="text.wav"),
     Case("audio-empty", "memo_basic", (("8", "audio", "@upload"),), Failed("MemoLoadAudio", "is empty (0 bytes)"),
@@ -192,7 +193,7 @@ CASES = [
          Warned("MemoSampler", "past_frames 2: MEMO was trained with 16")),
     # tampered state and resume files (written back through /upload/image?type=output)
     Case("state-frames-done-0-at-clip-1", "memo_long_chunks", (("17", "file_name", "memo/tampered"),),
-         Failed("MemoryStateCarry", "not a valid MEMO state (memo/tampered.safetensors): frames_done is 0"),
+         Failed("MemoryStateCarry", "not a valid MEMO state (output/memo/tampered.safetensors): frames_done is 0"),
          prepare="state:frames_done_0"),
     Case("state-metadata-a-list", "memo_long_chunks", (("17", "file_name", "memo/tampered"),),
          Failed("MemoryStateCarry", "its metadata is a JSON list"), prepare="state:metadata_list"),
@@ -436,13 +437,17 @@ def prepare(ctx: Ctx, step: str, prompt: dict) -> dict:
             data["state"] = "../../../elsewhere/state-00001.safetensors"
         upload_output(ctx, json.dumps(data).encode(), "manifest.json", manifest.parent.relative_to(
             ctx.root / "output").as_posix())
-        return {"reference": ctx.root / "output" / f"{prefix}_ref_00001_.mp4", "target": target}
+        return {"reference": ctx.root / "output" / f"{prefix}_ref_00001_.mp4", "target": target,
+                "sent": [str(planted / "clip-00001.safetensors")]}
     raise KeyError(step)
 
 
 # --------------------------------------------------------------------------- the table
 
-def _clean(text: str, ctx: Ctx) -> None:
+def _clean(text: str, ctx: Ctx, sent=()) -> None:
+    """No server folder in `text`, except inside names the client itself sent (a planted path, echoed)."""
+    for name in sent:
+        text = text.replace(name, "<sent>")
     assert str(ctx.root) not in text, f"a server path reaches the client: {text[:500]}"
 
 
@@ -479,7 +484,7 @@ def test_hostile_case(ctx, case):
     elif isinstance(expect, Failed):
         assert status == "error", (status, body)
         error = _events(body)["execution_error"]
-        assert error["node_type"] == expect.node, error
+        assert error["node_type"] in expect.node.split("|"), error
         assert expect.words in error["exception_message"], error["exception_message"]
         if expect.node.startswith("Memo"):
             assert "." not in error["exception_type"], error["exception_type"]        # ValueError, not a path
@@ -491,7 +496,7 @@ def test_hostile_case(ctx, case):
             nid = next(n for n, v in prompt.items() if v["class_type"] == expect.node)
             text = "\n".join(body["outputs"].get(nid, {}).get("text", []))
             assert expect.words in text, body["outputs"].get(nid)
-            _clean(text, ctx)
+            _clean(text, ctx, extra.get("sent", ()))
             FIGURES["cases"][case.id]["says"] = text[:200]
         if "reference" in extra:              # a planted checkpoint: refused, a fresh render, no outside frames
             assert extra["target"].read_bytes() == extra["reference"].read_bytes()
@@ -620,7 +625,7 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_soak_30_prompts_with_failures_leaves_only_results(ctx):
-    """33 prompts back to back: renders, continued chunks, long audio (features on disk), cancels and
+    """33 prompts back to back: renders, continued chunks, long audio (features on disk), a cancel and
     failures. The temp folder ends empty of MEMO's files, the output folder holds the results only, and the
     server's RSS, open files and threads end where they were after the first round."""
     api = ctx.api
@@ -669,8 +674,10 @@ def test_soak_30_prompts_with_failures_leaves_only_results(ctx):
             return "interrupted", "interrupted"
         raise KeyError(kind)
 
-    rounds = ["basic", "long-audio", "stream", "chunks", "no-face", "bad-prefix", "bad-audio", "cancel", "basic",
-              "long-audio", "stream"]
+    # each round ends with a short prompt, which replaces the long audio in ComfyUI's cache (its features
+    # file goes with it), so the rounds end in the same state
+    rounds = ["basic", "long-audio", "stream", "chunks", "no-face", "bad-prefix", "bad-audio", "cancel", "long-audio",
+              "stream", "basic"]
     seen = []
     marks = {}
     for r in range(3):
@@ -679,11 +686,8 @@ def test_soak_30_prompts_with_failures_leaves_only_results(ctx):
             seen.append((kind, got))
             assert got == wanted, (kind, got)
         marks[r] = _proc(ctx.pid)
-    # a last short prompt replaces the long audio in ComfyUI's cache: its features file goes with it
-    got, _ = run("basic", 999)
-    assert got == "success"
-    marks["end"] = _proc(ctx.pid)
-    FIGURES["soak"] = {"prompts": len(seen) + 1, "after_round": marks,
+        marks[r]["temp_memo_files"] = len([n for n in _files(temp) if "memo" in n.lower()])
+    FIGURES["soak"] = {"prompts": len(seen), "after_round": marks,
                        "temp_files": _files(temp), "output_files": len(_files(out))}
     memo_temp = [n for n in _files(temp) if "memo" in n.lower()]
     assert memo_temp == [], memo_temp
@@ -692,6 +696,6 @@ def test_soak_30_prompts_with_failures_leaves_only_results(ctx):
         (".tmp", ".partial", ".partial.mp4"))]
     assert unexpected == [], unexpected
     assert sorted({Path(n).suffix for n in names if "." in Path(n).name}) == [".mp4", ".safetensors"], names
-    first, last = marks[0], marks["end"]
+    first, last = marks[0], marks[2]
     assert last["fds"] - first["fds"] <= 4 and last["threads"] - first["threads"] <= 2, marks
     assert last["rss_mb"] - first["rss_mb"] < 150, marks
