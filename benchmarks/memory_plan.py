@@ -6,7 +6,7 @@ resident, the motion-memory state, and FLOPs per stage and per output frame. Fro
 
     python -m benchmarks.memory_plan                                   # 512x512, bf16, all memory settings
     python -m benchmarks.memory_plan --size 768 --dtype fp16 --memory low --weights layer
-    python -m benchmarks.memory_plan --table                           # the README table (512 and 768)
+    python -m benchmarks.memory_plan --table                           # the table in docs/performance.md (512 and 768)
     python -m benchmarks.memory_plan --validate                        # plan vs real CPU run, 128x128 fp32
 
 --validate builds the full-size networks with random weights on the CPU (about 10.7 GB in fp32)

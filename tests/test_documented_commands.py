@@ -252,6 +252,14 @@ def marker_registered(command: str) -> None:
     assert re.search(rf"^\s*{marker}:", (REPO / "pytest.ini").read_text(), re.M), f"marker {marker!r} not registered"
 
 
+def the_printed_vae_command(command: str) -> None:
+    """The command is the one the pack prints for a missing VAE in ComfyUI/models (download_command)."""
+    from memo_model.apps.download import download_command, find_missing
+
+    (printed,) = download_command(find_missing(Path("ComfyUI") / "models", ["vae"]))
+    assert shlex.split(printed) == shlex.split(command), printed
+
+
 def names_existing_test(command: str) -> None:
     test = next(w for w in command.split() if w.startswith("tests/"))
     assert (REPO / test).is_file(), test
@@ -417,22 +425,35 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
     "pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install -r requirements.txt": Pip(),
     "python -m memo_model --tiny-demo --output demo.mp4": Run(check=mp4("demo.mp4")),
     "pip install torch": Pip(),
+    "python -m memo_model --help": Run(check=usage, fast=True),
+    "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu": Pip(),
     "python -m memo_model --image portrait.jpg --audio speech.wav --output talk.mp4 --download":
         Run(" --size 64 --steps 1", mp4("talk.mp4", frames=SPEECH_FRAMES)),
     "python3 -m venv .venv-test && . .venv-test/bin/activate": Run(" && command -v python", venv_active(".venv-test")),
     "pip install torch==2.13.0 -r requirements-test.txt && HF_HUB_OFFLINE=1 python -m pytest -q":
         Offline(f"{SUITE}; CI runs it", ci_runs_it),
     'python -m pytest -q -m "not slow"': Offline(f"the fast lane of {SUITE}", marker_registered),
-    "pip install -r requirements.txt": Pip(),
+    "$COMFYUI_PYTHON -m pip install -r requirements.txt": Pip(),
     "apt-get install chromium": Skip("a system package: root and the network"),
-    "$COMFYUI_PYTHON -m pip install playwright": Pip(),
+    "$COMFYUI_PYTHON -m pip install playwright requests": Pip(),
     "COMFYUI_DIR=~/ComfyUI COMFYUI_PYTHON=~/ComfyUI/venv/bin/python python -m pytest -q tests/comfyui":
         Skip(NEEDS_COMFYUI),
     "MEMO_BROWSER_SHOTS=shots/ COMFYUI_DIR=... COMFYUI_PYTHON=... python -m pytest -q tests/comfyui/test_browser.py -s":
         Skip(NEEDS_COMFYUI + ", and Chromium with Playwright"),
+    "COMFYUI_FRONTEND_ROOT=$PWD/fe-1.58.1/comfyui_frontend_package/static COMFYUI_DIR=~/ComfyUI "
+    "COMFYUI_PYTHON=~/ComfyUI/venv/bin/python python -m pytest -q tests/comfyui": Skip(NEEDS_COMFYUI),
+    "pip install --no-deps --target=fe-1.58.1 comfyui-frontend-package==1.58.1": Pip(),
+    "COMFYUI_DIR=~/ComfyUI COMFYUI_PYTHON=~/ComfyUI/venv/bin/python python tests/comfyui/make_thumbnails.py":
+        Skip(NEEDS_COMFYUI + ", and Chromium with Playwright; it rewrites the committed pictures"),
     "cd ComfyUI/custom_nodes": Skip("a ComfyUI installation's folder"),
-    "git clone <this repository> memo-talking-head": Skip("the address is a placeholder; cloning needs the network"),
-    "pip install -r memo-talking-head/requirements.txt": Pip(clone="memo-talking-head"),
+    "git clone https://github.com/memo-comfyui/memo-talking-head":
+        Skip("the network; tests/test_layout.py runs the suite from a folder of that name"),
+    "path/to/ComfyUI/venv/bin/python -m pip install -r memo-talking-head/requirements.txt":
+        Pip(clone="memo-talking-head"),
+    "git -C ComfyUI/custom_nodes/memo-talking-head pull": Skip("a clone inside a ComfyUI installation; the network"),
+    "comfy node install memo-talking-head": Skip("comfy-cli installs from the Comfy Registry: the network"),
+    "hf download stabilityai/sd-vae-ft-mse-original vae-ft-mse-840000-ema-pruned.safetensors "
+    "--local-dir ComfyUI/models/vae": Offline("the Hugging Face hub (network)", the_printed_vae_command),
     "hf download memoavatar/memo reference_net/config.json ... --local-dir ComfyUI/models/memo/memo":
         Skip("the Hugging Face hub (network); tests/test_download.py checks the commands the loaders print"),
     "python tests/comfyui/build_workflows.py":
@@ -447,15 +468,19 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
     "hf download": Skip("names the command the loaders print (network); tests/test_download.py checks them"),
     "python -m memo_model batch": Run(" --help", usage, fast=True),
     'pip install "ray[default]"': Pip(),
+    'pip install ".[batch]"': Pip(),
     "python -m memo_model batch jobs.jsonl --out results/ --models models --steps 20":
         Run(" --size 64 --steps 1", batch_done),
-    "ray start": Skip(NEEDS_CLUSTER),
     "ray start --head --port=6379": Skip(NEEDS_CLUSTER),
     "ray start --address=A:6379": Skip(NEEDS_CLUSTER),
     "python -m memo_model batch /shared/jobs.jsonl --out /shared/results --models /models --address auto":
         Skip(NEEDS_CLUSTER),
     "ray job submit -- python -m memo_model batch ...": Skip(NEEDS_CLUSTER),
     "pip install mediapipe": Pip(),
+    "pip install insightface==2.1": Pip(),
+    "python -m memo_model --image two.png --face 0=anna.wav --face 1=ben.wav --output dialogue.mp4":
+        Run(" --size 64 --steps 1", mp4("dialogue.mp4", frames=SPEECH_FRAMES)),
+    "python -m memo_model --tiny-demo --faces 2 --output dialogue_demo.mp4": Run(check=mp4("dialogue_demo.mp4")),
     "python -m benchmarks.memory_plan --table": Run(" --smoke", plans(6)),
     "python -m benchmarks.memory_plan --size 640x384 --dtype fp16 --memory low --weights model":
         Run(" --smoke", plans(1)),
@@ -471,6 +496,8 @@ COMMANDS: dict[str, Run | Offline | Skip] = {
         Run(" --smoke", same_frames_as_official, official=True),
     "MEMO_OFFICIAL_DIR=../memo pytest tests/test_official_compare.py":
         Offline(f"{SUITE} (it runs when MEMO_OFFICIAL_DIR is set)", names_existing_test),
+    "COMFY_CLI=~/venv-cli/bin/comfy python -m pytest -q tests/test_registry.py":
+        Offline(f"{SUITE} (comfy-cli runs in it when COMFY_CLI is set)", names_existing_test),
     "python -m memo_model": Run(" --help", usage, fast=True),
     "comfy node pack": Skip("comfy-cli; tests/test_registry.py runs it with COMFY_CLI set"),
     "comfy node publish": Skip("publishes to the registry: the network and the publisher's token"),
@@ -552,7 +579,13 @@ def world(tmp_path_factory) -> Path:
     """Tiny random models where the docs put the real ones, and the pictures and voices they name."""
     from PIL import Image
 
-    from memo_model.apps.tiny_frontends import demo_voice, write_demo_portrait, write_demo_voice, write_tiny_models
+    from memo_model.apps.tiny_frontends import (
+        demo_voice,
+        write_demo_dialogue_picture,
+        write_demo_portrait,
+        write_demo_voice,
+        write_tiny_models,
+    )
     from memo_testing.audio_fakes import write_encoded
 
     root = tmp_path_factory.mktemp("documented")
@@ -567,6 +600,9 @@ def world(tmp_path_factory) -> Path:
     write_demo_voice(files / "talk.wav", seconds=SPEECH_SECONDS)
     write_demo_voice(files / "long.wav", seconds=LONG_SECONDS)
     write_encoded(files / "talk.mp3", demo_voice(SPEECH_SECONDS, 22050), 22050, "mp3")
+    write_demo_dialogue_picture(files / "two.png", faces=2)                  # the dialogue example
+    write_demo_voice(files / "anna.wav", seconds=SPEECH_SECONDS, voice=0)
+    write_demo_voice(files / "ben.wav", seconds=SPEECH_SECONDS, voice=1)
     (files / "jobs.jsonl").write_text(json.dumps({"image": "portrait.jpg", "audio": "speech.wav",
                                                   "output": "lesson01.mp4"}) + "\n")
     shims = root / "bin"                              # `python`, `python3`, `pytest` = this interpreter

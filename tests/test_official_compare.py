@@ -3,7 +3,7 @@
 Runs when MEMO_OFFICIAL_DIR is a checkout of github.com/memoavatar/memo and MEMO_OFFICIAL_PYTHON (default:
 this interpreter) can import it (diffusers, einops; no xformers needed). Tiny random weights, drawn
 per parameter name so both implementations get the same ones; the full-width comparison is
-`python -m benchmarks.official_compare` (see README, "GPU memory at the released size").
+`python -m benchmarks.official_compare` (see docs/performance.md, "Against the official code").
 """
 from __future__ import annotations
 
