@@ -4,11 +4,14 @@ Declarations only; the work is nodes/ops_audio.py over the library's voice stage
 from __future__ import annotations
 
 from ..memo_model import job
-from . import host, sockets
+from . import checks, host, sockets, widgets
+from .client_errors import for_clients
 from .host.node_api import io
 from .ops_audio import (
+    MAX_AUDIO_TIME,
     audio_file_identity,
     check_audio_file,
+    check_override,
     detect_emotion_track,
     encode_audio,
     load_audio_file,
@@ -33,10 +36,10 @@ class MemoLoadAudio(io.ComfyNode):
             category=CATEGORY,
             description="Loads any audio file (PyAV decoder, no ffmpeg binary needed), optionally a time range.",
             inputs=[
-                io.Float.Input("start", default=0.0, min=0.0, max=86400.0, step=0.01,
-                               tooltip="Skip this many seconds at the beginning."),
-                io.Float.Input("duration", default=0.0, min=0.0, max=86400.0, step=0.01,
-                               tooltip="Seconds to keep after start; 0 = until the end."),
+                widgets.Float("start", default=0.0, min=0.0, max=MAX_AUDIO_TIME, step=0.01,
+                              tooltip="Skip this many seconds at the beginning."),
+                widgets.Float("duration", default=0.0, min=0.0, max=MAX_AUDIO_TIME, step=0.01,
+                              tooltip="Seconds to keep after start; 0 = until the end."),
                 io.Combo.Input("audio", options=host.list_input_files(("audio", "video")),
                                tooltip="Audio or video file in ComfyUI's input folder (upload with the button). Any "
                                        "format FFmpeg reads: wav, flac, mp3, m4a/aac, ogg, opus, mp4 soundtracks."),
@@ -46,16 +49,19 @@ class MemoLoadAudio(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, start=0.0, duration=0.0, audio="") -> io.NodeOutput:
-        return io.NodeOutput(load_audio_file(audio, start, duration))
+        warnings = []
+        return io.NodeOutput(load_audio_file(audio, start, duration, warnings), ui=checks.warning_ui(warnings))
 
     @classmethod
     def fingerprint_inputs(cls, start=0.0, duration=0.0, audio=""):
         return audio_file_identity(audio, start, duration)
 
     @classmethod
-    def validate_inputs(cls, audio):
+    def validate_inputs(cls, audio=None):
         # only `audio` is named here, so ComfyUI still checks start/duration against their min/max
+        # (NaN included, see widgets) and reports a problem with the file once
         return check_audio_file(audio)
 
 
@@ -93,6 +99,7 @@ class MemoAudioEncode(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, wav2vec, audio, fps=job.DEFAULT_FPS, vocal_separation=True,
                 frames_per_clip=job.DEFAULT_FRAMES_PER_CLIP, separator=None) -> io.NodeOutput:
         settings = job.AudioSettings(fps=fps, frames_per_clip=frames_per_clip, vocal_separation=vocal_separation)
@@ -131,5 +138,10 @@ class MemoDetectEmotion(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, audio, emotion_model=None, override="") -> io.NodeOutput:
         return io.NodeOutput(*detect_emotion_track(audio, emotion_model, override))
+
+    @classmethod
+    def validate_inputs(cls, override=None):
+        return check_override(override)

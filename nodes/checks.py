@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import host
+
 logger = logging.getLogger("memo.nodes")
 
 
@@ -23,6 +25,15 @@ def warn(messages) -> list[str]:
     return list(messages)
 
 
+def warning_ui(lines, **ui) -> "dict | None":
+    """A node's `ui` with its notes as text, one line each ("warning: ..." for warnings): the canvas shows
+    it and ComfyUI keeps it in the prompt's history for API clients. Written in the users' folder names;
+    None when there is nothing to show."""
+    if lines:
+        ui = dict(ui, text=[host.public_text(line) for line in lines])
+    return ui or None
+
+
 def settings_warnings(**settings) -> list[str]:
     """Warnings for sampling settings far from the trained ones (logged); problems raise."""
     from ..memo_model.checks.preflight import PreflightError, check_settings
@@ -33,16 +44,31 @@ def settings_warnings(**settings) -> list[str]:
     return warn(report.warnings)
 
 
-def check_paste_back_size(frame_wh, name: str = "paste_back") -> None:
-    """A pasted-back picture must fit H.264's largest level (and the encoder's memory)."""
-    from ..memo_model.checks.preflight import MAX_PASTE_BACK_PIXELS, PreflightError
+def check_paste_back_size(frame_wh, name: str = "paste_back", switch: str = "paste_back") -> None:
+    """A pasted-back picture must fit H.264's largest level (and the encoder's memory): the command
+    line's limit and wording (memo_model.checks.preflight.paste_back_problem), checked before any work."""
+    from ..memo_model.checks.preflight import PreflightError, paste_back_problem
 
     w, h = (int(v) for v in frame_wh)
-    if w * h > MAX_PASTE_BACK_PIXELS:
-        message = (f"{name}: the picture is {w}x{h} ({w * h / 1e6:.1f} MP), above the "
-                   f"{MAX_PASTE_BACK_PIXELS / 1e6:.1f} MP limit of H.264's largest level; switch "
-                   f"{name} off or downscale the picture before MemoFacePrep")
-        raise PreflightError([message])
+    problem = paste_back_problem(w, h, name=name, what="the picture ", switch=switch)
+    if problem:
+        raise PreflightError([problem])
+
+
+def check_frames_fit(num_frames: int, frame_wh, *, name: str, advice: str) -> None:
+    """Refuse before the work when `num_frames` float32 frames of `frame_wh` (an IMAGE output) would not
+    fit in the memory the host has available (ComfyUI's own measure; a fifth is left for the rest)."""
+    from ..memo_model.checks.preflight import PreflightError
+
+    w, h = (int(v) for v in frame_wh)
+    need = int(num_frames) * w * h * 3 * 4
+    available = host.free_memory()
+    if available is not None and need > 0.8 * available:
+        per_frame = w * h * 12
+        fit = max(0, int(0.8 * available) // per_frame)
+        raise PreflightError([f"{name}: {num_frames} frames at {w}x{h} take {need / 2**30:.1f} GiB as an IMAGE "
+                              f"(float32), more than the {available / 2**30:.1f} GiB of memory available now "
+                              f"(about {fit} frames fit); {advice}"])
 
 
 def check_video_output(path: Path, *, num_frames: int, fps: float, frame_wh, resume: bool = False) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import host, sockets
 from . import model_locations as locations
+from .client_errors import for_clients
 from .host.node_api import io
 from .ops_loaders import (
     MEMORY_MODES,
@@ -79,6 +80,7 @@ class MemoModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, checkpoint, precision, download_missing=False, weights="default", memory="default",
                 compile=False) -> io.NodeOutput:
         return io.NodeOutput(*load_memo_models(checkpoint, precision, download_missing, weights, memory, compile))
@@ -106,6 +108,7 @@ class MemoAudioModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, wav2vec, precision, download_missing=False) -> io.NodeOutput:
         return io.NodeOutput(*load_wav2vec(wav2vec, precision, download_missing))
 
@@ -133,6 +136,7 @@ class MemoEmotionModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, emotion2vec, classifier, precision, download_missing=False) -> io.NodeOutput:
         return io.NodeOutput(*load_emotion_model(emotion2vec, classifier, precision, download_missing))
 
@@ -159,6 +163,7 @@ class MemoVocalSeparatorLoader(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, checkpoint, download_missing=False) -> io.NodeOutput:
         return io.NodeOutput(*load_vocal_separator(checkpoint, download_missing))
 
@@ -185,5 +190,6 @@ class MemoFaceModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, checkpoint, download_missing=False) -> io.NodeOutput:
         return io.NodeOutput(*load_face_model(checkpoint, download_missing))

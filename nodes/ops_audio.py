@@ -2,37 +2,60 @@
 features (MEMO_AUDIO) and emotion (MEMO_EMOTION), and the AUDIO helpers other nodes share."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..memo_model.identity import digest, file_contents
-from ..memo_model.job import AudioSettings, JobError
-from . import host
+from ..memo_model.job import DEFAULT_MAX_AUDIO_SECONDS, AudioSettings, JobError
+from . import feature_files, host
 from .values import MemoAudio
 
 # Longer audio keeps its wav2vec features in the temp folder, read clip by clip while sampling
 # (memo_model.audio.feature_file; bit for bit the in-memory values).
 FEATURES_ON_DISK_SECONDS = 60.0
+MAX_AUDIO_TIME = 86400.0          # MEMO Load Audio's start / duration widgets: seconds, at most a day
 OVERRIDE_NOTE = ("note: the emotion override is experimental; MEMO's public weights follow it weakly "
                  "(memoavatar/memo#32). A reference picture that already shows the emotion works better.")
 
 
-def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio") -> dict:
+def decode_audio_file(path: Path, start: float = 0.0, duration: float = 0.0, input_name: str = "audio",
+                      warnings: "list | None" = None) -> dict:
     """Any audio/video file -> core AUDIO {"waveform": [1, C, N] float32, "sample_rate": int} at the
-    file's own rate and channels; `duration` 0 = to the end."""
+    file's own rate and channels; `duration` 0 = to the end. A part longer than MEMO's limit
+    (job.DEFAULT_MAX_AUDIO_SECONDS) is refused before it is decoded; what the command line warns
+    about (a damaged file) is appended to `warnings` ("warning: ..." lines)."""
     import torch
 
     from ..memo_model.audio.native import decode_native
 
     try:
-        wave, rate = decode_native(path, float(start), float(duration))
+        wave, rate = decode_native(path, float(start), float(duration), max_seconds=DEFAULT_MAX_AUDIO_SECONDS,
+                                   on_warning=None if warnings is None else lambda m: warnings.append(f"warning: {m}"))
     except ValueError as exc:
         raise ValueError(f"{input_name}: {exc}") from None
     return {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
 
 
-def load_audio_file(name: str, start: float = 0.0, duration: float = 0.0) -> dict:
+def load_audio_file(name: str, start: float = 0.0, duration: float = 0.0, warnings: "list | None" = None) -> dict:
     """MEMO Load Audio: a file of the input folder (upload combo name) as core AUDIO."""
-    return decode_audio_file(host.resolve_input_file(name), float(start), float(duration), input_name="audio")
+    problems = _seconds_problems(start=start, duration=duration)
+    if problems:
+        raise ValueError("; ".join(problems))
+    problem = check_audio_file(name)
+    if problem is not True:
+        raise ValueError(problem)
+    return decode_audio_file(host.resolve_input_file(name), float(start), float(duration), input_name="audio",
+                             warnings=warnings)
+
+
+def _seconds_problems(**values) -> list[str]:
+    """start / duration: finite seconds within the widgets' range (linked values arrive unchecked)."""
+    out = []
+    for key, value in values.items():
+        x = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+        if not (math.isfinite(x) and 0.0 <= x <= MAX_AUDIO_TIME):
+            out.append(f"{key} {value!r}: must be a number of seconds between 0 and {MAX_AUDIO_TIME:g}")
+    return out
 
 
 def audio_file_identity(name: str, start: float = 0.0, duration: float = 0.0) -> str:
@@ -44,15 +67,24 @@ def audio_file_identity(name: str, start: float = 0.0, duration: float = 0.0) ->
 
 
 def check_audio_file(name) -> "bool | str":
-    """True, or what is wrong with the picked file name (None: linked, checked when the node runs)."""
+    """True, or what is wrong with the picked file name (None: linked, checked when the node runs):
+    a name inside the input folder, short enough for the file system, of a file that exists."""
+    from ..memo_model.checks.paths import user_name_problem
+
     if name is None:
         return True
+    if not isinstance(name, str) or not name:
+        return "audio: no file picked; upload one (or pick it in the list)"
+    base_name, folder = host.split_input_name(name)
+    problem = user_name_problem(base_name, folder, what="audio")
+    if problem:
+        return problem
     try:
-        path = host.resolve_input_file(name)
-    except ValueError as exc:
+        found = host.resolve_input_file(name).is_file()
+    except (ValueError, OSError) as exc:
         return f"audio: {exc}"
-    if not path.is_file():
-        return f"audio: file '{name}' not found in the input folder"
+    if not found:
+        return f"audio: file {name!r} not found in the {host.display_path(folder)} folder; upload it first"
     return True
 
 
@@ -113,17 +145,37 @@ def encode_audio(wav2vec, audio, settings: AudioSettings, separator=None) -> tup
                          separator.fingerprint if separator is not None else None)
     to_file = None
     if a16.duration > FEATURES_ON_DISK_SECONDS:      # 10 min: 663 MB that need not stay in memory
-        to_file = host.temp_directory() / f"memo_features_{fingerprint}.safetensors"
-        to_file.parent.mkdir(parents=True, exist_ok=True)
-    progress = host.Progress(1)
-    wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
-    features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
-                            fps=fps, frames_per_clip=fpc, to_file=to_file)
+        to_file = feature_files.new_path(fingerprint)
+    try:
+        progress = host.Progress(1)
+        wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
+        features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
+                                fps=fps, frames_per_clip=fpc, to_file=to_file)
+        memo_audio = MemoAudio(features=features, audio=audio, fps=fps, frames_per_clip=fpc,
+                               vocal_separation=separator is not None, num_samples_16k=a16.num_samples,
+                               fingerprint=fingerprint)
+    except BaseException:
+        if to_file is not None:
+            feature_files.discard(to_file)
+        raise
+    if to_file is not None:
+        feature_files.belongs_to(memo_audio, to_file)
     progress.update(1)
-    memo_audio = MemoAudio(features=features, audio=audio, fps=fps, frames_per_clip=fpc,
-                           vocal_separation=separator is not None, num_samples_16k=a16.num_samples,
-                           fingerprint=fingerprint)
     return memo_audio, int(features.audio_frames), float(a16.duration)
+
+
+def check_override(override) -> "bool | str":
+    """Before queueing: True, or what is wrong with the override's wording (None or empty: detected);
+    times against the audio's length are checked when the node runs."""
+    from ..memo_model.audio.emotion import parse_override
+
+    if override is None or not str(override).strip():
+        return True
+    try:
+        parse_override(str(override), float("inf"))
+    except ValueError as exc:
+        return f"override: {exc}"
+    return True
 
 
 def detect_emotion_track(audio, emotion_model=None, override: str = "") -> tuple:

@@ -14,7 +14,7 @@ from ..memo_model.identity import digest
 from ..memo_model.job import JobError, OutputSettings, SamplingSettings
 from . import checks, host
 from .ops_audio import trim_audio
-from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths, video_preview
+from .ops_video import next_video_path, prefix_problem, prepare_mux_audio, unfinished_video_paths, video_preview
 from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
@@ -71,10 +71,22 @@ def _valid(*parts) -> None:
         raise JobError(problems)
 
 
-def _warn(sampling: SamplingSettings, fps: int) -> None:
-    checks.settings_warnings(fps=fps, frames_per_clip=int(sampling.frames_per_clip),
-                             past_frames=int(sampling.past_frames),
-                             initial_past_frames=int(sampling.initial_past_frames), cfg=float(sampling.cfg))
+def _warn(sampling: SamplingSettings, fps: int, warnings: "list | None") -> None:
+    """Settings far from the trained ones: the command line's warnings (logged, and for the node's text)."""
+    found = checks.settings_warnings(fps=fps, frames_per_clip=int(sampling.frames_per_clip),
+                                     past_frames=int(sampling.past_frames),
+                                     initial_past_frames=int(sampling.initial_past_frames), cfg=float(sampling.cfg))
+    if warnings is not None:
+        warnings += [f"warning: {w}" for w in found]
+
+
+def _frames_to_make(audio, sampling: SamplingSettings, max_frames: int, state) -> int:
+    """Frames this sampler run returns (before it starts: for the memory check)."""
+    left = max(0, int(audio.num_frames) - int(getattr(state, "frames_done", 0) or 0))
+    if max_frames:
+        fpc = int(sampling.frames_per_clip)
+        left = min(left, -(-int(max_frames) // fpc) * fpc)
+    return left
 
 
 def _reference_preview(face):
@@ -82,13 +94,18 @@ def _reference_preview(face):
 
 
 def sample_video(memo_models, vae, face, audio, emotion, sampling: SamplingSettings, max_frames: int = 0,
-                 state=None) -> tuple:
-    """MEMO Sampler: -> (frames IMAGE, their AUDIO, fps, MEMO_STATE to continue from)."""
+                 state=None, warnings: "list | None" = None) -> tuple:
+    """MEMO Sampler: -> (frames IMAGE, their AUDIO, fps, MEMO_STATE to continue from). Refused before
+    any work when the frames would not fit in memory; warnings the command line gives too (settings
+    far from the trained ones) are appended to `warnings`."""
     from ..memo_model.generation.continuation import Identities, sample_frames
 
     _valid(sampling)
     fps = int(audio.fps)
-    _warn(sampling, fps)
+    _warn(sampling, fps, warnings)
+    checks.check_frames_fit(_frames_to_make(audio, sampling, max_frames, state), face.size, name="max_frames",
+                            advice="set max_frames to render the audio over several runs (with MEMO State Carry), "
+                                   "or use MEMO Render Video, which streams clip by clip into the mp4")
     fpc = int(sampling.frames_per_clip)
     features, labels = clip_inputs(audio, emotion, fpc)
     ids = Identities(audio=audio.fingerprint, face=face.fingerprint, weights=memo_models.fingerprint)
@@ -112,17 +129,29 @@ def sample_video(memo_models, vae, face, audio, emotion, sampling: SamplingSetti
 
 
 def render_video_file(memo_models, vae, face, audio, emotion, sampling: SamplingSettings, output: OutputSettings,
-                      filename_prefix: str) -> tuple[tuple, dict]:
+                      filename_prefix: str, warnings: "list | None" = None) -> tuple[tuple, dict]:
     """MEMO Render Video: the whole video into an mp4 in the output folder, clip by clip; with
     `output.resume` an interrupted render of the same job continues in the same file.
 
-    Returns the node's outputs (path, core VIDEO) and what the canvas shows (the video)."""
+    Returns the node's outputs (path, core VIDEO) and what the canvas shows (the video).
+    `warnings` receives what the command line warns about too (settings, an unusable checkpoint)
+    and the render's notes (resumed, checkpoints removed), in the users' folder names."""
+    from ..memo_model.output.checkpoint_lifetime import prune_checkpoints
     from ..memo_model.output.render import RenderInputs, RenderSettings, find_checkpoint, render_fingerprint
     from ..memo_model.output.render import render_video as render
 
+    notes = warnings if warnings is not None else []
+
+    def note(message: str, level=logging.INFO) -> None:
+        logger.log(level, "MEMO: %s", message)
+        notes.append(host.public_text(message))
+
+    problem = prefix_problem(filename_prefix)        # a linked prefix arrives unchecked: before any work
+    if problem:
+        raise ValueError(problem)
     _valid(sampling, output)
     fps = int(audio.fps)
-    _warn(sampling, fps)
+    _warn(sampling, fps, notes)
     fpc = int(sampling.frames_per_clip)
     features, labels = clip_inputs(audio, emotion, fpc)
     total = audio.num_frames
@@ -139,11 +168,12 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     identity = digest(audio.fingerprint, emotion.fingerprint, face.fingerprint)
 
     target = components = None
+    unfinished = unfinished_video_paths(filename_prefix)
     if output.resume:
         components = render_fingerprint(pipe, inputs, settings, paste, identity)
-        target = find_checkpoint(unfinished_video_paths(filename_prefix), components,
-                                 log=lambda msg: logger.warning("MEMO: %s", msg))
+        target = find_checkpoint(unfinished, components, log=lambda msg: note(f"warning: {msg}", logging.WARNING))
     path, subfolder, filename = target or next_video_path(filename_prefix)
+    prune_checkpoints(unfinished, keep=path, log=note)
     frame_wh = face.framing.image_size if paste is not None else face.size
     checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=frame_wh, resume=bool(output.resume))
 
@@ -159,9 +189,7 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     host.check_interrupt()
     result = render(pipe, inputs, path, settings=settings, paste_back=paste, resume=bool(output.resume),
                     inputs_fingerprint=identity, fingerprint=components, progress=progress, on_clip=on_clip,
-                    log=lambda msg: logger.info("MEMO: %s", msg))
-    if result.resumed_clips:
-        logger.info("MEMO: %s: resumed after %d of %d clips", filename, result.resumed_clips, result.num_clips)
+                    log=note)
     return (str(result.path), host.video_output(result.path)), video_preview(filename, subfolder, fps)
 
 

@@ -19,18 +19,42 @@ MODES = ["pass", "save", "load", "load or start"]
 SUFFIX = ".safetensors"
 
 
+# what a save adds to the file name: its temporary folder (".<name>.<8 hex>.partial", see
+# memo_model.partial_files) and, inside it, a temporary file of safetensors' own (a margin)
+NAME_ADDED = len("..01234567.partial") + 16
+
+
+def _state_name(file_name) -> str:
+    name = file_name.strip() if isinstance(file_name, str) else file_name
+    return name + SUFFIX if isinstance(name, str) and name and not name.endswith(SUFFIX) else name
+
+
+def state_name_problem(file_name):
+    """What is wrong with a state file name, or None (checked when the prompt is queued, in every
+    mode, and again when the node runs)."""
+    from ..memo_model.checks.paths import user_name_problem
+
+    if file_name is None or (isinstance(file_name, str) and not file_name.strip()):
+        return "file_name: empty; write a name such as 'memo/state' (a file in the output folder)"
+    if isinstance(file_name, str) and file_name.strip().replace("\\", "/").endswith("/"):
+        return f"file_name: {file_name.strip()!r} names a folder; add a file name, e.g. '{file_name.strip()}state'"
+    name = _state_name(file_name)
+    problem = user_name_problem(name, host.output_directory(), what="file_name", added=NAME_ADDED)
+    if problem:
+        return problem
+    try:
+        host.safe_join(host.output_directory(), name, what="file_name")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def state_path(file_name: str) -> Path:
     """Output-folder path of a state file name ("memo/long" -> <output>/memo/long.safetensors)."""
-    name = (file_name or "").strip()
-    if not name:
-        raise ValueError("file_name: empty; write a name such as 'memo/state'")
-    if not name.endswith(SUFFIX):
-        name += SUFFIX
-    out = host.output_directory()
-    path = host.safe_join(out, name, what="file_name")
-    if path.name.startswith("."):
-        raise ValueError(f"file_name: {file_name!r} is a hidden name; use a plain name such as 'memo/state'")
-    return path
+    problem = state_name_problem(file_name)
+    if problem:
+        raise ValueError(problem)
+    return host.safe_join(host.output_directory(), _state_name(file_name), what="file_name")
 
 
 def save_state(carried: CarriedState, path: Path) -> Path:
@@ -46,30 +70,26 @@ def load_state(path: Path) -> CarriedState:
     from ..memo_model.generation.state_checks import Invalid, InvalidState, check_run_info
 
     if not path.is_file():
-        raise FileNotFoundError(f"file_name: no MEMO state at {_relative(path)}; run once in 'save' mode first (or "
-                                "use 'load or start')")
+        raise FileNotFoundError(f"file_name: no MEMO state at {host.display_path(path)}; run once in 'save' mode "
+                                "first (or use 'load or start')")
     try:
         state, extra = MemoState.load_with_extra(path)
         info = check_run_info(extra, state.clip_index, state.settings)
     except (InvalidState, Invalid) as exc:
         what = exc.what if isinstance(exc, InvalidState) else str(exc)
-        raise ValueError(f"file_name: not a valid MEMO state ({_relative(path)}): {what}. Save the state again "
+        raise ValueError(f"file_name: not a valid MEMO state ({host.display_path(path)}): {what}. Save the state again "
                          "(MEMO State Carry, mode save) or pick another file.") from None
     return CarriedState(state=state, info=info)
 
 
-def check_state_widgets(mode, file_name) -> "bool | str":
-    """Before queueing: True, or what is wrong with the widgets (None: linked, checked when the node runs)."""
-    if mode is None or file_name is None:
+def check_state_widgets(file_name=None) -> "bool | str":
+    """Before queueing: True, or what is wrong with file_name (None: linked, checked when the node
+    runs). Only file_name: ComfyUI lists a failed check under every input the check takes, so one
+    problem is reported once; the mode is a dropdown that ComfyUI 0.8+ checks itself (and the node
+    when it runs)."""
+    if file_name is None:
         return True
-    if mode not in MODES:
-        return f"mode: {mode!r} is not one of {', '.join(MODES)}"
-    if mode != "pass":
-        try:
-            state_path(file_name)
-        except ValueError as exc:
-            return str(exc)
-    return True
+    return state_name_problem(file_name) or True
 
 
 def state_file_identity(mode, file_name) -> str:
@@ -115,5 +135,5 @@ def _relative(path: Path) -> str:
         return os.fspath(path)
 
 
-__all__ = ["MODES", "SUFFIX", "state_path", "save_state", "load_state", "check_state_widgets", "state_file_identity",
-           "carry_state"]
+__all__ = ["MODES", "SUFFIX", "NAME_ADDED", "state_name_problem", "state_path", "save_state", "load_state",
+           "check_state_widgets", "state_file_identity", "carry_state"]

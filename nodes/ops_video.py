@@ -12,17 +12,50 @@ from .checks import check_video_output
 WRITE_BATCH = 32
 
 
+# what the nodes append to a prefix's name part: the counter and suffix ("_00001_.mp4", a spare digit
+# for counters past 99999), the resume checkpoint's folder (".memo-resume") or the hidden partial file
+NAME_ADDED = len("_000001_.mp4.memo-resume")
+
+
+def _clean_prefix(filename_prefix) -> str:
+    return (filename_prefix or "").strip().replace("\\", "/") if isinstance(filename_prefix, str) else filename_prefix
+
+
+def prefix_problem(filename_prefix, what: str = "filename_prefix"):
+    """What is wrong with an output prefix, or None: checked when the prompt is queued (and again when
+    the node runs, for a linked value). Empty, control characters (a newline would end up in the
+    file name), absolute, '..', the output folder itself ('.', 'MEMO/'), hidden names, or a part too
+    long for the file system once the counter and suffixes are added."""
+    from ..memo_model.checks.paths import user_name_problem
+
+    prefix = _clean_prefix(filename_prefix)
+    if isinstance(prefix, str) and not prefix:
+        return f"{what}: empty; write a prefix such as 'MEMO/memo'"
+    if isinstance(prefix, str) and prefix.endswith("/"):
+        return f"{what}: {filename_prefix!r} names a folder; add a file name part, e.g. '{prefix}memo'"
+    problem = user_name_problem(prefix, host.output_directory(), what=what, added=NAME_ADDED)
+    if problem:
+        return problem
+    try:
+        host.safe_join(host.output_directory(), prefix, what=what)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _prefix_target(filename_prefix: str) -> tuple[Path, Path, str]:
     """(output folder, folder the prefix points into (created), file name part)."""
-    prefix = (filename_prefix or "").strip().replace("\\", "/")
-    if not prefix:
-        raise ValueError("filename_prefix: empty; write a prefix such as 'MEMO/memo'")
+    problem = prefix_problem(filename_prefix)
+    if problem:
+        raise ValueError(problem)
     out = host.output_directory()
-    full = host.safe_join(out, prefix, what="filename_prefix")
+    full = host.safe_join(out, _clean_prefix(filename_prefix), what="filename_prefix")
     folder, name = full.parent, full.name
-    if not name or name.startswith("."):
-        raise ValueError(f"filename_prefix: {filename_prefix!r} needs a file name part (e.g. 'MEMO/memo')")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"filename_prefix: {filename_prefix!r}: a part of its folder is a file in the output "
+                         "folder; choose another prefix") from None
     return out, folder, name
 
 
@@ -107,6 +140,9 @@ def combine_video(images, fps: float = 30.0, filename_prefix: str = "MEMO/memo",
     Returns the node's outputs (path, core VIDEO) and what the canvas shows (`video_preview`)."""
     from ..memo_model.output.video import Mp4Writer
 
+    problem = prefix_problem(filename_prefix)        # a linked prefix arrives unchecked
+    if problem:
+        raise ValueError(problem)
     if getattr(images, "dim", lambda: 0)() != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise ValueError(f"images: expected frames [T, H, W, 3] with T >= 1, got "
                          f"{tuple(getattr(images, 'shape', ()))}")
@@ -136,4 +172,5 @@ def video_preview(filename: str, subfolder: str, fps: float) -> dict:
     return {"images": [item], "animated": [True]}
 
 
-__all__ = ["next_video_path", "unfinished_video_paths", "prepare_mux_audio", "combine_video", "video_preview"]
+__all__ = ["NAME_ADDED", "prefix_problem", "next_video_path", "unfinished_video_paths", "prepare_mux_audio",
+           "combine_video", "video_preview"]

@@ -6,7 +6,8 @@ Declarations only; the work is nodes/ops_sampling.py over the library's frames r
 from __future__ import annotations
 
 from ..memo_model import job
-from . import sockets
+from . import checks, sockets, widgets
+from .client_errors import for_clients
 from .host.node_api import io
 from .ops_sampling import sample_video
 
@@ -24,8 +25,8 @@ def generation_inputs(seed_tooltip: str) -> list:
         sockets.MemoEmotion.Input("emotion", tooltip="Emotion track from MemoDetectEmotion (same audio)."),
         io.Int.Input("steps", default=job.DEFAULT_STEPS, min=1, max=200,
                      tooltip="Denoising steps per clip (official: 20)."),
-        io.Float.Input("cfg", default=job.DEFAULT_CFG, min=1.0, max=20.0, step=0.1, round=0.01,
-                       tooltip="Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."),
+        widgets.Float("cfg", default=job.DEFAULT_CFG, min=1.0, max=20.0, step=0.1, round=0.01,
+                      tooltip="Classifier-free guidance scale (official: 3.5; 1 = off, twice as fast)."),
         io.Int.Input("seed", default=job.DEFAULT_SEED, min=0, max=job.MAX_SEED, control_after_generate=True,
                      tooltip=seed_tooltip),
         io.Int.Input("frames_per_clip", default=job.DEFAULT_FRAMES_PER_CLIP, min=1, max=32,
@@ -83,8 +84,11 @@ class MemoSampler(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, memo_models, vae, face, audio, emotion, steps=job.DEFAULT_STEPS, cfg=job.DEFAULT_CFG,
                 seed=job.DEFAULT_SEED, frames_per_clip=job.DEFAULT_FRAMES_PER_CLIP, past_frames=job.DEFAULT_PAST_FRAMES,
                 max_frames=0, state=None, initial_past_frames=job.DEFAULT_INITIAL_PAST_FRAMES) -> io.NodeOutput:
         settings = sampling_settings(steps, cfg, seed, frames_per_clip, past_frames, initial_past_frames)
-        return io.NodeOutput(*sample_video(memo_models, vae, face, audio, emotion, settings, max_frames, state))
+        warnings = []
+        outputs = sample_video(memo_models, vae, face, audio, emotion, settings, max_frames, state, warnings)
+        return io.NodeOutput(*outputs, ui=checks.warning_ui(warnings))

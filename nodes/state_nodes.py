@@ -5,6 +5,7 @@ Declarations only; the work is nodes/ops_state.py."""
 from __future__ import annotations
 
 from . import sockets
+from .client_errors import for_clients
 from .host.node_api import io
 from .ops_state import MODES, carry_state, check_state_widgets, load_state, save_state, state_file_identity, state_path
 
@@ -44,13 +45,15 @@ class MemoStateCarry(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, mode, file_name, state=None) -> io.NodeOutput:
         outputs, ui = carry_state(mode, file_name, state)
         return io.NodeOutput(*outputs, ui=ui)
 
     @classmethod
-    def validate_inputs(cls, mode, file_name):
-        return check_state_widgets(mode, file_name)
+    def validate_inputs(cls, file_name=None):
+        # file_name only, in every mode: ComfyUI lists a failed check under every input named here
+        return check_state_widgets(file_name)
 
     @classmethod
     def fingerprint_inputs(cls, mode, file_name, state=None):

@@ -4,8 +4,10 @@ Declarations only; the work is nodes/ops_video.py."""
 from __future__ import annotations
 
 from ..memo_model.job import DEFAULT_CRF
+from . import widgets
+from .client_errors import for_clients
 from .host.node_api import io
-from .ops_video import combine_video
+from .ops_video import combine_video, prefix_problem
 
 CATEGORY = "MEMO"
 
@@ -40,8 +42,8 @@ class MemoVideoCombine(io.ComfyNode):
                         "audio, MEMO Render Video samples and encodes clip by clip instead (constant memory).",
             inputs=[
                 io.Image.Input("images", tooltip="Video frames [T, H, W, 3] (MemoSampler or MemoPasteBack)."),
-                io.Float.Input("fps", default=30.0, min=1.0, max=240.0, step=0.01,
-                               tooltip="Frames per second (connect MemoSampler's fps)."),
+                widgets.Float("fps", default=30.0, min=1.0, max=240.0, step=0.01,
+                              tooltip="Frames per second (connect MemoSampler's fps)."),
                 *mp4_inputs(),
                 io.Audio.Input("audio", optional=True,
                                tooltip="Soundtrack (MemoSampler's audio); cut to the video's length. Without it the "
@@ -52,6 +54,12 @@ class MemoVideoCombine(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, images, fps=30.0, filename_prefix="MEMO/memo", crf=DEFAULT_CRF, audio=None) -> io.NodeOutput:
         outputs, ui = combine_video(images, fps, filename_prefix, crf, audio)
         return io.NodeOutput(*outputs, ui=ui)
+
+    @classmethod
+    def validate_inputs(cls, filename_prefix=None):
+        # only the prefix: a problem is reported once (ComfyUI lists it under every input named here)
+        return True if filename_prefix is None else prefix_problem(filename_prefix) or True

@@ -350,6 +350,18 @@ def download(server: str, item: dict, out_dir: Path) -> Path:
     return target
 
 
+def node_notes(entry: dict) -> list[str]:
+    """What the MEMO nodes of a finished prompt said ("warning: ..." lines: a damaged audio file, a small
+    face, settings far from the trained ones, a checkpoint that could not be resumed), in node order."""
+    notes = []
+    for node_id in sorted(entry.get("outputs", {}), key=lambda k: (len(k), k)):
+        out = entry["outputs"][node_id]
+        if out.get("memo_state"):
+            continue                      # MEMO State Carry's text: printed as "state: ..." below
+        notes += [t for t in out.get("text", []) or [] if isinstance(t, str)]
+    return notes
+
+
 def memo_states(entry: dict) -> list[dict]:
     """MemoryStateCarry reports (frames_done, audio_frames, file, ...) of a finished prompt."""
     out = []
@@ -409,6 +421,8 @@ def main(argv=None) -> int:
             prompt_id, entry, files = run(args.server, prompt, args.out, args.timeout)
             for f in files:
                 print(f"saved {f}")
+            for note in node_notes(entry):
+                print(note)
             states = memo_states(entry)
             for s in states:
                 print(f"state: {s.get('frames_done')} of {s.get('audio_frames')} frames ({s.get('file')})")

@@ -226,6 +226,6 @@ def test_state_carry_does_not_follow_a_link_out_of_the_output_folder(tmp_path, m
     MemoState(past_frames=torch.zeros(1, 3, 8, 8), memory={}, rng_state=torch.Generator().get_state(),
               clip_index=1).save(elsewhere, extra={})
     (out / "memo" / "linked.safetensors").symlink_to(elsewhere)
-    assert "leaves the folder" in state_nodes.MemoStateCarry.validate_inputs("load", "memo/linked")
+    assert "leaves the folder" in state_nodes.MemoStateCarry.validate_inputs("memo/linked")
     with pytest.raises(ValueError, match="file_name 'memo/linked.safetensors' leaves the folder"):
         state_nodes.MemoStateCarry.execute("load", "memo/linked")

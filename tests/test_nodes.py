@@ -2,8 +2,11 @@
 weights: node definitions, loaders -> mp4, chunked rendering through MemoryStateCarry, errors."""
 from __future__ import annotations
 
+import dataclasses
+import gc
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -419,9 +422,12 @@ def test_chunked_render_through_state_file_equals_one_run(pack):
 
 def test_state_file_names_and_foreign_files_are_refused(pack):
     carry = M["MemoryStateCarry"]
-    for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", ""):
-        assert carry.validate_inputs("save", bad) is not True, bad
-    assert carry.validate_inputs("save", "memo/ok") is True
+    for bad in ("../escape", "/etc/passwd", "memo/../../x", ".hidden", "", "  ", "a\nb", "x" * 300):
+        problem = carry.validate_inputs(bad)
+        assert problem is not True and problem.startswith("file_name: "), bad
+        assert str(pack.output) not in problem, problem                 # no server path in what clients see
+    assert carry.validate_inputs("memo/ok") is True and carry.validate_inputs(None) is True     # None: linked
+    assert carry.validate_inputs() is True       # a prompt without file_name: ComfyUI reports it missing, once
     out = pack.output / "memo"
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"x": torch.zeros(2)}, out / "pickled.safetensors")          # a pickle posing as safetensors
@@ -527,7 +533,8 @@ def test_streaming_render_resumes_after_interrupt(pack):
     finally:
         STANDIN.set_progress_hook(None)
     assert path == unfinished and not resume_dir_for(path).exists()
-    assert updates == [STEPS + 1 + i for i in range(STEPS)]                 # only the second clip was generated
+    # the bar starts at the clip resumed from; only the second clip was generated
+    assert updates == [STEPS] + [STEPS + 1 + i for i in range(STEPS)]
     assert path.read_bytes() == reference.read_bytes()
     assert other.read_bytes() != reference.read_bytes()
 
@@ -611,7 +618,9 @@ def test_missing_models_error_lists_files_and_command(pack, tmp_path):
     assert text.startswith("checkpoint: ")
     for net in ("reference_net", "diffusion_net", "image_proj", "audio_proj"):
         assert f"{net}/diffusion_pytorch_model.safetensors" in text
-    assert "hf download memoavatar/memo" in text and str(Path(host.model_roots("memo")[0]) / "memo-fp16") in text
+    # the folder as ComfyUI's users name it, never the server's own path
+    assert "hf download memoavatar/memo" in text and "models/memo/memo-fp16" in text
+    assert str(host.model_roots("memo")[0]) not in text
     assert "download_missing" in text
 
 
@@ -694,15 +703,16 @@ def test_loaders_name_truncated_model_files(pack):
     try:
         with pytest.raises(ValueError, match=r"^wav2vec: model file .*model\.safetensors is truncated") as err:
             M["MemoAudioModelLoader"].execute("w2v_cut", "fp32", False)
-        assert str(w2v) in str(err.value) and "download_missing" in str(err.value)
+        assert "models/memo/w2v_cut/model.safetensors" in str(err.value) and "download_missing" in str(err.value)
+        assert str(w2v) not in str(err.value) and type(err.value) is ValueError
     finally:
         shutil.rmtree(root / "w2v_cut")
-    scrfd = _copy_damaged(pack.ckpt / "misc", root / "face_cut" / "misc",
+    _copy_damaged(pack.ckpt / "misc", root / "face_cut" / "misc",
                           "face_analysis/models/scrfd_10g_bnkps.onnx", lambda n: n // 2)
     try:
         with pytest.raises(ValueError, match=r"^checkpoint: model file .*scrfd_10g_bnkps\.onnx is truncated") as err:
             M["MemoFaceModelLoader"].execute("face_cut", False)
-        assert str(scrfd) in str(err.value)
+        assert "models/memo/face_cut/misc/face_analysis/models/scrfd_10g_bnkps.onnx" in str(err.value)
     finally:
         shutil.rmtree(root / "face_cut")
 
@@ -723,7 +733,7 @@ def test_render_video_checks_output_and_picture_size_before_sampling(pack, monke
     monkeypatch.setattr("memo_pack.memo_model.output.render.render_video", lambda *a, **k: calls.append(1))
     huge = dataclasses.replace(pack.face.framing, image_size=(9000, 9000), image=None)
     face = dataclasses.replace(pack.face, framing=huge)
-    with pytest.raises(ValueError, match=r"^paste_back: the picture is 9000x9000 \(81\.0 MP\), above the 35\.7 MP"):
+    with pytest.raises(ValueError, match=r"^paste_back: the picture 9000x9000 \(81\.0 MP\) is above the 35\.7 MP"):
         with torch.inference_mode():
             M["MemoRenderVideo"].execute(pack.models, pack.vae, face, pack.memo_audio, pack.emotion, steps=STEPS,
                                           frames_per_clip=FPC, past_frames=FPC, filename_prefix="MEMO/pre")
@@ -785,3 +795,181 @@ def test_video_combine_checks_the_output_folder_first(pack, monkeypatch):
     with pytest.raises(ValueError, match=r"^filename_prefix .*combine_ro.*cannot write in folder"):
         M["MemoVideoCombine"].execute(torch.rand(4, 32, 32, 3), 30.0, "MEMO/combine_ro", 18, None)
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else []) == before
+
+
+# --------------------------------------------------------------------------- issue 19: limits, warnings, leftovers
+# Bounded memory on every node route, refused before the work with the command line's limits and words;
+# warnings as the node's text (what an API client and the canvas see); the feature files of long audio
+# gone with the value that holds them; a cancel answered inside a clip boundary.
+
+def _huge(face, size=(9000, 9000)):
+    return dataclasses.replace(face, framing=dataclasses.replace(face.framing, image_size=size, image=None))
+
+
+# --------------------------------------------------------------------------- memory
+
+def test_paste_back_refuses_a_huge_picture_before_any_work(pack):
+    frames = torch.rand(2, SIZE, SIZE, 3)
+    with pytest.raises(ValueError) as err:
+        M["MemoPasteBack"].execute(frames, _huge(pack.face), 0.1)
+    assert type(err.value) is ValueError
+    assert str(err.value) == ("face: the picture 9000x9000 (81.0 MP) is above the 35.7 MP limit for MEMO Paste Back "
+                              "videos (H.264's largest level); downscale the picture to at most 36 MP or drop MEMO "
+                              "Paste Back")
+
+
+def test_paste_back_refuses_frames_that_do_not_fit_in_memory(pack, monkeypatch):
+    w, h = pack.face.framing.image_size
+    frames = torch.rand(4, SIZE, SIZE, 3)
+    monkeypatch.setenv("MEMO_FREE_MEMORY", str(int(3 * w * h * 12 / 0.8)))      # room for 3 frames
+    with pytest.raises(ValueError, match=rf"^images: 4 frames at {w}x{h} take .* GiB as an IMAGE \(float32\), more "
+                                         r"than the .* GiB of memory available now \(about 3 frames fit\); paste back"):
+        M["MemoPasteBack"].execute(frames, pack.face, 0.1)
+    pasted, = M["MemoPasteBack"].execute(frames[:3], pack.face, 0.1)
+    assert tuple(pasted.shape) == (3, h, w, 3)
+    expected = pack.face.paste_back(0.1)(frames[:3])                                # filled in place, same values
+    assert torch.equal(pasted, torch.as_tensor(expected))
+
+
+def test_sampler_refuses_frames_that_do_not_fit_in_memory(pack, monkeypatch):
+    called = []
+    monkeypatch.setattr(nodes.ops_sampling, "memo_pipeline", lambda *a, **k: called.append(1))
+    monkeypatch.setenv("MEMO_FREE_MEMORY", str(int(8 * SIZE * SIZE * 12 / 0.8)))  # room for 8 of the 16 frames
+    with pytest.raises(ValueError, match=r"^max_frames: 16 frames at 64x64 take .*\(about 8 frames fit\); set "
+                                         r"max_frames .* or use MEMO Render Video"):
+        sample(pack)
+    assert called == []                                                        # refused before any model work
+
+
+def test_face_prep_converts_a_large_image_in_bounded_memory():
+    import tracemalloc
+
+    import numpy as np
+
+    from memo_model.face.images import CONVERT_PIXELS, to_rgb_uint8
+
+    image = torch.rand(1, 3000, 2000, 3)                  # 72 MB of float32, as ComfyUI's LoadImage gives it
+    tracemalloc.start()
+    try:
+        rgb = to_rgb_uint8(image[:1], name="image", batch_index=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rgb.shape == (3000, 2000, 3) and rgb.dtype == np.uint8
+    assert np.array_equal(rgb, np.rint(image[0].numpy().clip(0, 1) * 255).astype(np.uint8))
+    # the uint8 result plus a band of float32 rows (and its finiteness mask), not several float copies
+    assert peak < rgb.nbytes + 3 * 4 * 3 * CONVERT_PIXELS + (1 << 20), peak
+
+
+# --------------------------------------------------------------------------- warnings a client sees
+
+def test_sampler_and_render_warnings_are_the_nodes_text(pack, monkeypatch):
+    from memo_model.checks.preflight import check_settings
+
+    expected = ["warning: " + w for w in check_settings(name=lambda k: k, fps=FPS, frames_per_clip=FPC,
+                                                           past_frames=4, initial_past_frames=16, cfg=3.5).warnings]
+    assert any("fps 8: MEMO was trained at 30 fps" in w for w in expected) and \
+        any("past_frames 4" in w for w in expected)
+    out = sample(pack, past_frames=4)
+    assert out.ui == {"text": expected}
+    out = render(pack, past_frames=4, filename_prefix="MEMO/warned", resume=False)
+    assert out.ui["text"] == expected and out.ui["animated"] == [True]
+
+
+def test_face_prep_shows_a_small_face_warning_as_its_text(pack):
+    from memo_model.apps.tiny_frontends import write_demo_portrait
+
+    small = lib.load_image_tensor(write_demo_portrait(pack.root / "small48b.png", width=48, height=48))
+    out = M["MemoFacePrep"].execute(pack.face_model, small, "crop", SIZE, SIZE, 2.0, 0.0, 0, False)
+    assert out.ui == {"text": ["warning: the face is only 18 px tall in the picture (under 64 px); it is upscaled "
+                               "for MEMO and the video will look blurred; use a larger picture of the face"]}
+    assert M["MemoFacePrep"].execute(pack.face_model, pack.image, "crop", SIZE, SIZE, 2.0, 0.0, 0, False).ui is None
+
+
+def test_render_video_refuses_a_linked_bad_prefix_before_any_model_work(pack, monkeypatch):
+    called = []
+    monkeypatch.setattr(nodes.ops_sampling, "memo_pipeline", lambda *a, **k: called.append(1))
+    for prefix in ("x\ny", ".", "a" * 300, "../out"):
+        with pytest.raises(ValueError, match="^filename_prefix: "):
+            render(pack, filename_prefix=prefix)
+    assert called == []
+
+
+# --------------------------------------------------------------------------- nothing accumulates
+
+def test_feature_files_go_with_the_value_that_holds_them(pack, monkeypatch):
+    from memo_model.partial_files import new_file_mode
+
+    ff = nodes.feature_files
+    monkeypatch.setattr(nodes.ops_audio, "FEATURES_ON_DISK_SECONDS", 1.0)      # the 2 s voice goes to disk
+    temp = Path(host.temp_directory())
+
+    def files():
+        return sorted(p.name for p in temp.iterdir() if ff.PATTERN.fullmatch(p.name)) if temp.exists() else []
+
+    before = files()
+    with torch.inference_mode():
+        first, _, _ = M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+        second, _, _ = M["MemoAudioEncode"].execute(pack.wav2vec, pack.audio, FPS, False, FPC, None)
+    made = sorted(set(files()) - set(before))
+    assert len(made) == 2 and all(os.fspath(temp / n) in ff.held() for n in made)   # one file per value
+    assert (temp / made[0]).stat().st_mode & 0o777 == new_file_mode(temp)     # as any new file (0644)
+    del first
+    gc.collect()
+    assert sorted(set(files()) - set(before)) == [n for n in made if os.fspath(temp / n) in ff.held()]
+    assert len(set(files()) - set(before)) == 1                                # the dropped value's file is gone
+    del second
+    gc.collect()
+    assert files() == before
+
+
+def test_feature_files_no_value_holds_are_removed_beyond_the_cap(tmp_path):
+    ff = nodes.feature_files
+    names = [f"memo_features_{i:016x}_{i:08x}.safetensors" for i in range(4)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(b"x" * 1000)
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / "other.bin").write_bytes(b"x" * 5000)                          # not ours: never touched
+    held = os.fspath(tmp_path / names[0])
+    ff._live.add(held)
+    try:
+        removed = ff.remove_unheld(tmp_path, 2500)
+    finally:
+        ff._live.discard(held)
+    assert removed == [names[1], names[2]]                                     # oldest first, the held one spared
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[0], names[3], "other.bin"])
+
+
+# --------------------------------------------------------------------------- cancel
+
+def test_a_cancel_after_a_clips_last_step_stops_before_the_next_clip(pack):
+    """The standin's cancel, requested while clip 1's frames are handed on (its last step done), is
+    answered at the next interruption point, before clip 2 takes a step."""
+    updates = []
+
+    def hook(value, total, preview):
+        updates.append(value)
+
+    def on_clip_cancel(real):
+        def wrapped(index, frames):
+            STANDIN.request_interrupt()
+            return real(index, frames)
+        return wrapped
+
+    pipeline_module = load_pack().memo_model.generation.pipeline          # the library as the nodes import it
+    real_generate = pipeline_module.MemoPipeline.generate
+
+    def generate(self, *a, on_clip=None, **k):
+        return real_generate(self, *a, on_clip=on_clip_cancel(on_clip or (lambda i, f: None)), **k)
+
+    STANDIN.set_progress_hook(hook)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(pipeline_module.MemoPipeline, "generate", generate)
+    try:
+        with pytest.raises(MemoInterrupted):
+            sample(pack)
+    finally:
+        mp.undo()
+        STANDIN.set_progress_hook(None)
+        STANDIN.clear_interrupt()
+    assert updates == list(range(1, STEPS + 1))                                # no step of clip 2

@@ -87,7 +87,9 @@ def test_guidance_one_runs_without_cfg(tiny_pipeline):
     out = tiny_pipeline.generate(*inputs, num_inference_steps=2, guidance_scale=1.0,
                                  progress=lambda done, total: calls.append((done, total)))
     assert out.frames.shape == (16, 64, 64, 3) and torch.isfinite(out.frames).all()
-    assert calls == [(1, 2), (2, 2)]
+    # every step, and the interruption points with the count unchanged: the clip's set-up (past-frame
+    # encode, reference net, memory) before its first step and between its VAE decode calls (4 frames each)
+    assert calls == [(0, 2)] * 3 + [(1, 2), (2, 2)] + [(2, 2)] * 3
     assert next(iter(out.state.memory.values()))[0][0].shape[0] == 8 * 8 * 8  # B=1: hw * heads rows
 
 
@@ -105,6 +107,25 @@ def test_progress_can_cancel_and_on_clip_streams(tiny_pipeline):
     assert clips == [(0, (16, 64, 64, 3))]
     out = tiny_pipeline.generate(*inputs, num_inference_steps=1, keep_frames=False)
     assert out.frames.shape[0] == 0 and out.state.clip_index == 2
+
+
+@pytest.mark.parametrize("nth, clips_out", [(2, 0), (5, 1)])
+def test_a_cancel_at_a_clip_boundary_stops_inside_the_vae_decode_and_the_next_set_up(tiny_pipeline, nth, clips_out):
+    """One step per clip, two clips: after clip 1's step the count stays 1 through its VAE decode (3 calls
+    between its 4 pieces) and clip 2's set-up (3 between the 4 pieces of the past-frame encode, then after
+    the encode, the reference net and the memory). A cancel at the 2nd of those is answered inside the
+    decode (no clip out), at the 5th inside the next set-up (clip 1 out), never after another step."""
+    inputs = random_inputs(32, seed=5)
+    calls, clips = [], []
+
+    def progress(done, total):
+        calls.append(done)
+        if calls.count(1) == nth:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_pipeline.generate(*inputs, num_inference_steps=1, progress=progress, on_clip=lambda i, f: clips.append(i))
+    assert calls == [0, 0, 0] + [1] * nth and clips == list(range(clips_out))
 
 
 def test_non_square_reference(tiny_pipeline):

@@ -158,7 +158,7 @@ def test_tampered_state_files_are_refused(real_state, tmp_path, monkeypatch, cas
     with pytest.raises(ValueError) as err:
         load_pack().nodes.state_nodes.load_state(path)
     assert type(err.value) is ValueError
-    assert str(err.value) == (f"file_name: not a valid MEMO state (memo/t.safetensors): {what}. Save the state "
+    assert str(err.value) == (f"file_name: not a valid MEMO state (output/memo/t.safetensors): {what}. Save the state "
                               "again (MEMO State Carry, mode save) or pick another file.")
 
 
@@ -242,7 +242,7 @@ def test_tampered_sampler_records_are_refused(real_state, tmp_path, monkeypatch,
     monkeypatch.setenv("MEMO_OUTPUT_DIR", str(tmp_path / "out"))
     with pytest.raises(ValueError) as err:
         load_pack().nodes.state_nodes.load_state(path)
-    assert str(err.value) == (f"file_name: not a valid MEMO state (memo/t.safetensors): {what}. Save the state "
+    assert str(err.value) == (f"file_name: not a valid MEMO state (output/memo/t.safetensors): {what}. Save the state "
                               "again (MEMO State Carry, mode save) or pick another file.")
 
 

@@ -23,8 +23,13 @@ class TextProgress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.monotonic()
         self._base = None           # fraction already done when we started (resumed renders)
+        self._last = None
 
     def __call__(self, p) -> None:
+        where = (p.clip, getattr(p, "face", 0), p.step)
+        if where == self._last:     # the render's interruption points repeat the latest progress
+            return
+        self._last = where
         frac = p.fraction
         if self._base is None:
             self._base = p.resumed_clips / max(1, p.num_clips)

@@ -239,7 +239,7 @@ def _decode_file(path: Path, max_seconds: Optional[float]) -> np.ndarray:
             raise _too_long_error(source, exc.samples / SAMPLE_RATE, max_seconds, partial=True) from None
         except av.error.FFmpegError as exc:
             raise AudioInputError(f"{source} could not be decoded ({exc}); re-export it as wav or flac.") from exc
-    warn_if_damaged(source, samples.shape[1] / SAMPLE_RATE, declared, bad_packets)
+    warn_if_damaged(source, samples.shape[1] / SAMPLE_RATE, declared_file_seconds(path, declared), bad_packets)
     if samples.shape[1] == 0:
         raise AudioInputError(f"{source} contains no audio samples"
                               f"{' (every packet was corrupt)' if bad_packets else ''}; export the audio again.")
@@ -264,6 +264,14 @@ def warn_if_damaged(source: str, decoded: float, declared: Optional[float], bad_
     message = damaged_audio_message(source, decoded, declared, bad_packets)
     if message:
         logger.warning("%s", message)
+
+
+def declared_file_seconds(path, declared: Optional[float]) -> Optional[float]:
+    """What the file declares: FFmpeg's length, or a wav header's when that says more (a cut wav)."""
+    from .wav_header import declared_wav_seconds
+
+    riff = declared_wav_seconds(path)
+    return riff if riff is not None and (declared is None or riff > declared) else declared
 
 
 def declared_seconds(container, stream) -> Optional[float]:
@@ -345,6 +353,10 @@ def _load_comfy_audio(audio: dict, max_seconds: Optional[float]) -> Audio16k:
         raise AudioInputError(f"{source}: expected a dict with 'waveform' [B, C, N] and 'sample_rate', got keys "
                               f"{sorted(audio)}.")
     wave = audio["waveform"]
+    rate = int(audio["sample_rate"])
+    length = int(wave.shape[-1]) if getattr(wave, "ndim", 0) >= 1 else 0
+    if max_seconds is not None and rate > 0 and length / rate > max_seconds + 1.0:
+        raise _too_long_error(source, length / rate, max_seconds)     # before any copy of it
     if isinstance(wave, torch.Tensor):
         wave = wave.detach().to("cpu")
         wave = wave.float().numpy() if wave.dtype not in (torch.float32, torch.float64) else wave.numpy()
@@ -356,7 +368,6 @@ def _load_comfy_audio(audio: dict, max_seconds: Optional[float]) -> Audio16k:
     if wave.shape[0] != 1:
         raise AudioInputError(f"{source}: the waveform holds a batch of {wave.shape[0]} audios; MEMO animates "
                               "one voice track, so pass a single audio (batch size 1).")
-    rate = int(audio["sample_rate"])
     if wave.dtype not in (np.float32, np.float64):
         wave = wave.astype(np.float32)
     return _from_pcm(resample_array(_as_pcm16_if_exact(wave[0]), rate, source, max_seconds), source)

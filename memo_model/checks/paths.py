@@ -14,7 +14,9 @@ import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Optional, Union
 
-__all__ = ["UnsafeName", "check_relative_name", "file_in_folder"]
+__all__ = ["UnsafeName", "check_relative_name", "file_in_folder", "name_limit", "user_name_problem"]
+
+DEFAULT_NAME_MAX = 255          # ext4, xfs, btrfs, NTFS, APFS: bytes (NTFS, APFS: characters) per name
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -62,3 +64,49 @@ def file_in_folder(folder: Union[str, os.PathLike], name, *, what: str,
     if path.is_symlink():
         raise UnsafeName(f"{what}: {name!r} is a symbolic link; only plain files inside the folder are read")
     return path
+
+
+def name_limit(folder: Union[str, os.PathLike]) -> int:
+    """The longest file name (in bytes) the file system holding ``folder`` takes: ``PC_NAME_MAX``
+    of the folder, or of its nearest existing parent when it does not exist yet; 255 where the
+    system cannot tell (Windows)."""
+    path = Path(folder)
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            try:
+                return int(os.pathconf(candidate, "PC_NAME_MAX"))
+            except (AttributeError, OSError, ValueError):
+                return DEFAULT_NAME_MAX
+    return DEFAULT_NAME_MAX
+
+
+def user_name_problem(name, folder: Union[str, os.PathLike], *, what: str, added: int = 0,
+                      hidden_ok: bool = False) -> Optional[str]:
+    """What is wrong with ``name``, a relative name a user gives for a file in ``folder`` (sub-folders
+    allowed), or None: the rules of :func:`check_relative_name`, no hidden (dot) names unless
+    ``hidden_ok``, and every part short enough for the file system, the last one with the ``added``
+    characters the program appends (counter, suffixes). Lexical: nothing is created or opened;
+    the message names ``what``, never the server's folders."""
+    if isinstance(name, str) and ".." in name.replace("\\", "/").split("/") and not _CONTROL.search(name):
+        return f"{what}: {_shown(name)} leaves the folder ('..'); use a plain relative name inside it"
+    try:
+        check_relative_name(name, what=what, subfolders=True)
+    except UnsafeName as exc:
+        return str(exc)
+    parts = name.replace("\\", "/").split("/")
+    if not hidden_ok and any(p.startswith(".") for p in parts):
+        return f"{what}: {_shown(name)} has a hidden (dot) name; use a plain name such as 'MEMO/memo'"
+    limit = name_limit(folder)
+    for i, part in enumerate(parts):
+        extra = added if i == len(parts) - 1 else 0
+        size = len(part.encode("utf-8", "surrogateescape")) + extra
+        if size > limit:
+            room = f" (with the {extra} characters added to it)" if extra else ""
+            return (f"{what}: the name part {_shown(part)} is {size} bytes long{room}; the file system takes at "
+                    f"most {limit}, shorten it to at most {max(1, limit - extra)} characters")
+    return None
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A name for a message: quoted, long ones shortened in the middle."""
+    return repr(text if len(text) <= limit else f"{text[:limit // 2]}...{text[-(limit // 2):]}")

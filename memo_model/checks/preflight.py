@@ -30,7 +30,7 @@ from ..job import problems as job_problems
 __all__ = ["PreflightError", "Preflight", "preflight", "check_output", "check_settings",
            "check_image", "check_audio", "estimate_disk_bytes", "MAX_SEED", "MAX_PASTE_BACK_PIXELS",
            "TRAINED_FPS", "TRAINED_FRAMES_PER_CLIP", "TRAINED_PAST_FRAMES", "SMALL_FACE_PX",
-           "small_face_warning", "cli_name"]
+           "small_face_warning", "cli_name", "paste_back_problem"]
 
 # H.264 level 6.2, the highest, allows 139,264 macroblocks per frame (35.7 MP, e.g. 8192x4352);
 # larger frames make files most players refuse, and the x264 encoder alone then needs several GB.
@@ -207,16 +207,27 @@ def check_image(path, *, name: str = "--image", paste_back: bool = False,
     if orientation in (5, 6, 7, 8):
         w, h = h, w                        # EXIF-rotated phone photo
     r.image_size = (w, h)
+    big = paste_back_problem(w, h, name=f"{name} {p}", switch="--paste-back", limit=max_paste_back_pixels) \
+        if paste_back else None
     if max(w, h) > MAX_SIDE:
         r.problems.append(f"{name} {p}: {w}x{h} is larger than {MAX_SIDE} px on a side; downscale it")
-    elif paste_back and w * h > max_paste_back_pixels:
-        limit = max_paste_back_pixels / 1e6
-        r.problems.append(f"{name} {p}: {w}x{h} ({w * h / 1e6:.1f} MP) is above the {limit:.1f} MP limit "
-                          f"for --paste-back videos (H.264's largest level); downscale the picture to at "
-                          f"most {limit:.0f} MP or drop --paste-back")
+    elif big:
+        r.problems.append(big)
     elif min(w, h) < 64:
         r.warnings.append(f"{name} {p}: the picture is only {w}x{h}; it will be upscaled and look blurred")
     return r
+
+
+def paste_back_problem(w: int, h: int, *, name: str, switch: str, what: str = "",
+                       limit: int = MAX_PASTE_BACK_PIXELS) -> Optional[str]:
+    """The problem with pasting frames back into a ``w`` x ``h`` picture (above H.264's largest
+    level), or None. ``name``: the option, widget or file the picture comes from, ``what`` words
+    before its size (e.g. "the picture "); ``switch``: the option or widget that turns paste-back off."""
+    if w * h <= limit:
+        return None
+    return (f"{name}: {what}{w}x{h} ({w * h / 1e6:.1f} MP) is above the {limit / 1e6:.1f} MP limit for {switch} "
+            f"videos (H.264's largest level); downscale the picture to at most {limit / 1e6:.0f} MP or drop "
+            f"{switch}")
 
 
 def check_audio(path, *, name: str = "--audio", max_seconds: Optional[float] = None,

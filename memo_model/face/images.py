@@ -16,6 +16,9 @@ __all__ = ["to_rgb_uint8", "load_image"]
 
 # One side above this is almost certainly a mistake (and a 2 GiB+ allocation per frame).
 MAX_SIDE = 16384
+# Float pictures are converted this many pixels at a time, so a huge ComfyUI IMAGE (134 MP: 1.6 GB
+# of float32) costs its uint8 copy plus a few MB, not several float copies of itself.
+CONVERT_PIXELS = 1 << 20
 
 
 def load_image(path: str | PathLike, *, exif_transpose: bool = True) -> np.ndarray:
@@ -123,12 +126,26 @@ def _to_uint8(arr: np.ndarray, *, name: str) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.floating):
-        a = arr.astype(np.float32)
+        return _float_to_uint8(arr, name=name)
+    raise ValueError(f"{name}: unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def _float_to_uint8(arr: np.ndarray, *, name: str) -> np.ndarray:
+    """Float [H, W, C] in [0, 1] -> uint8, a band of rows at a time (see CONVERT_PIXELS)."""
+    h, w = arr.shape[:2]
+    out = np.empty(arr.shape, dtype=np.uint8)
+    rows = max(1, CONVERT_PIXELS // max(1, w))
+    lo, hi = np.inf, -np.inf
+    for r in range(0, h, rows):
+        a = arr[r:r + rows].astype(np.float32)
         if not np.isfinite(a).all():
             raise ValueError(f"{name}: float image contains NaN or infinity")
-        lo, hi = float(a.min()), float(a.max())
-        if lo < -1e-3 or hi > 1.0 + 1e-3:
-            raise ValueError(f"{name}: float images must lie in [0, 1], got values in "
-                             f"[{lo:.4g}, {hi:.4g}]; divide by 255 (or 65535) first")
-        return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    raise ValueError(f"{name}: unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+        np.clip(a, 0.0, 1.0, out=a)
+        a *= 255.0
+        np.rint(a, out=a)
+        out[r:r + rows] = a
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise ValueError(f"{name}: float images must lie in [0, 1], got values in "
+                         f"[{lo:.4g}, {hi:.4g}]; divide by 255 (or 65535) first")
+    return out

@@ -135,7 +135,7 @@ class MemoPipeline:
             raise ValueError("frames_per_clip and past_frames must be >= 1")
 
     def _encode_stack(self, reference: torch.Tensor, past: torch.Tensor, from_reference: bool,
-                      cache: dict) -> torch.Tensor:
+                      cache: dict, between: Callable[[], None] | None = None) -> torch.Tensor:
         """Latents of [reference, past frames] for the reference net.
 
         The official pipeline encodes all 1 + P frames of every clip one by one; the reference
@@ -150,17 +150,28 @@ class MemoPipeline:
             cache[key] = self._encode(reference).to(self.device, self.dtype)
         ref_latent = cache[key]
         past_latents = ref_latent.expand(len(past), -1, -1, -1) if from_reference else \
-            self._encode(past).to(self.device, self.dtype)
+            self._encode(past, between).to(self.device, self.dtype)
         return torch.cat([ref_latent, past_latents])
 
-    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents [F, 4, h, w] -> float32 CPU frames, `vae_chunk` frames per VAE call."""
+    def _decode(self, latents: torch.Tensor, between: Callable[[], None] | None = None) -> torch.Tensor:
+        """Scaled latents [F, 4, h, w] -> float32 CPU frames, `vae_chunk` frames per VAE call;
+        `between()` runs between the calls (an interruption point: it may raise)."""
         step = self.memory.vae_chunk
-        return torch.cat([self.vae.decode(part).float().cpu() for part in latents.split(step)])
+        parts = []
+        for i, part in enumerate(latents.split(step)):
+            if i and between is not None:
+                between()
+            parts.append(self.vae.decode(part).float().cpu())
+        return torch.cat(parts)
 
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _encode(self, pixels: torch.Tensor, between: Callable[[], None] | None = None) -> torch.Tensor:
         step = self.memory.vae_chunk
-        return torch.cat([self.vae.encode(part) for part in pixels.split(step)])
+        parts = []
+        for i, part in enumerate(pixels.split(step)):
+            if i and between is not None:
+                between()
+            parts.append(self.vae.encode(part))
+        return torch.cat(parts)
 
     @torch.no_grad()
     def generate(self, reference: torch.Tensor, face_embedding: torch.Tensor, audio_features: torch.Tensor,
@@ -173,7 +184,10 @@ class MemoPipeline:
                  keep_frames: bool = True) -> MemoOutput:
         """Generate len(audio_features) frames. With `state`, continue a video (the seed is then
         ignored: the noise stream continues from the state's RNG). `progress(done, total)` runs
-        after every denoising step and may raise to cancel; `on_clip(index, frames [F,H,W,3])`
+        after every denoising step and may raise to cancel; it also runs, with `done` unchanged,
+        between the VAE calls of a clip's decode and between the steps of a clip's set-up
+        (past-frame encode, reference net, memory), so a cancel never waits for a whole clip
+        boundary (callers that count steps ignore a repeated `done`); `on_clip(index, frames [F,H,W,3])`
         gets each clip as soon as it is decoded. `keep_frames=False` returns no frames (streaming).
         `audio_features` may be disk-backed (`memo_model.audio.feature_file.FeatureWindows`): read per clip.
         Memory use follows `self.memory` (`MemorySettings`); the frames do not depend on it.
@@ -217,6 +231,11 @@ class MemoPipeline:
         latent_size = (height // 8, width // 8)
         steps_total = num_clips * num_inference_steps
         frames_out = []
+        done = 0
+
+        def interruption_point():
+            if progress is not None:
+                progress(done, steps_total)
 
         for k in range(num_clips):
             window = slice(k * frames_per_clip, (k + 1) * frames_per_clip)
@@ -224,9 +243,11 @@ class MemoPipeline:
             noise = torch.randn((1, 4, frames_per_clip, *latent_size), generator=generator, dtype=dtype)
             past = history[-past_frames:] if clip_index else history
             ref_latents = self._encode_stack(reference, past, from_reference=clip_index == 0,
-                                             cache=latent_cache)
+                                             cache=latent_cache, between=interruption_point)
+            interruption_point()
             features_k = nets.reference_net(ref_latents.repeat(batch, 1, 1, 1), face_tokens, run)
             del ref_latents
+            interruption_point()
             store = msettings.HostStore(self.memory.host, pin=device.type == "cuda") \
                 if self.memory.state_offload else None
             previous = msettings.MemoryView(memory, device) if clip_index else None
@@ -234,6 +255,7 @@ class MemoPipeline:
                                                    release_previous=True, run=run)
             del features_k, previous
             memory = None  # released module by module above (the caller's state keeps its own)
+            interruption_point()
 
             # sliced per clip: disk-backed features (memo_model.audio.feature_file) are read clip by clip
             features = _pad_to_clips(audio_features[window], frames_per_clip)
@@ -249,10 +271,11 @@ class MemoPipeline:
                                    use_cfg)
                 latents = guided_euler_step(latents, v, guidance_scale, sigmas[i], sigmas[i + 1])
                 del v
+                done = k * num_inference_steps + i + 1
                 if progress is not None:
-                    progress(k * num_inference_steps + i + 1, steps_total)
+                    progress(done, steps_total)
 
-            frames = self._decode(latents[0].transpose(0, 1))  # [F, 3, H, W] in [0, 1]
+            frames = self._decode(latents[0].transpose(0, 1), interruption_point)  # [F, 3, H, W] in [0, 1]
             memory, clip_index = clip.memory, clip_index + 1
             del clip, latents
             history = torch.cat([history, frames * 2 - 1])[-max(past_frames, initial_past_frames):]

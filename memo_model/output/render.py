@@ -96,14 +96,17 @@ def _frame_paster(paste_back):
     return generic
 
 
-def _paste_and_write(paste_back, frames, writer: Mp4Writer, keep: bool):
+def _paste_and_write(paste_back, frames, writer: Mp4Writer, keep: bool, between: Callable[[], None]):
     """Paste back and encode one frame at a time, so no clip of full-size frames is ever float.
     ``keep``: also return the clip's uint8 frames (for checkpoints and ``on_clip``), the only
-    full-size clip held; else None."""
+    full-size clip held; else None. ``between()`` runs before every frame but the first (an
+    interruption point: large pictures take a while per frame)."""
     paste = _frame_paster(paste_back)
     clip = None
     scratch = None
     for t in range(len(frames)):
+        if t:
+            between()
         if keep:
             target = None if clip is None else clip[t]
             full = paste(frames[t:t + 1], out=target)
@@ -184,6 +187,12 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
                          on_segment=store.on_segment if store is not None else None)
 
     writer = new_writer()
+    latest: list = [None]              # the last RenderProgress reported
+
+    def interruption_point():
+        if progress is not None and latest[0] is not None:
+            progress(latest[0])
+
     pacing = CheckpointPacing(max_checkpoint_share)
     trim = malloc_trim()
     state, start = None, 0
@@ -204,10 +213,14 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
                 store.reset(f"the checkpoint cannot be used ({exc})")
                 writer, state, start = new_writer(), None, 0
 
+        latest[0] = RenderProgress(start, num_clips, 0, int(settings.sampling.steps), start)
         for c in range(start, num_clips):
+            interruption_point()
+
             def on_step(done, total, _c=c):
-                if progress is not None:
-                    progress(RenderProgress(_c, num_clips, int(done), int(total), start))
+                if int(done):                # the pipeline's own interruption points before a clip's first step
+                    latest[0] = RenderProgress(_c, num_clips, int(done), int(total), start)
+                interruption_point()
 
             window = slice(c * fpc, (c + 1) * fpc)
             out = pipeline.generate(reference, face_embedding, audio_features[window], emotion[window],
@@ -217,7 +230,7 @@ def render_video(pipeline, inputs: RenderInputs, output, *, settings: RenderSett
             del out
             if paste_back is not None:
                 keep = store is not None or on_clip is not None
-                frames_u8 = _paste_and_write(paste_back, frames, writer, keep=keep)
+                frames_u8 = _paste_and_write(paste_back, frames, writer, keep=keep, between=interruption_point)
             else:
                 frames_u8 = to_uint8(frames)
                 writer.write(frames_u8)

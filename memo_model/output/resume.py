@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import identity
 from ..checks.paths import file_in_folder
-from ..partial_files import in_use, lock_folder, release
+from ..partial_files import in_use, lock_folder, new_file_mode, release
 from .fingerprint import CHECKPOINT_FORMAT, job_fingerprint
 from .video import EncodedSegment
 
@@ -304,10 +304,17 @@ class ResumeStore:
         return state
 
     # -- writing ------------------------------------------------------------------------
+    def _file_mode(self) -> int:
+        """The mode of any new file here (0666 less the umask), as the mp4 and the state get."""
+        if getattr(self, "_mode", None) is None:
+            self._mode = new_file_mode(self.folder)
+        return self._mode
+
     def on_segment(self, segment: EncodedSegment) -> None:
         """Writer callback: store a finished segment (referenced by the next manifest)."""
         name = f"segment-{segment.index:04d}.safetensors"
         segment.save(self.folder / name)
+        os.chmod(self.folder / name, self._file_mode())     # safetensors 0.8 writes 0600
         self._new_segment = name
 
     def record_clip(self, clips_done: int, frames_u8: np.ndarray) -> None:
@@ -322,6 +329,7 @@ class ResumeStore:
             name = f"clip-{clips_done - 1:05d}.safetensors"
             tmp = self.folder / (name + ".tmp")
             save_file({"frames": np.ascontiguousarray(frames_u8)}, str(tmp))
+            os.chmod(tmp, self._file_mode())
             os.replace(tmp, self.folder / name)
             self.pending.append(name)
 

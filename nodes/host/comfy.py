@@ -108,6 +108,12 @@ class ComfyHost:
     def intermediate_device(self):
         return self.mm.intermediate_device()
 
+    def free_memory(self):
+        """Available host memory (ComfyUI's get_free_memory of the CPU: psutil's available)."""
+        import torch
+
+        return int(self.mm.get_free_memory(torch.device("cpu")))
+
     def auto_precision(self, device):
         import torch
 

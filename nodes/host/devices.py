@@ -20,6 +20,12 @@ def intermediate_device():
     return current().intermediate_device()
 
 
+def free_memory():
+    """Bytes of host memory available now (ComfyUI's measure: psutil's available), or None when
+    the host cannot tell."""
+    return current().free_memory()
+
+
 def layer_operations():
     """Layer classes for the MEMO networks (ComfyUI's cast-per-layer ops), or None for torch.nn's."""
     return current().layer_operations()
@@ -43,5 +49,5 @@ def resolve_precision(precision: str, device=None):
     return torch.float32
 
 
-__all__ = ["PRECISIONS", "dtype_name", "torch_device", "offload_device", "intermediate_device", "layer_operations",
-           "resolve_precision"]
+__all__ = ["PRECISIONS", "dtype_name", "free_memory", "torch_device", "offload_device", "intermediate_device",
+           "layer_operations", "resolve_precision"]

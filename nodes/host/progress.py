@@ -35,10 +35,14 @@ class Progress:
         self._bar = current().progress_bar(self.total)
 
     def update(self, value: int, total: Optional[int] = None, preview=None) -> None:
-        """Absolute progress; `preview` is a PIL image (or None)."""
-        if total is not None:
-            self.total = max(1, int(total))
-        self.value = min(int(value), self.total)
+        """Absolute progress; `preview` is a PIL image (or None). The same value again (the
+        library's interruption points repeat the latest progress) only checks for a cancel."""
+        self.total = self.total if total is None else max(1, int(total))
+        value = min(int(value), self.total)
+        if value == self.value:
+            check_interrupt()
+            return
+        self.value = value
         if self._bar is not None:
             payload = ("JPEG", preview, PREVIEW_MAX_SIZE) if preview is not None else None
             self._bar.update_absolute(self.value, self.total, payload)

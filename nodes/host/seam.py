@@ -14,6 +14,7 @@ The methods a host has (`ComfyHost` is the reference):
     annotated_input(name) -> (name, folder)      "x.wav [output]" -> ("x.wav", the output folder)
     content_filter(names, kinds) -> [str] | None names of the given content kinds (None: by suffix)
     torch_device(), offload_device(), intermediate_device()
+    free_memory() -> int | None                  bytes of host memory available now (None: unknown)
     auto_precision(device) -> torch.dtype | None the best dtype for the device (None: the generic rule)
     layer_operations()                           layer classes for the MEMO networks (None: torch.nn)
     manage(container) -> handle | None           hand modules to the model manager

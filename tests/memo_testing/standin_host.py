@@ -80,6 +80,19 @@ class StandinHost:
 
         return torch.device("cpu")
 
+    def free_memory(self):
+        """MEMO_FREE_MEMORY (bytes) when set, else the kernel's MemAvailable."""
+        if os.environ.get("MEMO_FREE_MEMORY"):
+            return int(os.environ["MEMO_FREE_MEMORY"])
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
+
     def auto_precision(self, device):
         return None                                # the pack's generic rule
 

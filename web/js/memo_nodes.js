@@ -9,12 +9,16 @@
 //    over the node's output in the frontend, so the finished mp4 would stay hidden behind the last
 //    preview frame; when the node reports its output the previews are dropped and the frontend
 //    shows the video as it does for core Save Video (see dropPreviews for where they live).
-// 3. MEMO State Carry shows its info text ("8 of 16 frames done ...") in a read-only box.
+// 3. MEMO State Carry shows its info text ("8 of 16 frames done ...") in a read-only box; the other
+//    MEMO nodes show the text they report (warnings: a damaged audio file, a small face, settings far
+//    from the trained ones, a checkpoint that could not be resumed) in the same kind of box, added
+//    only when there is something to show.
 import { app } from "../../../scripts/app.js";   // served at /extensions/<pack>/js/
 
 const AUDIO_LOADERS = new Set(["MemoLoadAudio"]);
 const VIDEO_OUTPUTS = new Set(["MemoRenderVideo", "MemoRenderDialogue", "MemoVideoCombine"]);
 const TEXT_OUTPUTS = new Set(["MemoryStateCarry"]);
+const NOTE_NODES = new Set(["MemoLoadAudio", "MemoFacePrep", "MemoSampler", "MemoRenderVideo"]);
 const INFO_WIDGET = "memo_info";
 
 function chain(proto, name, after) {
@@ -82,11 +86,12 @@ function dropPreviews(node) {
   node.setDirtyCanvas?.(true, true);
 }
 
-function addInfoBox(node) {
-  if (node.widgets?.some((w) => w.name === INFO_WIDGET)) return;
+function addInfoBox(node, placeholder = "Where the video stands appears here after a run.") {
+  const existing = node.widgets?.find((w) => w.name === INFO_WIDGET);
+  if (existing) return existing;
   const box = document.createElement("textarea");
   box.readOnly = true;
-  box.placeholder = "Where the video stands appears here after a run.";
+  box.placeholder = placeholder;
   box.className = "comfy-multiline-input memo-info";
   box.style.fontSize = "12px";
   const widget = node.addDOMWidget(INFO_WIDGET, "memo_info", box, {
@@ -109,6 +114,13 @@ app.registerExtension({
     }
     if (VIDEO_OUTPUTS.has(name)) {
       chain(nodeType.prototype, "onExecuted", function () { dropPreviews(this); });
+    }
+    if (NOTE_NODES.has(name)) {
+      chain(nodeType.prototype, "onExecuted", function (message) {
+        const text = message?.text;
+        const widget = text?.length ? addInfoBox(this, "") : this.widgets?.find((w) => w.name === INFO_WIDGET);
+        if (widget) widget.value = text?.length ? text.join("\n") : "";
+      });
     }
     if (TEXT_OUTPUTS.has(name)) {
       chain(nodeType.prototype, "onNodeCreated", function () { addInfoBox(this); });
