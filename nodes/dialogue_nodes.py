@@ -12,7 +12,8 @@ as the command line's ``--face`` does. Declarations only; the work is nodes/ops_
 from __future__ import annotations
 
 from ..memo_model import job
-from . import sockets
+from . import sockets, widgets
+from .client_errors import for_clients
 from .dialogue_sockets import MemoDialogue, MemoFaces, MemoSpeakers
 from .host.node_api import io
 from .ops_dialogue import (
@@ -23,6 +24,7 @@ from .ops_dialogue import (
     prepare_dialogue_node,
     render_dialogue_file,
 )
+from .ops_video import prefix_problem
 from .sampler import generation_inputs, initial_past_frames_input, sampling_settings
 from .video_nodes import mp4_inputs, mp4_outputs
 
@@ -72,12 +74,13 @@ class MemoSpeaker(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, audio, face="0", channel=ALL_CHANNELS, emotion="", face_seed=FOLLOW_SEED,
                 speakers=None) -> io.NodeOutput:
         return io.NodeOutput(*add_speaker(face, audio, channel, emotion, face_seed, speakers))
 
     @classmethod
-    def validate_inputs(cls, face):
+    def validate_inputs(cls, face=None):
         return check_face_widget(face)
 
 
@@ -102,10 +105,10 @@ class MemoDialoguePrep(io.ComfyNode):
                                      "512."),
                 io.Int.Input("height", default=job.DEFAULT_SIZE, min=64, max=2048, step=8,
                              tooltip="Generated height of each face (multiple of 8)."),
-                io.Float.Input("crop_scale", default=job.DEFAULT_CROP_SCALE, min=1.0, max=8.0, step=0.05,
+                widgets.Float("crop_scale", default=job.DEFAULT_CROP_SCALE, min=1.0, max=8.0, step=0.05,
                                tooltip="Each crop's shorter side is this many times its face box's longer side "
                                        "(larger = more shoulders; crops of faces close together then overlap)."),
-                io.Float.Input("offset_y", default=0.0, min=-2.0, max=2.0, step=0.05,
+                widgets.Float("offset_y", default=0.0, min=-2.0, max=2.0, step=0.05,
                                tooltip="Move each crop's centre down by this many face heights (negative = up)."),
                 io.Int.Input("fps", default=job.DEFAULT_FPS, min=1, max=60,
                              tooltip="Frames per second of the video (MEMO was trained at 30)."),
@@ -137,6 +140,7 @@ class MemoDialoguePrep(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, faces, speakers, wav2vec, width=job.DEFAULT_SIZE, height=job.DEFAULT_SIZE,
                 crop_scale=job.DEFAULT_CROP_SCALE, offset_y=0.0, fps=job.DEFAULT_FPS, vocal_separation=True,
                 frames_per_clip=job.DEFAULT_FRAMES_PER_CLIP, separator=None, emotion_model=None,
@@ -175,7 +179,7 @@ class MemoRenderDialogue(io.ComfyNode):
                         "soundtrack. Memory stays at one face's; resumable after an interrupt; written atomically.",
             inputs=[
                 *_render_inputs(),
-                io.Float.Input("feather", default=job.DEFAULT_FEATHER, min=0.0, max=0.5, step=0.01,
+                widgets.Float("feather", default=job.DEFAULT_FEATHER, min=0.0, max=0.5, step=0.01,
                                tooltip="Width of the soft blend at each crop's edges, as a fraction of the crop's "
                                        "shorter side."),
                 *mp4_inputs(),
@@ -191,6 +195,7 @@ class MemoRenderDialogue(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, memo_models, vae, dialogue, steps=job.DEFAULT_STEPS, cfg=job.DEFAULT_CFG, seed=job.DEFAULT_SEED,
                 frames_per_clip=job.DEFAULT_FRAMES_PER_CLIP, past_frames=job.DEFAULT_PAST_FRAMES,
                 feather=job.DEFAULT_FEATHER, filename_prefix="MEMO/memo", crf=job.DEFAULT_CRF, resume=True,
@@ -199,3 +204,8 @@ class MemoRenderDialogue(io.ComfyNode):
         output = job.OutputSettings(crf=crf, paste_back=True, feather=feather, resume=resume)
         outputs, ui = render_dialogue_file(memo_models, vae, dialogue, settings, output, filename_prefix)
         return io.NodeOutput(*outputs, ui=ui)
+
+    @classmethod
+    def validate_inputs(cls, filename_prefix=None):
+        # only the prefix: a problem is reported once (ComfyUI lists it under every input named here)
+        return True if filename_prefix is None else prefix_problem(filename_prefix) or True

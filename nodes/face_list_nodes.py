@@ -5,7 +5,8 @@ Declarations only; the work is nodes/ops_face_list.py."""
 from __future__ import annotations
 
 from ..memo_model import job
-from . import sockets
+from . import sockets, widgets
+from .client_errors import for_clients
 from .dialogue_sockets import MemoFaces
 from .host.node_api import io
 from .ops_face_list import list_faces, paste_back_onto
@@ -28,7 +29,7 @@ class MemoFaceList(io.ComfyNode):
                 sockets.MemoFaceModel.Input("face_model", tooltip="Face detector + recogniser from "
                                                                   "MemoFaceModelLoader."),
                 io.Image.Input("image", tooltip="The picture with the faces (the first image of a batch is used)."),
-                io.Float.Input("detection_threshold", default=job.DEFAULT_DETECTION_THRESHOLD, min=0.01, max=0.99,
+                widgets.Float("detection_threshold", default=job.DEFAULT_DETECTION_THRESHOLD, min=0.01, max=0.99,
                                step=0.01,
                                tooltip="Minimum face-detector score (0.5 is InsightFace's and MEMO's). Lower it when "
                                        "a face is missed, raise it when a false face is listed."),
@@ -42,6 +43,7 @@ class MemoFaceList(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, face_model, image, detection_threshold=job.DEFAULT_DETECTION_THRESHOLD) -> io.NodeOutput:
         return io.NodeOutput(*list_faces(face_model, image, detection_threshold))
 
@@ -65,7 +67,7 @@ class MemoPasteBackOnto(io.ComfyNode):
                                tooltip="What to paste onto, at the picture's size: the picture (one image, used for "
                                        "every frame) or as many frames as images, e.g. another MEMO Paste Back "
                                        "Onto's output."),
-                io.Float.Input("feather", default=job.DEFAULT_FEATHER, min=0.0, max=0.5, step=0.01,
+                widgets.Float("feather", default=job.DEFAULT_FEATHER, min=0.0, max=0.5, step=0.01,
                                tooltip="Width of the soft blend at the crop edges, as a fraction of the crop's "
                                        "shorter side (edges at the picture border stay hard)."),
             ],
@@ -74,5 +76,6 @@ class MemoPasteBackOnto(io.ComfyNode):
         )
 
     @classmethod
+    @for_clients
     def execute(cls, images, face, background, feather=job.DEFAULT_FEATHER) -> io.NodeOutput:
         return io.NodeOutput(paste_back_onto(images, face, background, feather))
