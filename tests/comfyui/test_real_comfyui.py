@@ -432,7 +432,7 @@ def test_a_linked_widget_is_checked_when_the_node_runs(server):
     prompt["30"] = {"class_type": "PrimitiveString", "inputs": {"value": "../../outside"}}
     api.set_input(prompt, "17", "file_name", "memo/linked_check")        # a new video: the sampler runs
     api.set_input(prompt, "18", "file_name", ["30", 0])
-    with pytest.raises(api.PromptFailed, match=r"file_name .*leaves the folder") as err:
+    with pytest.raises(api.PromptFailed, match=r"file_name: .*leaves the folder") as err:
         run(server, prompt, "linked_file_name_s")        # accepted at queue time: the link is not known there
     assert _events(err.value.entry)["execution_error"]["node_type"] == "MemoryStateCarry"
     assert not (server["root"] / "outside.safetensors").exists()
