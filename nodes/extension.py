@@ -5,6 +5,8 @@ extension's `get_node_list()`; each class's schema holds its node id. Importing 
 ComfyUI's V3 node API (`host.node_api`).
 """
 from .audio_nodes import MemoAudioEncode, MemoDetectEmotion, MemoLoadAudio
+from .dialogue_nodes import MemoDialoguePrep, MemoRenderDialogue, MemoSpeaker
+from .face_list_nodes import MemoFaceList, MemoPasteBackOnto
 from .face_nodes import MemoFacePrep, MemoPasteBack
 from .host.node_api import ComfyExtension, io
 from .loaders import (
@@ -35,6 +37,11 @@ NODES: list[type[io.ComfyNode]] = [
     MemoPasteBack,
     MemoVideoCombine,
     MemoRenderVideo,
+    MemoFaceList,
+    MemoSpeaker,
+    MemoDialoguePrep,
+    MemoRenderDialogue,
+    MemoPasteBackOnto,
 ]
 
 

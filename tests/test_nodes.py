@@ -100,7 +100,7 @@ FILE_COMBOS = {("MemoLoadAudio", "audio")}
 
 def test_the_extension_registers_every_node_once():
     assert list(M.values()) == nodes.extension.NODES
-    assert len(M) == 14 and len(set(M.values())) == 14
+    assert len(M) == 19 and len(set(M.values())) == 19
     assert M["MemoryStateCarry"] is nodes.state_nodes.MemoStateCarry           # the design card's id
 
 
@@ -161,7 +161,7 @@ def test_nodes_keep_no_state_between_calls(node_id):
 
 def test_import_is_cheap_and_registers_nothing_heavy():
     """Imported as ComfyUI imports it (with the V3 API present, here the tests' double), the pack
-    registers its 14 nodes through comfy_entrypoint, exports no V1 mapping (that would make ComfyUI
+    registers its 19 nodes through comfy_entrypoint, exports no V1 mapping (that would make ComfyUI
     skip the entry point), serves web/, and imports no torch, diffusers, transformers or PyAV."""
     code = ("import sys, asyncio, importlib.util as u; "
             f"sys.path.insert(0, r'{API_DOUBLE}'); "
@@ -170,7 +170,7 @@ def test_import_is_cheap_and_registers_nothing_heavy():
             "s.loader.exec_module(m); "
             "assert not hasattr(m, 'NODE_CLASS_MAPPINGS'), 'ComfyUI would ignore comfy_entrypoint'; "
             "ext = asyncio.run(m.comfy_entrypoint()); "
-            "assert len(asyncio.run(ext.get_node_list())) == 14; "
+            "assert len(asyncio.run(ext.get_node_list())) == 19; "
             "import os; web = os.path.join(os.path.dirname(m.__file__), m.WEB_DIRECTORY); "
             "assert os.path.isfile(os.path.join(web, 'js', 'memo_nodes.js')), web; "
             "assert os.path.isfile(os.path.join(web, 'docs', 'MemoSampler.md')), web; "
@@ -197,17 +197,26 @@ def test_without_the_v3_api_the_pack_logs_the_minimum_comfyui_and_registers_noth
 
 
 def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
-    from memo_pack.nodes.examples import EXAMPLE_PORTRAIT, EXAMPLE_VOICE, EXAMPLES_DIR, install_example_inputs
+    from memo_pack.nodes.examples import (
+        EXAMPLE_DIALOGUE_PICTURE,
+        EXAMPLE_DIALOGUE_VOICES,
+        EXAMPLE_FILES,
+        EXAMPLE_PORTRAIT,
+        EXAMPLE_VOICE,
+        EXAMPLES_DIR,
+        install_example_inputs,
+    )
     from memo_pack.nodes.ops_audio import decode_audio_file
 
     sizes = {p.name: p.stat().st_size for p in EXAMPLES_DIR.iterdir() if p.suffix != ".md"}
-    assert set(sizes) == {EXAMPLE_PORTRAIT, EXAMPLE_VOICE} and sum(sizes.values()) < 300_000
+    assert set(sizes) == set(EXAMPLE_FILES) and sum(sizes[n] for n in (EXAMPLE_PORTRAIT, EXAMPLE_VOICE)) < 300_000
+    assert sum(sizes[n] for n in (EXAMPLE_DIALOGUE_PICTURE, *EXAMPLE_DIALOGUE_VOICES)) < 300_000
     (tmp_path / EXAMPLE_VOICE).write_bytes(b"the user's own file")
     copied = install_example_inputs(tmp_path)
-    assert [p.name for p in copied] == [EXAMPLE_PORTRAIT]
+    assert [p.name for p in copied] == [n for n in EXAMPLE_FILES if n != EXAMPLE_VOICE]
     assert (tmp_path / EXAMPLE_VOICE).read_bytes() == b"the user's own file"           # never overwritten
     assert (tmp_path / EXAMPLE_PORTRAIT).read_bytes() == (EXAMPLES_DIR / EXAMPLE_PORTRAIT).read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [EXAMPLE_PORTRAIT, EXAMPLE_VOICE]   # no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXAMPLE_FILES)          # no leftovers
     assert install_example_inputs(tmp_path) == []
     monkeypatch.setenv("MEMO_NO_EXAMPLE_INPUTS", "1")
     assert install_example_inputs(tmp_path / "other") == [] and not (tmp_path / "other").exists()
@@ -219,6 +228,12 @@ def test_example_inputs_are_copied_only_where_absent(tmp_path, monkeypatch):
     assert float(voice["waveform"].abs().max()) > 0.1
     portrait = lib.load_image_tensor(EXAMPLES_DIR / EXAMPLE_PORTRAIT)
     assert tuple(portrait.shape) == (1, 256, 256, 3)
+    assert tuple(lib.load_image_tensor(EXAMPLES_DIR / EXAMPLE_DIALOGUE_PICTURE).shape) == (1, 360, 640, 3)
+    left, right = (decode_audio_file(EXAMPLES_DIR / name)["waveform"][0, 0] for name in EXAMPLE_DIALOGUE_VOICES)
+    assert left.shape == right.shape and 3.0 < left.shape[-1] / 16000 < 3.6              # one shared timeline
+    half = left.shape[-1] // 2                                                            # turns: left, then right
+    assert left[:half].abs().max() > 0.1 and left[half + 8000:].abs().max() < 1e-3
+    assert right[:half].abs().max() < 1e-3 and right[half:].abs().max() > 0.1
 
 
 def test_dropdowns_list_what_is_on_disk(pack):

@@ -56,7 +56,7 @@ def test_name_limit_is_the_file_systems():
     ("d" * 300 + "/x", "the file system takes at most"),  # a folder part too long
 ])
 def test_bad_prefixes_are_named_before_any_work(folders, prefix, problem):
-    for node in ("MemoVideoCombine", "MemoRenderVideo"):
+    for node in ("MemoVideoCombine", "MemoRenderVideo", "MemoRenderDialogue"):
         found = M[node].validate_inputs(prefix)
         assert found is not True and found.startswith("filename_prefix: ") and problem in found, (prefix, found)
         assert str(folders) not in found                  # no server path in what a client sees

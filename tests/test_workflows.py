@@ -8,11 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import build_workflows as bw
 import memo_pack_testlib as lib
+from memo_model.apps import tiny_frontends as tf
 from memo_testing.pack import node_classes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +26,9 @@ VIRTUAL = {"Note", "MarkdownNote", "Reroute"}
 TINY = {"MemoSampler": {"steps": 1, "frames_per_clip": 8, "past_frames": 8},
         "MemoRenderVideo": {"steps": 1, "frames_per_clip": 8, "past_frames": 8},
         "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8},
-        "MemoFacePrep": {"width": 64, "height": 64}}
+        "MemoFacePrep": {"width": 64, "height": 64},
+        "MemoDialoguePrep": {"width": 64, "height": 64, "fps": 8, "frames_per_clip": 8},
+        "MemoRenderDialogue": {"steps": 1, "frames_per_clip": 8, "past_frames": 8}}
 
 
 def _ui(name):
@@ -160,7 +164,8 @@ def test_api_workflow_is_valid(name):
                     assert v in opts["options"] or v == opts.get("default"), (ctype, iname, v)
                 if entry[0] in ("INT", "FLOAT"):
                     assert opts["min"] <= v <= opts["max"], (ctype, iname, v)
-    assert any(n["class_type"] in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo") for n in api.values())
+    assert any(n["class_type"] in ("MemoVideoCombine", "MemoRenderVideo", "MemoRenderDialogue", "SaveVideo")
+               for n in api.values())
 
 
 # --------------------------------------------------------------------------- running them
@@ -179,6 +184,10 @@ def env(tmp_path_factory):
     inputs = lib.write_inputs(root / "input")
     shutil.copy(inputs["portrait"], root / "input" / bw.PORTRAIT)
     shutil.copy(inputs["voice"], root / "input" / bw.VOICE)
+    # two faces the tiny detector finds (PNG bytes under the .jpg name: Pillow reads them by content)
+    tf.write_demo_dialogue_picture(root / "input" / bw.TWO_PEOPLE)
+    tf.write_demo_voice(root / "input" / bw.VOICE_LEFT, seconds=2.0, voice=0)
+    tf.write_demo_voice(root / "input" / bw.VOICE_RIGHT, seconds=1.5, voice=1)
     from memo_model.generation.vae import DiffusersVae
     yield {"root": root, "vae": DiffusersVae.from_pretrained(ckpt / "vae"), "saved": []}
     torch.set_num_threads(threads)
@@ -310,3 +319,19 @@ def test_long_stream_workflow_writes_one_pasted_back_video(env):
     info = probe_video(path)
     assert (info.num_frames, info.width, info.height) == (16, 320, 200)      # pasted back, the whole audio
     assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+
+
+@pytest.mark.slow
+def test_dialogue_workflow_writes_one_video_of_both_faces(env):
+    from memo_model.output.probe import probe_video, read_frames
+
+    ui = run_prompt(tiny_prompt("memo_dialogue"), env)
+    video = next(u for u in ui.values() if u and u.get("animated"))["images"][0]
+    path = Path(env["root"]) / "output" / video["subfolder"] / video["filename"]
+    assert path.name == "dialogue_00001_.mp4"
+    info = probe_video(path)
+    assert (info.num_frames, info.width, info.height) == (16, 480, 240)      # the longer voice, the whole picture
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+    frames = np.stack(list(read_frames(path))).astype(np.float32)
+    faces = [frames[:, 79:161, 88:152], frames[:, 79:161, 328:392]]           # the demo faces' boxes
+    assert all(np.abs(f[1:] - f[:-1]).mean() > 1.0 for f in faces)         # both move

@@ -54,6 +54,8 @@ class DialogueInputs:
     chosen: list                        # the detected index of each speaker's face
     voices: DialogueVoices
     warnings: list = field(default_factory=list)
+    features: list = field(default_factory=list)        # AudioFeatures per speaker (padded voices)
+    emotion_labels: list = field(default_factory=list)  # EmotionLabels per speaker, over the padded voice
 
     def render_kwargs(self) -> dict:
         """The keyword arguments of :func:`memo_model.output.dialogue.render_dialogue` it fills."""
@@ -61,15 +63,19 @@ class DialogueInputs:
                     sample_rate=self.sample_rate, picture=self.picture)
 
 
-def prepare_dialogue(picture, speakers: Sequence[Speaker], *, load_analyzer: Callable, load_encoder: Callable,
-                     load_separator: Optional[Callable] = None, load_emotion_detector: Optional[Callable] = None,
-                     mix=None, mix_name: str = "mix", size=512, crop_scale: float = 2.0, offset_y: float = 0.0,
-                     feather: float = 0.1, fps: int = 30, frames_per_clip: int = 16,
-                     det_threshold: Optional[float] = None, max_seconds: Optional[float] = DEFAULT_MAX_SECONDS,
-                     features_dir=None, log: Optional[Callable[[str], None]] = None) -> DialogueInputs:
+def prepare_dialogue(picture, speakers: Sequence[Speaker], *, load_analyzer: Optional[Callable] = None,
+                     load_encoder: Callable, load_separator: Optional[Callable] = None,
+                     load_emotion_detector: Optional[Callable] = None, mix=None, mix_name: str = "mix", size=512,
+                     crop_scale: float = 2.0, offset_y: float = 0.0, feather: float = 0.1, fps: int = 30,
+                     frames_per_clip: int = 16, det_threshold: Optional[float] = None,
+                     max_seconds: Optional[float] = DEFAULT_MAX_SECONDS, features_dir=None,
+                     log: Optional[Callable[[str], None]] = None, detected: Optional[Sequence] = None
+                     ) -> DialogueInputs:
     """Voices, faces, framings, features and emotions of a dialogue (module docstring).
 
-    ``load_analyzer()`` -> FaceAnalyzer; ``load_encoder()`` -> AudioEncoder; ``load_separator()``
+    ``load_analyzer()`` -> FaceAnalyzer, or ``detected``: the faces a caller already found in
+    ``picture`` (index order, largest first, e.g. shown to the user to choose from) instead of
+    detecting them again; ``load_encoder()`` -> AudioEncoder; ``load_separator()``
     (None: no vocal separation) and ``load_emotion_detector()`` (None: every speaker needs an
     emotion override) likewise. Faces are always crop-framed (``size``, ``crop_scale``,
     ``offset_y``, ``feather`` as :func:`memo_model.face.frame_portrait`). ``features_dir``: keep
@@ -108,9 +114,13 @@ def prepare_dialogue(picture, speakers: Sequence[Speaker], *, load_analyzer: Cal
         raise ValueError("\n".join(problems))
     warnings = list(voices.warnings)
 
-    analyzer = load_analyzer()
-    detected = analyzer.analyze(rgb, det_thresh=det_threshold)
-    del analyzer
+    if detected is None:
+        if load_analyzer is None:
+            raise ValueError("prepare_dialogue needs load_analyzer, or the faces already detected (detected=)")
+        analyzer = load_analyzer()
+        detected = analyzer.analyze(rgb, det_thresh=det_threshold)
+        del analyzer
+    detected = list(detected)
     if not detected:
         raise NoFaceError(f"no face found in the {rgb.shape[1]}x{rgb.shape[0]} picture"
                           + (f" at detection threshold {det_threshold:g}" if det_threshold is not None else ""))
@@ -134,9 +144,10 @@ def prepare_dialogue(picture, speakers: Sequence[Speaker], *, load_analyzer: Cal
                                      to_file=to_file))
     del encoder, separator
     detector = load_emotion_detector() if load_emotion_detector is not None else None
-    emotions = []
+    emotions, labels_each = [], []
     for name, s, voice, feats in zip(names, speakers, voices.voices, features):
         labels = detect_emotion(voice, detector, s.emotion, what=f"{name}: emotion")
+        labels_each.append(labels)
         emotions.append(labels.for_frames(feats.num_frames))
     del detector
 
@@ -150,4 +161,5 @@ def prepare_dialogue(picture, speakers: Sequence[Speaker], *, load_analyzer: Cal
     for w in warnings:
         log(f"warning: {w}")
     return DialogueInputs(faces=faces, num_frames=frames.pop(), audio=voices.mix, sample_rate=voices.sample_rate,
-                          picture=rgb, detected=detected, chosen=chosen, voices=voices, warnings=warnings)
+                          picture=rgb, detected=detected, chosen=chosen, voices=voices, warnings=warnings,
+                          features=features, emotion_labels=labels_each)

@@ -32,7 +32,8 @@ from playwright.sync_api import sync_playwright
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1600, "height": 1000}
-OUTPUT_TYPES = ["MemoVideoCombine", "MemoRenderVideo", "SaveVideo", "PreviewImage", "MemoryStateCarry"]
+OUTPUT_TYPES = ["MemoVideoCombine", "MemoRenderVideo", "MemoRenderDialogue", "SaveVideo", "PreviewImage",
+                "MemoryStateCarry"]
 
 RECORD_EVENTS = """() => {
   if (window.__memo) return;

@@ -40,6 +40,8 @@ UPLOAD_EXTRA = {"image_upload": ["image"], "audio_upload": [None, None]}
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 PORTRAIT = "memo_example_portrait.png"     # shipped in example_inputs/, copied into input/ by the pack
 VOICE = "memo_example_voice.wav"
+TWO_PEOPLE = "memo_example_two_people.jpg"
+VOICE_LEFT, VOICE_RIGHT = "memo_example_voice_left.wav", "memo_example_voice_right.wav"
 # Widgets the pack's web extension (web/js/memo_nodes.js) adds after a file combo: audio player + upload button.
 FRONTEND_EXTRA = {"MemoLoadAudio": {"audio": [None, None]}}
 
@@ -48,13 +50,15 @@ FRONTEND_EXTRA = {"MemoLoadAudio": {"audio": [None, None]}}
 TITLE_H = 30
 GAP = 36
 COLUMN_W = 340
-WIDE = {"MemoRenderVideo": 420}
+WIDE = {"MemoRenderVideo": 420, "MemoRenderDialogue": 420}
 BODY_H = {"MemoModelLoader": 178, "VAELoader": 58, "MemoAudioModelLoader": 106, "MemoEmotionModelLoader": 130,
           "MemoVocalSeparatorLoader": 82, "MemoFaceModelLoader": 82, "LoadImage": 330, "MemoLoadAudio": 184,
           "LoadAudio": 136, "MemoAudioEncode": 146, "MemoDetectEmotion": 78, "MemoFacePrep": 266, "MemoSampler": 464,
           "MemoryStateCarry": 198, "MemoPasteBack": 78, "MemoVideoCombine": 150, "MemoRenderVideo": 426,
-          "CreateVideo": 78, "SaveVideo": 130, "PreviewImage": 250}
+          "CreateVideo": 78, "SaveVideo": 130, "PreviewImage": 250, "MemoFaceList": 100, "MemoSpeaker": 150,
+          "MemoDialoguePrep": 312, "MemoRenderDialogue": 360}
 GROUP_PAD = 15
+COLUMN_GAP = 30                  # between the columns of a group that has several
 GROUP_TITLE_H = 44
 GROUP_GAP = 40
 VIEW_SCALE = 0.7                 # above the frontend's text level-of-detail threshold (8 px / 14 px = 0.57)
@@ -217,6 +221,51 @@ WORKFLOWS = {
 }
 
 
+DIALOGUE_INPUTS_NOTE = ("Inputs: a picture with the faces and one voice per face (upload buttons, or drop files on "
+                        "the nodes). Each voice spans the whole conversation and is silent while the other face "
+                        "speaks (that face listens). The example picture and voices come with the pack (see its "
+                        "example_inputs/README.md).")
+DIALOGUE_PREPARE_NOTE = ("Prepare: Face List numbers the faces it finds (see the preview: 0 = the largest). Each MEMO "
+                         "Speaker names its face by that number (or a point 'x,y' or box 'x1,y1,x2,y2' in the "
+                         "picture) and takes its voice; chain one Speaker per face. Dialogue Prep crops every face, "
+                         "pads the voices to the longest and encodes them (the second preview shows the crops).")
+DIALOGUE_GENERATE_NOTE = ("Generate + output: Render Dialogue generates the faces one after another, clip by clip, "
+                          "each as its own single-face render, pastes them into the picture (speaker order: later "
+                          "over earlier) and streams output/MEMO/dialogue_NNNNN_.mp4 with the voices' mix, played on "
+                          "the node when done; memory stays at one face's. With resume on, queue again after Cancel "
+                          "or a crash (same seed) to continue from the last finished clip.")
+WORKFLOWS["memo_dialogue"] = {
+    "titles": {7: "Load Image (two faces)", 8: "MEMO Load Audio (left voice)", 9: "MEMO Load Audio (right voice)",
+               11: "Preview Image (face numbers)", 12: "MEMO Speaker 1 (face 0)", 13: "MEMO Speaker 2 (face 1)",
+               15: "Preview Image (each speaker's crop)"},
+    "nodes": _loaders() + [
+        (7, "LoadImage", {"image": TWO_PEOPLE}),
+        (8, "MemoLoadAudio", {"start": 0.0, "duration": 0.0, "audio": VOICE_LEFT}),
+        (9, "MemoLoadAudio", {"start": 0.0, "duration": 0.0, "audio": VOICE_RIGHT}),
+        (10, "MemoFaceList", {"face_model": (6, 0), "image": (7, 0), "detection_threshold": 0.5}),
+        (11, "PreviewImage", {"images": (10, 1)}),
+        (12, "MemoSpeaker", {"audio": (8, 0), "face": "0", "channel": -1, "emotion": "", "face_seed": -1}),
+        (13, "MemoSpeaker", {"audio": (9, 0), "face": "1", "channel": -1, "emotion": "", "face_seed": -1,
+                             "speakers": (12, 0)}),
+        (14, "MemoDialoguePrep", {"faces": (10, 0), "speakers": (13, 0), "wav2vec": (3, 0), "width": 512,
+                                  "height": 512, "crop_scale": 2.0, "offset_y": 0.0, "fps": 30,
+                                  "vocal_separation": True, "frames_per_clip": 16, "separator": (5, 0),
+                                  "emotion_model": (4, 0)}),
+        (15, "PreviewImage", {"images": (14, 1)}),
+        (16, "MemoRenderDialogue",
+         {"memo_models": (1, 0), "vae": (2, 0), "dialogue": (14, 0), "steps": 20, "cfg": 3.5, "seed": 42,
+          "frames_per_clip": 16, "past_frames": 16, "feather": 0.1, "filename_prefix": "MEMO/dialogue", "crf": 18,
+          "resume": True, "initial_past_frames": 16}),
+    ],
+    "groups": [
+        ("models", "1 · Models", MODELS_NOTE, [1, 2, 3, 4, 5, 6]),
+        ("inputs", "2 · Inputs", DIALOGUE_INPUTS_NOTE, [7, 8, 9]),
+        ("prepare", "3 · Prepare", DIALOGUE_PREPARE_NOTE, [[10, 11, 15], [12, 13, 14]]),
+        ("generate", "4 · Generate", DIALOGUE_GENERATE_NOTE, [16]),
+    ],
+}
+
+
 def display_name(class_type: str) -> str:
     if class_type in CORE:
         return CORE_TITLES[class_type]
@@ -241,22 +290,29 @@ def _note_height(text: str, width: int) -> int:
 def layout(graph: dict) -> dict:
     """Positions of the nodes, one group per stage left to right, a note on top of each group.
 
-    Returns {"nodes": {id: (x, y, w, h)}, "notes": [(group key, x, y, w, h, text)], "groups": [(key, title,
-    [x, y, w, h])], "view": {"scale", "offset"}} in canvas units (a node's rect is its body; its title bar is above)."""
+    A group's members are one column of node ids, or a list of columns placed side by side. Returns {"nodes":
+    {id: (x, y, w, h)}, "notes": [(group key, x, y, w, h, text)], "groups": [(key, title, [x, y, w, h])], "view":
+    {"scale", "offset"}} in canvas units (a node's rect is its body; its title bar is above)."""
     kinds = {nid: ctype for nid, ctype, _i in graph["nodes"]}
     x = 0
     nodes, notes, groups = {}, [], []
     for key, title, note, members in graph["groups"]:
-        width = max([COLUMN_W] + [WIDE.get(kinds[m], COLUMN_W) for m in members])
-        y = GROUP_TITLE_H
+        columns = members if members and isinstance(members[0], list) else [members]   # side by side
+        widths = [max([COLUMN_W] + [WIDE.get(kinds[m], COLUMN_W) for m in column]) for column in columns]
+        width = sum(widths) + COLUMN_GAP * (len(columns) - 1)
+        top = GROUP_TITLE_H
         nh = _note_height(note, width)
-        notes.append((key, x + GROUP_PAD, y + TITLE_H, width, nh, note))
-        y += TITLE_H + nh + GAP
-        for m in members:
-            h = BODY_H[kinds[m]]
-            nodes[m] = (x + GROUP_PAD, y + TITLE_H, width, h)
-            y += TITLE_H + h + GAP
-        groups.append((key, title, [x, 0, width + 2 * GROUP_PAD, y - GAP + GROUP_PAD]))
+        notes.append((key, x + GROUP_PAD, top + TITLE_H, width, nh, note))
+        top += TITLE_H + nh + GAP
+        bottom, cx = top, x + GROUP_PAD
+        for column, cw in zip(columns, widths):
+            y = top
+            for m in column:
+                h = BODY_H[kinds[m]]
+                nodes[m] = (cx, y + TITLE_H, cw, h)
+                y += TITLE_H + h + GAP
+            bottom, cx = max(bottom, y), cx + cw + COLUMN_GAP
+        groups.append((key, title, [x, 0, width + 2 * GROUP_PAD, bottom - GAP + GROUP_PAD]))
         x += width + 2 * GROUP_PAD + GROUP_GAP
     offset = [round(VIEW_MARGIN[0] / VIEW_SCALE, 1), round(VIEW_MARGIN[1] / VIEW_SCALE, 1)]
     return {"nodes": nodes, "notes": notes, "groups": groups, "view": {"scale": VIEW_SCALE, "offset": offset}}

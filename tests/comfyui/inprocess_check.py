@@ -77,7 +77,7 @@ def main() -> None:
 
         extension = asyncio.run(pack.comfy_entrypoint())
         classes = {cls.GET_SCHEMA().node_id: cls for cls in asyncio.run(extension.get_node_list())}
-        result["extension"] = isinstance(extension, ComfyExtension) and len(classes) == 14
+        result["extension"] = isinstance(extension, ComfyExtension) and len(classes) == 19
         models, = classes["MemoModelLoader"].execute("memo", "auto", False)
         managed = models.managed
         result["patcher"] = type(managed.patcher).__name__ if managed.patcher is not None else None

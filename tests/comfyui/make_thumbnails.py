@@ -10,10 +10,13 @@ on the example inputs it ships, queued from the browser with the Run button, and
 captured once the output shows its finished video (paused half-way through). The thumbnail is the
 square around the workflow's last two stages (what makes the video and the video itself), 400x400;
 the canvas picture is the whole graph of memo_basic at a zoom that keeps its text. Needs the same
-Chromium and Playwright as the browser test (test_browser.py). Runs use the browser test's small
-settings (memo_pack_testlib.BROWSER_SETTINGS), and where only tiny random weights exist (as in this
-project's test set-up) the videos are the tiny models' noise; with the released weights installed
-in the host the same command photographs real renders.
+Chromium and Playwright as the browser test (test_browser.py). The canvas shows the widget values
+the workflows ship with (512 px, 20 steps, 30 fps): the runs use the browser test's small settings
+(memo_pack_testlib.BROWSER_SETTINGS), because the full-width VAE alone takes about 12 s per 512x512
+frame on two CPU cores (20 min and more per workflow), and the shipped values are put back on the
+widgets before the photograph. Where only tiny random weights exist (as in this project's test set-up)
+the videos are the tiny models' noise; with the released weights installed in the host the same
+command photographs real renders.
 
 The second entry point (`--shoot plan.json`) is the browser half, run in the Python that has Playwright.
 """
@@ -73,6 +76,41 @@ FIT = """([region, box, maxScale]) => {
   return s;
 }"""
 
+# Set widgets by node type ({type: {widget: value}}); returns what they held before, by node id, to put back.
+SET_KEEPING = """(settings) => {
+  const before = {};
+  for (const n of app.graph._nodes) {
+    const s = settings[n.type];
+    if (!s) continue;
+    for (const [name, value] of Object.entries(s)) {
+      const w = n.widgets?.find((w) => w.name === name);
+      if (!w) continue;
+      (before[n.id] ??= {})[name] = w.value;
+      w.value = value;
+      w.callback?.(value);
+    }
+  }
+  app.graph.setDirtyCanvas(true, true);
+  return before;
+}"""
+
+# Put widget values back ({node id: {widget: value}}); returns the values now shown.
+PUT_BACK = """(values) => {
+  const shown = {};
+  for (const [id, entries] of Object.entries(values)) {
+    const n = app.graph.getNodeById(Number(id));
+    for (const [name, value] of Object.entries(entries)) {
+      const w = n?.widgets?.find((w) => w.name === name);
+      if (!w) continue;
+      w.value = value;
+      w.callback?.(value);
+      (shown[id] ??= {})[name] = w.value;
+    }
+  }
+  app.graph.setDirtyCanvas(true, true);
+  return shown;
+}"""
+
 # Every output video paused half-way through (a picture of the video, not of its first frame).
 SEEK_MIDDLE = """async () => {
   const out = [];
@@ -126,7 +164,7 @@ def shoot(plan_path: str) -> int:
                 page.evaluate(bd.RECORD_EVENTS)
                 r = {**bd.frontend_info(page)}
                 bd._load(page, json.loads(Path(wf["ui"]).read_text()), wf["name"])
-                r["settings"] = bd._set_widgets(page, plan["tiny"].get(wf["name"], plan["tiny"]["*"]))
+                shipped = page.evaluate(SET_KEEPING, plan["tiny"].get(wf["name"], plan["tiny"]["*"]))
                 since = bd._now(page)
                 r["queued_with"] = bd._click_run(page)
                 r["finish"] = bd._wait_finish(page, since, plan["run_timeout"])["type"]
@@ -137,6 +175,10 @@ def shoot(plan_path: str) -> int:
                     if videos and all(v["readyState"] >= 2 for v in videos):
                         break
                     page.wait_for_timeout(500)
+                r["shipped_widgets"] = page.evaluate(PUT_BACK, shipped)      # the values the workflow ships with
+                if r["shipped_widgets"] != shipped:
+                    raise RuntimeError(f"{wf['name']}: could not put the shipped widget values back: "
+                                       f"{r['shipped_widgets']} != {shipped}")
                 r["videos"] = page.evaluate(SEEK_MIDDLE)
                 if wf["name"] == plan["canvas_workflow"]:
                     r["canvas"] = _photo_canvas(page, out / "canvas.png")

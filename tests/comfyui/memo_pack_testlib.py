@@ -115,6 +115,7 @@ def environ_with(extra: dict) -> dict:
 # step, 8-frame clips of a 64x64 face at 8 fps; per workflow name, "*" for the others.
 _SMALL = {"steps": 1, "frames_per_clip": 8, "past_frames": 8}
 BROWSER_TINY = {"MemoSampler": _SMALL, "MemoRenderVideo": _SMALL, "MemoFacePrep": {"width": 64, "height": 64},
-                "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8}}
+                "MemoAudioEncode": {"fps": 8, "frames_per_clip": 8}, "MemoRenderDialogue": _SMALL,
+                "MemoDialoguePrep": {"width": 64, "height": 64, "fps": 8, "frames_per_clip": 8}}
 BROWSER_SETTINGS = {"*": BROWSER_TINY,
                     "memo_long_chunks": {**BROWSER_TINY, "MemoSampler": {**_SMALL, "max_frames": 8}}}

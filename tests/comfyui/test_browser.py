@@ -60,10 +60,12 @@ pytestmark = [pytest.mark.comfyui,
 NAMES = sorted(bw.WORKFLOWS)
 MEMO_NODES = ["MemoModelLoader", "MemoAudioModelLoader", "MemoEmotionModelLoader", "MemoVocalSeparatorLoader",
               "MemoFaceModelLoader", "MemoLoadAudio", "MemoAudioEncode", "MemoDetectEmotion", "MemoFacePrep",
-              "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo"]
+              "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo",
+              "MemoFaceList", "MemoSpeaker", "MemoDialoguePrep", "MemoRenderDialogue", "MemoPasteBackOnto"]
 BLACK = "memo_test_black.png"
 VIEW = (1600, 1000)
-OUTPUT_NODES = {"MemoVideoCombine", "MemoRenderVideo", "SaveVideo", "PreviewImage"}
+VIDEO_NODES = ("MemoVideoCombine", "MemoRenderVideo", "MemoRenderDialogue", "SaveVideo")
+OUTPUT_NODES = {*VIDEO_NODES, "PreviewImage"}
 PINNED_FRONTEND = "1.27."          # what ComfyUI 0.3.64 pins; other frontends (COMFYUI_FRONTEND_ROOT) differ in chrome
 HELP_NODES = ["MemoSampler", "MemoRenderVideo"]
 PACK = "memo_pack"                 # the pack's folder name under custom_nodes (comfy_host.PACK_LINK)
@@ -260,10 +262,10 @@ def test_workflow_runs_from_the_ui_and_shows_its_result(browser, name):
     assert wf["finish"]["type"] == "execution_success", json.dumps(wf["finish"])[:3000]
     _no_errors(wf["after_run"], f"{name} run")
     outputs = wf["outputs"]
-    videos = [o for o in outputs.values() if o["type"] in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo")]
+    videos = [o for o in outputs.values() if o["type"] in VIDEO_NODES]
     assert videos, outputs
     for node_id, o in outputs.items():
-        if o["type"] not in ("MemoVideoCombine", "MemoRenderVideo", "SaveVideo"):
+        if o["type"] not in VIDEO_NODES:
             continue
         item = o["ui"]["images"][0]
         assert o["ui"]["animated"] == [True] and item["filename"].endswith(".mp4")
@@ -278,8 +280,9 @@ def test_workflow_runs_from_the_ui_and_shows_its_result(browser, name):
         played = wf["played"][node_id]
         assert played["error"] is None and played["after"] > played["before"], f"{o['title']} does not play: {played}"
     for o in outputs.values():
-        if o["type"] == "PreviewImage":
-            assert o["image"] and o["image"]["width"] == 64, o
+        if o["type"] == "PreviewImage":                 # a 64x64 crop (small settings), or Face List's whole picture
+            width = 640 if "face numbers" in o["title"] else 64
+            assert o["image"] and o["image"]["width"] == width, o
         if o["type"] == "MemoryStateCarry":
             assert o["info"] == "\n".join(o["ui"]["text"]), o               # the node shows its info text
     if name == "memo_long_chunks":

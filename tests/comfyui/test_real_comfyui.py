@@ -41,10 +41,13 @@ VHS_LINK = "ComfyUI-VideoHelperSuite"
 VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
 NODE_IDS = ["MemoModelLoader", "MemoAudioModelLoader", "MemoEmotionModelLoader", "MemoVocalSeparatorLoader",
             "MemoFaceModelLoader", "MemoLoadAudio", "MemoAudioEncode", "MemoDetectEmotion", "MemoFacePrep",
-            "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo"]
+            "MemoSampler", "MemoryStateCarry", "MemoPasteBack", "MemoVideoCombine", "MemoRenderVideo",
+            "MemoFaceList", "MemoSpeaker", "MemoDialoguePrep", "MemoRenderDialogue", "MemoPasteBackOnto"]
 TINY = ["MemoSampler.steps=1", "MemoSampler.frames_per_clip=8", "MemoSampler.past_frames=8",
         "MemoAudioEncode.fps=8", "MemoAudioEncode.frames_per_clip=8", "MemoFacePrep.width=64",
-        "MemoFacePrep.height=64"]
+        "MemoFacePrep.height=64", "MemoDialoguePrep.width=64", "MemoDialoguePrep.height=64", "MemoDialoguePrep.fps=8",
+        "MemoDialoguePrep.frames_per_clip=8", "MemoRenderDialogue.steps=1", "MemoRenderDialogue.frames_per_clip=8",
+        "MemoRenderDialogue.past_frames=8"]
 TIMINGS: dict = {}
 
 
@@ -334,6 +337,65 @@ def test_long_stream_workflow_resumes_after_interrupt(server):
     assert target.read_bytes() == reference.read_bytes()
 
 
+def test_dialogue_workflow_animates_both_faces(server):
+    """memo_dialogue over HTTP with a picture of two (demo) faces and one voice each: one mp4 of the whole
+    picture in which each face's box differs from the picture and from the other face and moves; the
+    Face List and crop previews come back; a malformed face is refused at queue time naming the widget,
+    a face that does not exist before any model runs, naming how many were found."""
+    import numpy as np
+    from PIL import Image
+
+    from memo_model.apps import tiny_frontends as tf
+    from memo_model.output.probe import probe_video, read_frames
+
+    api, url = server["api"], server["url"]
+    src = server["root"] / "upload_src"
+    picture = tf.write_demo_dialogue_picture(src / "memo_test_two_faces.png")       # 480x240, faces 0 and 1
+    left = tf.write_demo_voice(src / "memo_test_left.wav", seconds=2.0, voice=0)
+    right = tf.write_demo_voice(src / "memo_test_right.wav", seconds=1.5, voice=1)
+
+    def dialogue_prompt(extra=()):
+        prompt = api.load_workflow(lib.WORKFLOWS / "api" / "memo_dialogue.api.json")
+        api.set_input(prompt, "7", "image", api.upload(url, picture))
+        api.set_input(prompt, "8", "audio", api.upload(url, left))
+        api.set_input(prompt, "9", "audio", api.upload(url, right))
+        classes = {n["class_type"] for n in prompt.values()}
+        api.apply_assignments(prompt, [a for a in TINY if a.split(".")[0] in classes] + list(extra))
+        return prompt
+
+    _pid, entry, files = run(server, dialogue_prompt(), "memo_dialogue_s")
+    videos = [f for f in files if f.suffix == ".mp4"]
+    assert [f.name for f in videos] == ["dialogue_00001_.mp4"] and entry["outputs"]["16"]["animated"] == [True]
+    assert len([f for f in files if f.suffix == ".png"]) == 3                   # face numbers + two crops
+    info = probe_video(videos[0])
+    assert (info.num_frames, info.width, info.height) == (16, 480, 240)          # the longer voice, whole picture
+    assert info.audio_seconds == pytest.approx(2.0, abs=0.07)
+    frames = np.stack(list(read_frames(videos[0]))).astype(np.float32)
+    still = np.asarray(Image.open(picture).convert("RGB"), dtype=np.float32)
+    boxes = [(slice(79, 161), slice(88, 152)), (slice(79, 161), slice(328, 392))]
+    for t in range(len(frames)):
+        a, b = (frames[t][box] for box in boxes)
+        assert np.abs(a - still[boxes[0]]).mean() > 5 and np.abs(b - still[boxes[1]]).mean() > 5, t
+        assert np.abs(a - b).mean() > 5, t                                       # each face its own
+        assert np.abs(frames[t][:, 232:248] - still[:, 232:248]).mean() < 3, t   # between the crops: the picture
+    for box in boxes:
+        assert np.abs(frames[1:][(slice(None), *box)] - frames[:-1][(slice(None), *box)]).mean() > 1   # it moves
+    shots = os.environ.get("MEMO_BROWSER_SHOTS")
+    if shots:                                      # a frame to look at: the picture above, frame 8 below
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate([still, frames[8]]).astype(np.uint8)).save(
+            Path(shots) / "memo_dialogue_frame.png")
+
+    with pytest.raises(api.PromptRejected) as err:
+        api.queue_prompt(url, dialogue_prompt(["12.face=left"]))
+    errors = err.value.body["node_errors"]["12"]["errors"]
+    assert len(errors) == 1 and errors[0]["type"] == "custom_validation_failed"
+    assert errors[0]["details"].startswith("face - face 'left': give an index")
+    with pytest.raises(api.PromptFailed, match=r"speaker 2: face index 5 requested but 2 faces were found") as err:
+        run(server, dialogue_prompt(["13.face=5"]), "dialogue_bad_face_s")
+    assert _events(err.value.entry)["execution_error"]["node_type"] == "MemoDialoguePrep"
+
+
 def test_validation_errors(server):
     api = server["api"]
     bad_steps = prompt_for(server, "memo_basic", ["MemoSampler.steps=0"])
@@ -370,7 +432,7 @@ def test_a_linked_widget_is_checked_when_the_node_runs(server):
     prompt["30"] = {"class_type": "PrimitiveString", "inputs": {"value": "../../outside"}}
     api.set_input(prompt, "17", "file_name", "memo/linked_check")        # a new video: the sampler runs
     api.set_input(prompt, "18", "file_name", ["30", 0])
-    with pytest.raises(api.PromptFailed, match=r"file_name .*leaves the folder") as err:
+    with pytest.raises(api.PromptFailed, match=r"file_name: .*leaves the folder") as err:
         run(server, prompt, "linked_file_name_s")        # accepted at queue time: the link is not known there
     assert _events(err.value.entry)["execution_error"]["node_type"] == "MemoryStateCarry"
     assert not (server["root"] / "outside.safetensors").exists()

@@ -5,7 +5,7 @@
 //    needs that player to exist first, so the Python node declares a plain file combo and this
 //    extension adds both widgets, player first. Without this file (or on a frontend without those
 //    widget types) the node stays a working file dropdown.
-// 2. MEMO Render Video / Video Combine: the progress previews sent while rendering take priority
+// 2. MEMO Render Video / Render Dialogue / Video Combine: the progress previews sent while rendering take priority
 //    over the node's output in the frontend, so the finished mp4 would stay hidden behind the last
 //    preview frame; when the node reports its output the previews are dropped and the frontend
 //    shows the video as it does for core Save Video (see dropPreviews for where they live).
@@ -16,7 +16,7 @@
 import { app } from "../../../scripts/app.js";   // served at /extensions/<pack>/js/
 
 const AUDIO_LOADERS = new Set(["MemoLoadAudio"]);
-const VIDEO_OUTPUTS = new Set(["MemoRenderVideo", "MemoVideoCombine"]);
+const VIDEO_OUTPUTS = new Set(["MemoRenderVideo", "MemoRenderDialogue", "MemoVideoCombine"]);
 const TEXT_OUTPUTS = new Set(["MemoryStateCarry"]);
 const NOTE_NODES = new Set(["MemoLoadAudio", "MemoFacePrep", "MemoSampler", "MemoRenderVideo"]);
 const INFO_WIDGET = "memo_info";
