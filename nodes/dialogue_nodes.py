@@ -12,7 +12,7 @@ as the command line's ``--face`` does. Declarations only; the work is nodes/ops_
 from __future__ import annotations
 
 from ..memo_model import job
-from . import sockets, widgets
+from . import checks, sockets, widgets
 from .client_errors import for_clients
 from .dialogue_sockets import MemoDialogue, MemoFaces, MemoSpeakers
 from .host.node_api import io
@@ -202,8 +202,9 @@ class MemoRenderDialogue(io.ComfyNode):
                 initial_past_frames=job.DEFAULT_INITIAL_PAST_FRAMES) -> io.NodeOutput:
         settings = sampling_settings(steps, cfg, seed, frames_per_clip, past_frames, initial_past_frames)
         output = job.OutputSettings(crf=crf, paste_back=True, feather=feather, resume=resume)
-        outputs, ui = render_dialogue_file(memo_models, vae, dialogue, settings, output, filename_prefix)
-        return io.NodeOutput(*outputs, ui=ui)
+        notes = []
+        outputs, ui = render_dialogue_file(memo_models, vae, dialogue, settings, output, filename_prefix, notes)
+        return io.NodeOutput(*outputs, ui=checks.warning_ui(notes, **ui))
 
     @classmethod
     def validate_inputs(cls, filename_prefix=None):

@@ -23,7 +23,7 @@ from ..memo_model.job import MAX_SEED, AudioSettings, JobError, OutputSettings, 
 from . import checks, host
 from .dialogue_values import Dialogue, FaceList, SpeakerSpec
 from .ops_audio import FEATURES_ON_DISK_SECONDS, check_audio_dict
-from .ops_video import next_video_path, prepare_mux_audio, unfinished_video_paths, video_preview
+from .ops_video import next_video_path, prefix_problem, prepare_mux_audio, unfinished_video_paths, video_preview
 from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
@@ -303,23 +303,36 @@ def dialogue_faces(dialogue: Dialogue, frames_per_clip: int, feather: float) -> 
 
 
 def render_dialogue_file(memo_models, vae, dialogue, sampling: SamplingSettings, output: OutputSettings,
-                         filename_prefix: str) -> tuple[tuple, dict]:
+                         filename_prefix: str, warnings: "list | None" = None) -> tuple[tuple, dict]:
     """MEMO Render Dialogue: every face into one mp4 in the output folder, clip by clip; with
     `output.resume` an interrupted render of the same dialogue continues in the same file.
 
-    Returns the node's outputs (path, core VIDEO) and what the canvas shows (the video)."""
+    Returns the node's outputs (path, core VIDEO) and what the canvas shows (the video).
+    `warnings` receives what MEMO Render Video reports too (settings far from the trained ones, an
+    unusable checkpoint, the render's notes), in the users' folder names."""
+    from ..memo_model.output.checkpoint_lifetime import prune_checkpoints
     from ..memo_model.output.dialogue import dialogue_fingerprint, render_dialogue
     from ..memo_model.output.render import RenderSettings
     from ..memo_model.output.resume import find_checkpoint
 
+    notes = warnings if warnings is not None else []
+
+    def note(message: str, level=logging.INFO) -> None:
+        logger.log(level, "MEMO: %s", message)
+        notes.append(host.public_text(message))
+
+    problem = prefix_problem(filename_prefix)        # a linked prefix arrives unchecked: before any work
+    if problem:
+        raise ValueError(problem)
     found = [p for part in (sampling, output) for p in part.problems()]
     if found:
         raise JobError(found)
     if not isinstance(dialogue, Dialogue):
         raise ValueError(f"dialogue: expected MEMO_DIALOGUE from MEMO Dialogue Prep, got {type(dialogue).__name__}")
     fps, fpc = int(dialogue.fps), int(sampling.frames_per_clip)
-    checks.settings_warnings(fps=fps, frames_per_clip=fpc, past_frames=int(sampling.past_frames),
-                             initial_past_frames=int(sampling.initial_past_frames), cfg=float(sampling.cfg))
+    notes += [f"warning: {w}" for w in checks.settings_warnings(
+        fps=fps, frames_per_clip=fpc, past_frames=int(sampling.past_frames),
+        initial_past_frames=int(sampling.initial_past_frames), cfg=float(sampling.cfg))]
     inputs, total = dialogue.inputs, dialogue.num_frames
     faces = dialogue_faces(dialogue, fpc, output.feather)
     settings = RenderSettings.of(sampling, fps=fps, crf=int(output.crf))
@@ -334,12 +347,13 @@ def render_dialogue_file(memo_models, vae, dialogue, sampling: SamplingSettings,
     identity = digest(dialogue.fingerprint, float(output.feather))
 
     target = components = None
+    unfinished = unfinished_video_paths(filename_prefix)
     if output.resume:
         components = dialogue_fingerprint(pipe, faces=faces, num_frames=total, audio=audio, sample_rate=rate,
                                           settings=settings, picture=inputs.picture, inputs_fingerprint=identity)
-        target = find_checkpoint(unfinished_video_paths(filename_prefix), components,
-                                 log=lambda msg: logger.warning("MEMO: %s", msg))
+        target = find_checkpoint(unfinished, components, log=lambda msg: note(f"warning: {msg}", logging.WARNING))
     path, subfolder, filename = target or next_video_path(filename_prefix)
+    prune_checkpoints(unfinished, keep=path, log=note)
     checks.check_video_output(path, num_frames=total, fps=fps, frame_wh=(width, height), resume=bool(output.resume))
 
     bar = host.Progress(1)
@@ -355,11 +369,11 @@ def render_dialogue_file(memo_models, vae, dialogue, sampling: SamplingSettings,
     host.check_interrupt()
     result = render_dialogue(pipe, faces=faces, num_frames=total, audio=audio, sample_rate=rate, output=path,
                              picture=inputs.picture, settings=settings, resume=bool(output.resume),
-                             progress=progress, log=lambda msg: logger.info("MEMO: %s", msg),
+                             progress=progress, log=note,
                              inputs_fingerprint=identity, fingerprint=components, on_clip=on_clip)
     if result.resumed_face_clips:
-        logger.info("MEMO: %s: resumed after %d of %d face clips", filename, result.resumed_face_clips,
-                    result.num_clips * result.num_faces)
+        note(f"{filename}: resumed after {result.resumed_face_clips} of {result.num_clips * result.num_faces} "
+             "face clips")
     return (str(result.path), host.video_output(result.path)), video_preview(filename, subfolder, fps)
 
 

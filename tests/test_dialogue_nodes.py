@@ -357,3 +357,21 @@ def test_the_model_manager_is_asked_for_one_faces_memory(dlg, monkeypatch):
         dialogue_pipeline(dlg.models, dlg.vae, (SIZE, SIZE), faces, FPC, 3.5)
     single = activation_bytes_required(dlg.models.networks, SIZE, SIZE, FPC, 3.5, "default", dlg.models.dtype)
     assert single > 0 and asked == [single, single]
+
+
+def test_render_dialogue_tells_the_client_what_render_video_tells(dlg):
+    """Settings far from the trained ones reach the node's text (canvas, /history) in the command
+    line's words; a linked prefix that leaves the output folder is refused before any model work."""
+    dialogue, _refs, _info = prep(dlg, speakers(dlg, ("a", "0"), ("b", "1")))
+    path, ui = render(dlg, dialogue, cfg=25.0, past_frames=4, filename_prefix="MEMO/warned")
+    assert path.is_file() and ui["images"][0]["filename"] == path.name             # the video is still shown
+    assert ui["text"] == ["warning: past_frames 4: MEMO was trained with 16; far from it the motion can flicker "
+                          "or drift", "warning: cfg 25: far above the default 3.5; expect burnt colours"]
+    calls = []
+    STANDIN.set_progress_hook(lambda *a: calls.append(a))
+    try:
+        with pytest.raises(ValueError, match="filename_prefix: '../outside' leaves the folder"):
+            render(dlg, dialogue, filename_prefix="../outside")
+    finally:
+        STANDIN.set_progress_hook(None)
+    assert calls == []                                                   # no step was sampled
