@@ -126,7 +126,7 @@ def upload(server: str, path: Path, subfolder: str = "", overwrite: bool = True)
 # --------------------------------------------------------------------------- models on the server
 
 # The model inputs of the pack's loader nodes and of core's VAE loader -> memo_model.apps.download
-# components (tests/test_memo_api.py checks this table against the nodes' own inputs and defaults).
+# components (tests/project/test_memo_api.py checks this table against the nodes' own inputs and defaults).
 MODEL_INPUTS = {
     "MemoModelLoader": {"checkpoint": "memo"},
     "MemoAudioModelLoader": {"wav2vec": "wav2vec"},

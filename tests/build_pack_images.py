@@ -5,7 +5,7 @@
 The icon is a drawing (a portrait in profile speaking, made here with Pillow, no third-party art).
 The help pictures are real output of the library: `memo_model.face.frame_portrait` and
 `Framing.paste_back` on a 16:9 cut of the shipped example portrait (example_inputs/), with the
-face box a face detector gives for it. tests/test_help_pages.py rebuilds them and compares.
+face box a face detector gives for it. tests/nodes/test_help_pages.py rebuilds them and compares.
 """
 from __future__ import annotations
 

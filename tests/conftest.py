@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from memo_testing.paths import PARITY
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MEMO_SHARED_DIR", REPO_ROOT.parent / "shared"))
-PARITY = SHARED / "parity"
 
 
 def pytest_configure(config):

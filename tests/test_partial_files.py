@@ -9,13 +9,13 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from test_render import SETTINGS, FakePipeline, make_inputs, render
 
 from memo_model.audio.feature_file import FeatureFileWriter, FeatureWindows
 from memo_model.output.media import partial_path
 from memo_model.output.video import Mp4Writer
 from memo_model.partial_files import PartialBusy, lock_partial, release, remove_abandoned
 from memo_testing.pack import load_pack
+from memo_testing.render_fakes import SETTINGS, FakePipeline, make_inputs, render
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock locks: POSIX only")
 

@@ -50,7 +50,7 @@ def _python_with_playwright():
 
 
 PLAYWRIGHT_PYTHON = _python_with_playwright() if COMFYUI_DIR and COMFYUI_PYTHON else None
-pytestmark = [pytest.mark.comfyui,
+pytestmark = [pytest.mark.comfyui, pytest.mark.browser,
               pytest.mark.skipif(not (COMFYUI_DIR and COMFYUI_PYTHON),
                                  reason="set COMFYUI_DIR and COMFYUI_PYTHON to run the real-frontend tests"),
               pytest.mark.skipif(not CHROMIUM, reason="no Chromium found (apt-get install chromium, or set CHROMIUM)"),

@@ -40,7 +40,7 @@ PLAYWRIGHT_PYTHON = _python_with_playwright() if COMFYUI_DIR and COMFYUI_PYTHON 
 NAMES = sorted(p.stem for p in PREVIOUS.glob("*.json"))
 ADDED_SINCE = {"MemoSampler": {"initial_past_frames": 16}, "MemoRenderVideo": {"initial_past_frames": 16}}
 
-pytestmark = [pytest.mark.comfyui,
+pytestmark = [pytest.mark.comfyui, pytest.mark.browser,
               pytest.mark.skipif(not (COMFYUI_DIR and COMFYUI_PYTHON),
                                  reason="set COMFYUI_DIR and COMFYUI_PYTHON to run the real-frontend tests"),
               pytest.mark.skipif(not CHROMIUM, reason="no Chromium found (apt-get install chromium, or set CHROMIUM)"),

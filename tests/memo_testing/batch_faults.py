@@ -1,4 +1,4 @@
-"""Fault injection for tests/test_batch.py, run in every Ray worker process of its cluster
+"""Fault injection for tests/apps/test_batch.py, run in every Ray worker process of its cluster
 (``worker_process_setup_hook``): kills the worker process right after the first resume
 checkpoint of a chosen job, once, as a lost GPU machine or an out-of-memory kill would."""
 import os
