@@ -23,8 +23,8 @@ from ..memo_model.job import MAX_SEED, AudioSettings, JobError, OutputSettings, 
 from . import checks, host
 from .dialogue_values import Dialogue, FaceList, SpeakerSpec
 from .ops_audio import FEATURES_ON_DISK_SECONDS, check_audio_dict
+from .ops_sampling import memo_pipeline
 from .ops_video import next_video_path, prefix_problem, prepare_mux_audio, unfinished_video_paths, video_preview
-from .vae_adapter import as_codec
 
 logger = logging.getLogger("memo.nodes")
 ALL_CHANNELS = -1            # MEMO Speaker's channel widget: the whole voice (as one face reads it)
@@ -269,19 +269,10 @@ def memory_required(memo_models, size: tuple, faces: int, frames_per_clip: int, 
 
 
 def dialogue_pipeline(memo_models, vae, size: tuple, faces: int, frames_per_clip: int, cfg: float):
-    """A MemoPipeline on the device the model manager loads the networks to, loaded again after
-    every VAE call (the manager may evict them to fit the VAE), as for MEMO Render Video."""
-    from ..memo_model.generation.pipeline import MemoPipeline
-
+    """MEMO Render Video's pipeline (ops_sampling.memo_pipeline), asking the model manager for one
+    face's memory whatever the number of faces."""
     need = memory_required(memo_models, size, faces, frames_per_clip, cfg) if host.in_comfyui() else 0
-
-    def ensure_loaded():
-        return memo_models.managed.load(memory_required=need)
-
-    codec = as_codec(vae, after=ensure_loaded, input_name="vae")
-    device = ensure_loaded()
-    return MemoPipeline(memo_models.networks, codec, getattr(memo_models, "memory", "default"),
-                        getattr(memo_models, "compile", False), device=device, dtype=memo_models.dtype)
+    return memo_pipeline(memo_models, vae, size, frames_per_clip, cfg, need=need)
 
 
 def dialogue_faces(dialogue: Dialogue, frames_per_clip: int, feather: float) -> list:

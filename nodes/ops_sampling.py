@@ -30,14 +30,16 @@ def activation_bytes(memo_models, width: int, height: int, frames_per_clip: int,
                                      getattr(memo_models, "memory", "default"), memo_models.dtype)
 
 
-def memo_pipeline(memo_models, vae, size: tuple, frames_per_clip: int, cfg: float):
+def memo_pipeline(memo_models, vae, size: tuple, frames_per_clip: int, cfg: float, need: "int | None" = None):
     """A MemoPipeline computing where the model manager loads the networks (with partial loading
     some weights stay on the offload device), in the loader's precision; the networks are loaded
-    again after every VAE call, in case the manager evicted them to fit the VAE."""
+    again after every VAE call, in case the manager evicted them to fit the VAE. `need`: the device
+    bytes beyond the weights to ask the manager for (default: one generation of this size)."""
     from ..memo_model.generation.pipeline import MemoPipeline
 
     width, height = size
-    need = activation_bytes(memo_models, width, height, frames_per_clip, cfg) if host.in_comfyui() else 0
+    if need is None:
+        need = activation_bytes(memo_models, width, height, frames_per_clip, cfg) if host.in_comfyui() else 0
 
     def ensure_loaded():
         return memo_models.managed.load(memory_required=need)
