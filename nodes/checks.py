@@ -25,6 +25,15 @@ def warn(messages) -> list[str]:
     return list(messages)
 
 
+def note_to(notes: list):
+    """A `log` for the library's render loops that writes to the server log and appends to `notes`
+    (a node's text, see warning_ui) in the users' folder names."""
+    def note(message: str, level=logging.INFO) -> None:
+        logger.log(level, "MEMO: %s", message)
+        notes.append(host.public_text(message))
+    return note
+
+
 def warning_ui(lines, **ui) -> "dict | None":
     """A node's `ui` with its notes as text, one line each ("warning: ..." for warnings): the canvas shows
     it and ComfyUI keeps it in the prompt's history for API clients. Written in the users' folder names;

@@ -307,10 +307,7 @@ def render_dialogue_file(memo_models, vae, dialogue, sampling: SamplingSettings,
     from ..memo_model.output.resume import find_checkpoint
 
     notes = warnings if warnings is not None else []
-
-    def note(message: str, level=logging.INFO) -> None:
-        logger.log(level, "MEMO: %s", message)
-        notes.append(host.public_text(message))
+    note = checks.note_to(notes)
 
     problem = prefix_problem(filename_prefix)        # a linked prefix arrives unchecked: before any work
     if problem:

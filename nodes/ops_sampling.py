@@ -143,10 +143,7 @@ def render_video_file(memo_models, vae, face, audio, emotion, sampling: Sampling
     from ..memo_model.output.render import render_video as render
 
     notes = warnings if warnings is not None else []
-
-    def note(message: str, level=logging.INFO) -> None:
-        logger.log(level, "MEMO: %s", message)
-        notes.append(host.public_text(message))
+    note = checks.note_to(notes)
 
     problem = prefix_problem(filename_prefix)        # a linked prefix arrives unchecked: before any work
     if problem:
