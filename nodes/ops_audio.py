@@ -148,7 +148,7 @@ def encode_audio(wav2vec, audio, settings: AudioSettings, separator=None) -> tup
         to_file = feature_files.new_path(fingerprint)
     try:
         progress = host.Progress(1)
-        wav2vec.managed.load(memory_required=_wav2vec_memory(a16.num_samples))
+        wav2vec.managed.load(memory_required=wav2vec_memory(a16.num_samples))
         features = encode_voice(a16, wav2vec.encoder, separator.separator if separator is not None else None,
                                 fps=fps, frames_per_clip=fpc, to_file=to_file)
         memo_audio = MemoAudio(features=features, audio=audio, fps=fps, frames_per_clip=fpc,
@@ -186,21 +186,24 @@ def detect_emotion_track(audio, emotion_model=None, override: str = "") -> tuple
     a16 = load_16k(audio, "audio")
     detector = None
     if emotion_model is not None:                # the detector computes where the manager puts its weights
-        emotion_model.managed.load(memory_required=_emotion_memory())
+        emotion_model.managed.load(memory_required=emotion_memory())
         detector = emotion_model.detector
     labels = detect_emotion(a16, detector, override, what="override" if override.strip() else "emotion_model")
     text = labels.timeline() + ("\n" + OVERRIDE_NOTE if "override" in labels.source else "")
     return labels, text
 
 
-def _wav2vec_memory(num_samples: int) -> int:
+def wav2vec_memory(num_samples: int) -> int:
+    """Device bytes beyond the weights that wav2vec needs for this much 16 kHz audio (for the model manager)."""
     # conv features of 512 channels per 320 samples + a 768-wide encoder, a few copies, fp32
     return int(num_samples / 320 * 768 * 4 * 24)
 
 
-def _emotion_memory() -> int:
+def emotion_memory() -> int:
+    """Device bytes beyond the weights that the emotion detector needs (for the model manager)."""
     return int(8 * 48000 * 1024 * 4 * 6)   # a batch of 8 three-second windows through a 1024-wide transformer
 
 
 __all__ = ["FEATURES_ON_DISK_SECONDS", "decode_audio_file", "load_audio_file", "audio_file_identity",
-           "check_audio_file", "check_audio_dict", "load_16k", "trim_audio", "encode_audio", "detect_emotion_track"]
+           "check_audio_file", "check_audio_dict", "load_16k", "trim_audio", "encode_audio", "detect_emotion_track",
+           "wav2vec_memory", "emotion_memory"]

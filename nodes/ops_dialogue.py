@@ -130,19 +130,19 @@ def _longest_seconds(speakers, mix) -> float:
 
 
 def _wav2vec_loader(wav2vec, seconds: float):
-    from .ops_audio import _wav2vec_memory
+    from .ops_audio import wav2vec_memory
 
     def load():
-        wav2vec.managed.load(memory_required=_wav2vec_memory(int(seconds * 16000) + 1))
+        wav2vec.managed.load(memory_required=wav2vec_memory(int(seconds * 16000) + 1))
         return wav2vec.encoder
     return load
 
 
 def _emotion_loader(emotion_model):
-    from .ops_audio import _emotion_memory
+    from .ops_audio import emotion_memory
 
     def load():
-        emotion_model.managed.load(memory_required=_emotion_memory())
+        emotion_model.managed.load(memory_required=emotion_memory())
         return emotion_model.detector
     return load
 

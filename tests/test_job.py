@@ -197,8 +197,10 @@ def test_every_bad_value_is_named_in_the_callers_words():
 
 def test_node_widgets_are_checked_by_the_job_rules(world):
     pack = load_pack()                 # the pack's own copy of memo_model, as inside ComfyUI
-    with pytest.raises(pack.memo_model.job.JobError, match=r"^initial_past_frames 0: must be a whole number 1\.\.256"):
+    with pytest.raises(ValueError, match=r"^initial_past_frames 0: must be a whole number 1\.\.256") as err:
         node_classes(pack)["MemoSampler"].execute(None, None, None, None, None, initial_past_frames=0)
+    # the client sees a builtin ValueError (nodes.client_errors), raised from the job's own JobError
+    assert type(err.value) is ValueError and isinstance(err.value.__cause__, pack.memo_model.job.JobError)
 
 
 def test_an_api_prompt_without_the_new_widget_is_still_valid():

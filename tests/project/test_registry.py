@@ -37,7 +37,8 @@ PROJECT, COMFY = PYPROJECT["project"], PYPROJECT["tool"]["comfy"]
 SHIPPED = {"__init__.py", "nodes", "web", "workflows", "example_inputs", "memo_model", "scripts", "docs",
            "README.md", "LICENSE", "requirements.txt", "pyproject.toml", "icon.png"}
 DEVELOPMENT = {"tests", "benchmarks", ".ci", "pytest.ini", "requirements-test.txt", ".gitignore", ".comfyignore"}
-NEVER = re.compile(r"(^|/)(__pycache__/|node\.zip$|\.DS_Store$)|\.py[cod]$")
+NEVER = re.compile(r"(^|/)(__pycache__/|node\.zip$|\.DS_Store$)|\.py[cod]$"
+                   r"|^workflows/[^/]+\.py$")               # the workflows' generator: a development tool
 
 FRONTEND = "comfyui-frontend-package"
 TESTED_FRONTENDS = ("1.27.10", "1.35.9", "1.58.1")
