@@ -33,20 +33,14 @@ CASES = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("one_job")
-    mp = pytest.MonkeyPatch()
-    for key, value in lib.local_env(root).items():
-        mp.setenv(key, value)
-    mp.setenv("MEMO_DEVICE", "cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    ckpt = lib.write_tiny_pack_models(root / "models")
+    local = lib.LocalPack(root)
+    ckpt = local.ckpt
     from memo_model.apps.tiny_frontends import write_demo_portrait, write_demo_voice
 
     picture = write_demo_portrait(root / "input" / "portrait.png")
     voice = write_demo_voice(root / "input" / "voice.wav", seconds=0.5)     # 15 frames at 30 fps: 2 clips of 8
     yield {"root": root, "ckpt": ckpt, "picture": picture, "voice": voice, "renders": {}}
-    torch.set_num_threads(threads)
-    mp.undo()
+    local.undo()
 
 
 def decoded(path: Path) -> np.ndarray:

@@ -54,6 +54,34 @@ def local_env(root: Path) -> dict:
     return env
 
 
+class LocalPack:
+    """The pack's local (no-ComfyUI) folders under `root` as MEMO_* variables, tiny models in
+    `root/models` (`ckpt`: the checkpoint folder), one torch thread (tiny tensors: faster, and immune
+    to busy-waiting on shared CPUs); `device` sets MEMO_DEVICE unless None. `undo()` restores the
+    variables and the thread count (the end of a module fixture)."""
+
+    def __init__(self, root: Path, device: "str | None" = "cpu"):
+        import torch
+
+        self._saved = {k: os.environ.get(k) for k in (*LOCAL_ENV, "MEMO_DEVICE")}
+        os.environ.update(local_env(root))
+        if device is not None:
+            os.environ["MEMO_DEVICE"] = device
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self.ckpt = write_tiny_pack_models(Path(root) / "models")
+
+    def undo(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._threads)
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def load_image_tensor(path: Path):
     """A picture as ComfyUI's IMAGE [1, H, W, 3] float32 in 0..1 (as core LoadImage makes it)."""
     import torch

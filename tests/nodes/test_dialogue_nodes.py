@@ -31,13 +31,8 @@ BOXES = [[88.0, 79.0, 152.0, 161.0], [328.0, 79.0, 392.0, 161.0]]     # the tiny
 @pytest.fixture(scope="module")
 def dlg(tmp_path_factory):
     root = tmp_path_factory.mktemp("memo_dialogue_nodes")
-    mp = pytest.MonkeyPatch()
-    for key, value in lib.local_env(root).items():
-        mp.setenv(key, value)
-    mp.setenv("MEMO_DEVICE", "cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    ckpt = lib.write_tiny_pack_models(root / "models")
+    local = lib.LocalPack(root)
+    ckpt = local.ckpt
     inp = root / "input"
     picture = tf.write_demo_dialogue_picture(inp / "two.png")
     a, b = tf.write_demo_voices(inp, seconds=(0.5, 0.3))                 # 15 and 9 frames at 30 fps
@@ -59,8 +54,7 @@ def dlg(tmp_path_factory):
     yield ns
     STANDIN.set_progress_hook(None)
     STANDIN.clear_interrupt()
-    torch.set_num_threads(threads)
-    mp.undo()
+    local.undo()
 
 
 def speakers(ns, *entries):

@@ -38,13 +38,8 @@ FOREIGN_IDS = {"LoadAudio", "SaveAudio", "PreviewAudio", "SaveVideo", "CreateVid
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
     root = tmp_path_factory.mktemp("memo_pack")
-    mp = pytest.MonkeyPatch()
-    for key, value in lib.local_env(root).items():
-        mp.setenv(key, value)
-    mp.setenv("MEMO_DEVICE", "cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)      # tiny tensors: one thread is faster, and immune to busy-waiting on shared CPUs
-    ckpt = lib.write_tiny_pack_models(root / "models")
+    local = lib.LocalPack(root)
+    ckpt = local.ckpt
     inputs = lib.write_inputs(root / "input")
     with torch.inference_mode():                       # ComfyUI runs every node under inference mode
         ns = SimpleNamespace(root=root, ckpt=ckpt, inputs=inputs, output=root / "output")
@@ -65,8 +60,7 @@ def pack(tmp_path_factory):
     yield ns
     STANDIN.set_progress_hook(None)
     STANDIN.clear_interrupt()
-    torch.set_num_threads(threads)
-    mp.undo()
+    local.undo()
 
 
 def sample(ns, **kw):

@@ -171,12 +171,8 @@ def test_api_workflow_is_valid(name):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("memo_workflows")
-    mp = pytest.MonkeyPatch()
-    for key, value in lib.local_env(root).items():
-        mp.setenv(key, value)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    ckpt = lib.write_tiny_pack_models(root / "models")
+    local = lib.LocalPack(root, device=None)
+    ckpt = local.ckpt
     for sub in ("wav2vec2-base-960h", "emotion2vec_plus_large"):      # the layout the workflows default to
         shutil.move(str(ckpt / sub), str(root / "models" / "memo" / sub))
     inputs = lib.write_inputs(root / "input")
@@ -188,8 +184,7 @@ def env(tmp_path_factory):
     tf.write_demo_voice(root / "input" / bw.VOICE_RIGHT, seconds=1.5, voice=1)
     from memo_model.generation.vae import DiffusersVae
     yield {"root": root, "vae": DiffusersVae.from_pretrained(ckpt / "vae"), "saved": []}
-    torch.set_num_threads(threads)
-    mp.undo()
+    local.undo()
 
 
 def stand_ins(env):
